@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "xstrain",
+      "sources": [
+        "native/node/addon.c",
+        "native/core/activation_s8.c",
+        "native/core/crc32.c",
+        "native/core/dispatch.c",
+        "native/core/fully_connected_s8.c",
+        "native/core/sgd_s8.c",
+        "native/core/softmax_xent_s8.c"
+      ],
+      "cflags_c": ["-std=c99", "-O2", "-Wall", "-Wextra"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

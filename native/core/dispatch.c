@@ -1,0 +1,253 @@
+/*
+ * The one entry point of the C core for every binding (Node-API, xsmc, the
+ * bare-metal trace driver). Arguments are int32; tensors are byte offsets
+ * into the arena. Each op lists its tensors in a small table; bind() checks
+ * every one against the arena (bounds, alignment) and checks that no tensor
+ * the op writes overlaps another of its tensors, before the kernel runs.
+ * Argument layouts: see the table in native/README.md and src/core/ops.ts.
+ */
+#include "xst.h"
+
+#define MAX_DIM (1 << 24)
+#define MAX_REFS 12
+
+typedef struct {
+  int32_t off;      /* byte offset, -1 = none (only if optional)  */
+  uint64_t bytes;   /* size derived from the dims                 */
+  uint32_t align;   /* 1, 2 or 4                                  */
+  uint8_t written;  /* the op writes it                           */
+  uint8_t optional; /* -1 allowed                                 */
+  uint8_t inplace;  /* written in place: may not overlap others   */
+  void *ptr;
+} tref;
+
+static int bind(uint8_t *arena, uint32_t arena_len, tref *t, int n) {
+  for (int k = 0; k < n; k++) {
+    if (t[k].off == -1 && t[k].optional) { t[k].ptr = 0; continue; }
+    if (t[k].off < 0) return XST_ERR_BOUNDS;
+    if ((uint64_t)(uint32_t)t[k].off + t[k].bytes > (uint64_t)arena_len) return XST_ERR_BOUNDS;
+    if ((uint32_t)t[k].off % t[k].align) return XST_ERR_ALIGN;
+    t[k].ptr = arena + t[k].off;
+  }
+  for (int a = 0; a < n; a++) {
+    if (!t[a].written || !t[a].ptr) continue;
+    uint64_t a0 = (uint32_t)t[a].off, a1 = a0 + t[a].bytes;
+    for (int b = 0; b < n; b++) {
+      if (b == a || !t[b].ptr) continue;
+      uint64_t b0 = (uint32_t)t[b].off, b1 = b0 + t[b].bytes;
+      if (a0 < b1 && b0 < a1) return XST_ERR_ALIAS;
+    }
+  }
+  return XST_OK;
+}
+
+static int dim_ok(int32_t v) { return v >= 1 && v <= MAX_DIM; }
+
+static int block_ok(int32_t out, int32_t in, int32_t ob, int32_t oe, int32_t ib, int32_t ie) {
+  return ob >= 0 && ob < oe && oe <= out && ib >= 0 && ib < ie && ie <= in;
+}
+
+#define REF(o, b, al, w, opt) ((tref){(o), (uint64_t)(b), (al), (w), (opt), 0, 0})
+#define CELL(o, w) REF((o), 4, 4, (w), 0)
+
+static int op_fc_forward(const int32_t *a, uint8_t *arena, uint32_t len) {
+  xst_fc_dims d = {a[0], a[1], a[2]};
+  if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
+  uint64_t R = (uint64_t)d.rows, I = (uint64_t)d.in_features, O = (uint64_t)d.out_features;
+  tref t[7] = {
+    REF(a[7], R * I, 1, 0, 0),            /* in    */
+    REF(a[8], O * I, 1, 0, 0),            /* w     */
+    REF(a[9], O * 4, 4, 0, 1),            /* bias  */
+    REF(a[10], R * O, 1, 1, 0),           /* out   */
+    REF(a[11], (R * O + 7) / 8, 1, 1, 1), /* mask  */
+    REF(a[12], O * 4, 4, 0, 0),           /* multiplier */
+    REF(a[13], O * 4, 4, 0, 0),           /* shift */
+  };
+  int st = bind(arena, len, t, 7);
+  if (st) return st;
+  xst_fc_quant q = {a[3], a[4], a[5], a[6], (const int32_t *)t[5].ptr, (const int32_t *)t[6].ptr};
+  return fully_connected_s8_forward(&d, &q, (const int8_t *)t[0].ptr, (const int8_t *)t[1].ptr,
+                                    (const int32_t *)t[2].ptr, (int8_t *)t[3].ptr, (uint8_t *)t[4].ptr);
+}
+
+static int op_fc_backward_input(const int32_t *a, uint8_t *arena, uint32_t len) {
+  xst_fc_dims d = {a[0], a[1], a[2]};
+  if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
+  uint64_t R = (uint64_t)d.rows, I = (uint64_t)d.in_features, O = (uint64_t)d.out_features;
+  tref t[7] = {
+    REF(a[3], O * 2, 2, 0, 0),  /* wscale mantissa */
+    REF(a[5], R * O, 1, 0, 0),  /* grad_out */
+    CELL(a[6], 0),              /* grad_out_exp */
+    REF(a[7], O * I, 1, 0, 0),  /* w */
+    REF(a[8], R * I, 1, 1, 0),  /* grad_in */
+    CELL(a[9], 1),              /* grad_in_exp */
+    REF(a[10], fully_connected_s8_backward_input_scratch_size(&d), 4, 1, 0), /* scratch */
+  };
+  int st = bind(arena, len, t, 7);
+  if (st) return st;
+  xst_wscale ws = {(const int16_t *)t[0].ptr, a[4]};
+  return fully_connected_s8_backward_input(&d, &ws, (const int8_t *)t[1].ptr, (const int32_t *)t[2].ptr,
+                                           (const int8_t *)t[3].ptr, (int8_t *)t[4].ptr,
+                                           (int32_t *)t[5].ptr, t[6].ptr);
+}
+
+static int op_fc_backward_bias(const int32_t *a, uint8_t *arena, uint32_t len) {
+  xst_fc_dims d = {a[0], a[1], a[2]};
+  if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
+  xst_block b = {a[3], a[4], 0, d.in_features};
+  if (!block_ok(d.out_features, d.in_features, b.oc_begin, b.oc_end, 0, d.in_features)) return XST_ERR_RANGE;
+  tref t[2] = {
+    REF(a[5], (uint64_t)d.rows * (uint64_t)d.out_features, 1, 0, 0),
+    REF(a[6], (uint64_t)(b.oc_end - b.oc_begin) * 4, 4, 1, 0),
+  };
+  int st = bind(arena, len, t, 2);
+  if (st) return st;
+  return fully_connected_s8_backward_bias(&d, &b, (const int8_t *)t[0].ptr, (int32_t *)t[1].ptr);
+}
+
+static int op_fc_backward_weight(const int32_t *a, uint8_t *arena, uint32_t len) {
+  xst_fc_dims d = {a[0], a[1], a[2]};
+  if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
+  xst_block b = {a[3], a[4], a[5], a[6]};
+  if (!block_ok(d.out_features, d.in_features, b.oc_begin, b.oc_end, b.ic_begin, b.ic_end)) return XST_ERR_RANGE;
+  uint64_t R = (uint64_t)d.rows;
+  tref t[3] = {
+    REF(a[8], R * (uint64_t)d.out_features, 1, 0, 0),
+    REF(a[9], R * (uint64_t)d.in_features, 1, 0, 0),
+    REF(a[10], (uint64_t)(b.oc_end - b.oc_begin) * (uint64_t)(b.ic_end - b.ic_begin) * 4, 4, 1, 0),
+  };
+  int st = bind(arena, len, t, 3);
+  if (st) return st;
+  return fully_connected_s8_backward_weight(&d, &b, a[7], (const int8_t *)t[0].ptr,
+                                            (const int8_t *)t[1].ptr, (int32_t *)t[2].ptr);
+}
+
+static int op_fc_backward_weight_sgd(const int32_t *a, uint8_t *arena, uint32_t len) {
+  xst_fc_dims d = {a[0], a[1], a[2]};
+  if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
+  xst_block b = {a[3], a[4], a[5], a[6]};
+  if (!block_ok(d.out_features, d.in_features, b.oc_begin, b.oc_end, b.ic_begin, b.ic_end)) return XST_ERR_RANGE;
+  uint64_t R = (uint64_t)d.rows, I = (uint64_t)d.in_features, O = (uint64_t)d.out_features;
+  tref t[7] = {
+    REF(a[8], R * O, 1, 0, 0),  /* grad_out */
+    CELL(a[9], 0),              /* grad_out_exp */
+    REF(a[10], R * I, 1, 0, 0), /* in */
+    REF(a[11], O * 4, 4, 0, 0), /* lr multiplier */
+    REF(a[12], O * 4, 4, 0, 0), /* lr shift */
+    REF(a[13], O * I, 1, 1, 0), /* w (updated in place) */
+    CELL(a[14], 1),             /* rng */
+  };
+  int st = bind(arena, len, t, 7);
+  if (st) return st;
+  xst_lr lr = {(const int32_t *)t[3].ptr, (const int32_t *)t[4].ptr};
+  return fully_connected_s8_backward_weight_sgd(&d, &b, a[7], (const int8_t *)t[0].ptr,
+                                                (const int32_t *)t[1].ptr, (const int8_t *)t[2].ptr,
+                                                &lr, (int8_t *)t[5].ptr, (uint32_t *)t[6].ptr);
+}
+
+static int op_sgd_s8_update(const int32_t *a, uint8_t *arena, uint32_t len) {
+  xst_fc_dims d = {1, a[0], a[1]};
+  if (!dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
+  xst_block b = {a[2], a[3], a[4], a[5]};
+  if (!block_ok(d.out_features, d.in_features, b.oc_begin, b.oc_end, b.ic_begin, b.ic_end)) return XST_ERR_RANGE;
+  uint64_t I = (uint64_t)d.in_features, O = (uint64_t)d.out_features;
+  tref t[6] = {
+    REF(a[6], (uint64_t)(b.oc_end - b.oc_begin) * (uint64_t)(b.ic_end - b.ic_begin) * 4, 4, 0, 0),
+    CELL(a[7], 0),
+    REF(a[8], O * 4, 4, 0, 0),
+    REF(a[9], O * 4, 4, 0, 0),
+    REF(a[10], O * I, 1, 1, 0),
+    CELL(a[11], 1),
+  };
+  int st = bind(arena, len, t, 6);
+  if (st) return st;
+  xst_lr lr = {(const int32_t *)t[2].ptr, (const int32_t *)t[3].ptr};
+  return sgd_s8_update(&d, &b, (const int32_t *)t[0].ptr, (const int32_t *)t[1].ptr, &lr,
+                       (int8_t *)t[4].ptr, (uint32_t *)t[5].ptr);
+}
+
+static int op_sgd_s32_update(const int32_t *a, uint8_t *arena, uint32_t len) {
+  int32_t out = a[0];
+  if (!dim_ok(out)) return XST_ERR_DIMS;
+  xst_block b = {a[1], a[2], 0, 1};
+  if (!block_ok(out, 1, b.oc_begin, b.oc_end, 0, 1)) return XST_ERR_RANGE;
+  uint64_t O = (uint64_t)out;
+  tref t[6] = {
+    REF(a[3], (uint64_t)(b.oc_end - b.oc_begin) * 4, 4, 0, 0),
+    CELL(a[4], 0),
+    REF(a[5], O * 4, 4, 0, 0),
+    REF(a[6], O * 4, 4, 0, 0),
+    REF(a[7], O * 4, 4, 1, 0),
+    CELL(a[8], 1),
+  };
+  int st = bind(arena, len, t, 6);
+  if (st) return st;
+  xst_lr lr = {(const int32_t *)t[2].ptr, (const int32_t *)t[3].ptr};
+  return sgd_s32_update(&b, (const int32_t *)t[0].ptr, (const int32_t *)t[1].ptr, &lr,
+                        (int32_t *)t[4].ptr, (uint32_t *)t[5].ptr);
+}
+
+static int op_activation_backward(const int32_t *a, uint8_t *arena, uint32_t len) {
+  if (!dim_ok(a[0])) return XST_ERR_DIMS;
+  uint64_t n = (uint64_t)a[0];
+  tref t[2] = {REF(a[1], (n + 7) / 8, 1, 0, 0), REF(a[2], n, 1, 1, 0)};
+  int st = bind(arena, len, t, 2);
+  if (st) return st;
+  return activation_s8_backward(a[0], (const uint8_t *)t[0].ptr, (int8_t *)t[1].ptr);
+}
+
+static int op_softmax_xent_backward(const int32_t *a, uint8_t *arena, uint32_t len) {
+  if (a[0] < 1 || a[0] > 128) return XST_ERR_DIMS;
+  uint64_t n = (uint64_t)a[0];
+  tref t[5] = {
+    REF(a[1], n, 1, 0, 0), /* logits */
+    CELL(a[3], 0),         /* label */
+    REF(a[4], n, 1, 1, 0), /* grad */
+    CELL(a[5], 1),         /* grad_exp */
+    REF(a[6], 4, 4, 1, 1), /* p_label_q16 */
+  };
+  int st = bind(arena, len, t, 5);
+  if (st) return st;
+  return softmax_xent_s8_backward(a[0], (const int8_t *)t[0].ptr, a[2], *(const int32_t *)t[1].ptr,
+                                  (int8_t *)t[2].ptr, (int32_t *)t[3].ptr, (int32_t *)t[4].ptr);
+}
+
+typedef int (*op_fn)(const int32_t *, uint8_t *, uint32_t);
+static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
+  {0, 0},
+  {op_fc_forward, 14},
+  {op_fc_backward_input, 11},
+  {op_fc_backward_bias, 7},
+  {op_fc_backward_weight, 11},
+  {op_fc_backward_weight_sgd, 15},
+  {op_sgd_s8_update, 12},
+  {op_sgd_s32_update, 9},
+  {op_activation_backward, 3},
+  {op_softmax_xent_backward, 7},
+};
+
+int xst_dispatch(int32_t op, const int32_t *args, int32_t nargs, uint8_t *arena, uint32_t arena_len) {
+  if (op < 1 || op >= XST_OP_COUNT) return XST_ERR_BAD_OP;
+  if (nargs != kOps[op].nargs) return XST_ERR_ARG_COUNT;
+  if (!arena && arena_len) return XST_ERR_BOUNDS;
+  return kOps[op].fn(args, arena, arena_len);
+}
+
+int32_t xst_op_nargs(int32_t op) {
+  return op >= 1 && op < XST_OP_COUNT ? kOps[op].nargs : -1;
+}
+
+const char *xst_status_name(int status) {
+  switch (status) {
+    case XST_OK: return "ok";
+    case XST_ERR_ARG_COUNT: return "wrong number of arguments";
+    case XST_ERR_BAD_OP: return "unknown op";
+    case XST_ERR_DIMS: return "bad dimensions";
+    case XST_ERR_RANGE: return "channel range out of bounds";
+    case XST_ERR_BOUNDS: return "tensor outside the arena";
+    case XST_ERR_ALIGN: return "tensor misaligned";
+    case XST_ERR_PARAM: return "quantisation parameter out of range";
+    case XST_ERR_ALIAS: return "output tensor overlaps another tensor";
+    default: return "unknown status";
+  }
+}

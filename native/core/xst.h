@@ -1,0 +1,215 @@
+/*
+ * xstrain C core: public contract.
+ *
+ * C99, no malloc, no stdio, no platform headers. Every tensor lives in one
+ * caller-owned arena (a byte buffer); kernels take pointers, the dispatcher
+ * takes byte offsets into the arena and checks every one of them before a
+ * kernel runs. Bindings (Node-API, xsmc, the bare-metal trace driver) call
+ * only xst_dispatch(), so bounds checking lives in exactly one place.
+ *
+ * Numeric conventions (see native/README.md for the full text):
+ *  - activations: int8, per-tensor (scale, zero point), TFLite int8 spec;
+ *  - weights: int8 symmetric per output channel, [out][in] row-major;
+ *  - bias: int32 with scale s_x * s_w[c];
+ *  - requantisation: Q31 multiplier + shift (TFLite convention: shift > 0 is
+ *    a left shift), saturating rounding doubling high multiply, rounding
+ *    right shift;
+ *  - gradients: int8 values with one power-of-two exponent per tensor stored
+ *    in an int32 cell next to them (real = q * 2^exp); weight/bias gradient
+ *    buffers are int32 with the exponent of the output gradient.
+ */
+#ifndef XST_H
+#define XST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- status codes ------------------------------------------------------ */
+typedef enum {
+  XST_OK = 0,
+  XST_ERR_ARG_COUNT = 1,    /* wrong number of arguments for the op        */
+  XST_ERR_BAD_OP = 2,       /* unknown op id                               */
+  XST_ERR_DIMS = 3,         /* a dimension is zero, negative or too large  */
+  XST_ERR_RANGE = 4,        /* a channel range is empty or out of bounds   */
+  XST_ERR_BOUNDS = 5,       /* a tensor does not lie inside the arena      */
+  XST_ERR_ALIGN = 6,        /* an int16/int32 tensor is not aligned        */
+  XST_ERR_PARAM = 7,        /* a quantisation parameter is out of range    */
+  XST_ERR_ALIAS = 8         /* two tensors overlap where the op forbids it */
+} xst_status;
+
+const char *xst_status_name(int status);
+
+/* ---- requantisation / fixed point helpers are in xst_fixed.h ----------- */
+
+/* ---- kernel parameter structs (CMSIS-NN style) ------------------------- */
+
+/* Shape of a fully-connected layer. rows = batch. */
+typedef struct {
+  int32_t rows;
+  int32_t in_features;
+  int32_t out_features;
+} xst_fc_dims;
+
+/* Forward quantisation of a fully-connected layer. */
+typedef struct {
+  int32_t input_offset;       /* -zp_in, in [-127, 128]                      */
+  int32_t output_offset;      /*  zp_out, in [-128, 127]                     */
+  int32_t act_min;            /* fused activation clamp, int8 domain         */
+  int32_t act_max;
+  const int32_t *multiplier;  /* [out] Q31 per-channel multipliers           */
+  const int32_t *shift;       /* [out] per-channel shifts (>0: left)         */
+} xst_fc_quant;
+
+/* Scale of the weights for the input gradient: s_w[c] = m[c] * 2^(exp-15). */
+typedef struct {
+  const int16_t *mantissa_q15; /* [out] in [0, 32767]                        */
+  int32_t exp;
+} xst_wscale;
+
+/* Half-open channel block [begin, end) used by the sparse update. */
+typedef struct {
+  int32_t oc_begin, oc_end;   /* output channels                             */
+  int32_t ic_begin, ic_end;   /* input channels (features)                   */
+} xst_block;
+
+/* Per-channel learning-rate factor for SGD: step = lr * grad_real / s_param,
+ * folded into Q31 multiplier + shift per output channel (QAS: the 1/s_w and
+ * 1/(s_w*s_x) factors live here, computed at compile time). */
+typedef struct {
+  const int32_t *multiplier;  /* [out] Q31                                   */
+  const int32_t *shift;       /* [out] TFLite convention                     */
+} xst_lr;
+
+/* ---- kernels ------------------------------------------------------------
+ * Each kernel returns XST_OK or an error from dimension checks; pointers
+ * are trusted (the dispatcher checked them). */
+
+/* out[r][c] = clamp(requant(sum_i (in[r][i]+input_offset)*w[c][i] + bias[c]))
+ * in (rows,in) int8, w (out,in) int8, bias (out) int32 or NULL,
+ * out (rows,out) int8, mask (ceil(rows*out/8)) bit per output or NULL:
+ * bit set when act_min < out < act_max (the clamp let the gradient through).
+ * Aliasing: out and mask must not overlap in, w, bias. Scratch: none. */
+int fully_connected_s8_forward(const xst_fc_dims *d, const xst_fc_quant *q,
+                               const int8_t *in, const int8_t *w,
+                               const int32_t *bias, int8_t *out,
+                               uint8_t *mask);
+size_t fully_connected_s8_forward_scratch_size(const xst_fc_dims *d);
+
+/* grad_in[r][i] (int8, exponent *grad_in_exp) =
+ *   sum_c w[c][i] * s_w[c] * grad_out[r][c] * 2^grad_out_exp, normalised so
+ *   the largest magnitude lands in [64,127]. Sets (does not accumulate).
+ * scratch: fully_connected_s8_backward_input_scratch_size() bytes, 4-aligned.
+ * Aliasing: grad_in must not overlap grad_out, w or scratch. */
+int fully_connected_s8_backward_input(const xst_fc_dims *d,
+                                      const xst_wscale *ws,
+                                      const int8_t *grad_out,
+                                      const int32_t *grad_out_exp,
+                                      const int8_t *w, int8_t *grad_in,
+                                      int32_t *grad_in_exp, void *scratch);
+size_t fully_connected_s8_backward_input_scratch_size(const xst_fc_dims *d);
+
+/* grad_bias[c - oc_begin] = sum_r grad_out[r][c]  (int32, exponent of
+ * grad_out). Sets. Only the output-channel range of blk is used.
+ * Aliasing: none allowed. Scratch: none. */
+int fully_connected_s8_backward_bias(const xst_fc_dims *d, const xst_block *blk,
+                                     const int8_t *grad_out, int32_t *grad_bias);
+
+/* grad_w[c - oc_begin][i - ic_begin] =
+ *   sum_r grad_out[r][c] * (in[r][i] + input_offset)
+ * int32, real scale 2^grad_out_exp * s_in. Sets. Aliasing: none allowed. */
+int fully_connected_s8_backward_weight(const xst_fc_dims *d,
+                                       const xst_block *blk,
+                                       int32_t input_offset,
+                                       const int8_t *grad_out,
+                                       const int8_t *in, int32_t *grad_w);
+
+/* Fused weight gradient + integer SGD (Tiny Training Engine in-place update):
+ * for each (c, i) in blk, g = sum_r grad_out[r][c]*(in[r][i]+input_offset)
+ * and w[c][i] -= sr(g * lr[c] * 2^grad_out_exp), without a gradient buffer.
+ * Bit-identical to backward_weight followed by sgd_s8_update. */
+int fully_connected_s8_backward_weight_sgd(const xst_fc_dims *d,
+                                           const xst_block *blk,
+                                           int32_t input_offset,
+                                           const int8_t *grad_out,
+                                           const int32_t *grad_out_exp,
+                                           const int8_t *in, const xst_lr *lr,
+                                           int8_t *w, uint32_t *rng);
+
+/* Integer SGD with stochastic rounding (xorshift32 state *rng, advanced once
+ * per element of the block whose gradient is nonzero, row-major over
+ * (oc, ic); zero gradients change nothing and draw nothing):
+ *   w[c][i] = clamp(w[c][i] - floor((g*M[c] + r) / 2^R), -127, 127),
+ *   R = 31 - shift[c] - grad_exp, r uniform in [0, 2^R).
+ * w is the full (out,in) tensor, grad the (oc,ic) block of blk. */
+int sgd_s8_update(const xst_fc_dims *d, const xst_block *blk,
+                  const int32_t *grad, const int32_t *grad_exp,
+                  const xst_lr *lr, int8_t *w, uint32_t *rng);
+/* The same for an int32 bias over blk's output-channel range. */
+int sgd_s32_update(const xst_block *blk, const int32_t *grad,
+                   const int32_t *grad_exp, const xst_lr *lr, int32_t *bias,
+                   uint32_t *rng);
+
+/* grad[k] = 0 where mask bit k is clear (ReLU/ReLU6 backward), in place. */
+int activation_s8_backward(int32_t n, const uint8_t *mask, int8_t *grad);
+
+/* Softmax cross-entropy gradient from int8 logits and a label:
+ *   grad[j] = round(128 * softmax(s*logits)[j]) - 128*[j == label],
+ * clamped to int8, *grad_exp = -7. exp is integer fixed point:
+ * log2e_scale_q16 = round(s * log2(e) * 2^16). *p_label_q16 (may be NULL)
+ * receives softmax[label] in Q16. classes in [1, 128].
+ * Aliasing: grad must not overlap logits. Scratch: none. */
+int softmax_xent_s8_backward(int32_t classes, const int8_t *logits,
+                             int32_t log2e_scale_q16, int32_t label,
+                             int8_t *grad, int32_t *grad_exp,
+                             int32_t *p_label_q16);
+
+/* ---- dispatcher ---------------------------------------------------------
+ * One entry point for all bindings. args are int32; every tensor argument
+ * is a byte offset into the arena, -1 where the op allows "none". Sizes are
+ * derived from the dims in args and checked against arena_len, alignment
+ * checked for int16/int32 tensors. Argument layouts: XST_ARGS_* below and
+ * src/core/ops.ts (the two must agree; tests check it). */
+enum {
+  XST_OP_FC_FORWARD = 1,
+  XST_OP_FC_BACKWARD_INPUT = 2,
+  XST_OP_FC_BACKWARD_BIAS = 3,
+  XST_OP_FC_BACKWARD_WEIGHT = 4,
+  XST_OP_FC_BACKWARD_WEIGHT_SGD = 5,
+  XST_OP_SGD_S8_UPDATE = 6,
+  XST_OP_SGD_S32_UPDATE = 7,
+  XST_OP_ACTIVATION_BACKWARD = 8,
+  XST_OP_SOFTMAX_XENT_BACKWARD = 9,
+  XST_OP_COUNT = 10
+};
+
+/* Argument layouts (count): tensors are arena byte offsets, "|-1" optional.
+ *  FC_FORWARD (14): rows, in, out, input_offset, output_offset, act_min,
+ *    act_max, in, w, bias|-1, out, mask|-1, multiplier(i32[out]),
+ *    shift(i32[out])
+ *  FC_BACKWARD_INPUT (11): rows, in, out, wscale_mantissa(i16[out]),
+ *    wscale_exp, grad_out, grad_out_exp(cell), w, grad_in,
+ *    grad_in_exp(cell), scratch
+ *  FC_BACKWARD_BIAS (7): rows, in, out, oc_begin, oc_end, grad_out,
+ *    grad_bias(i32[oc])
+ *  FC_BACKWARD_WEIGHT (11): rows, in, out, oc_begin, oc_end, ic_begin,
+ *    ic_end, input_offset, grad_out, in, grad_w(i32[oc][ic])
+ *  FC_BACKWARD_WEIGHT_SGD (15): rows, in, out, oc_begin, oc_end, ic_begin,
+ *    ic_end, input_offset, grad_out, grad_out_exp(cell), in,
+ *    lr_multiplier(i32[out]), lr_shift(i32[out]), w, rng(cell)
+ *  SGD_S8_UPDATE (12): in, out, oc_begin, oc_end, ic_begin, ic_end,
+ *    grad(i32[oc][ic]), grad_exp(cell), lr_multiplier, lr_shift, w, rng(cell)
+ *  SGD_S32_UPDATE (9): out, oc_begin, oc_end, grad(i32[oc]), grad_exp(cell),
+ *    lr_multiplier, lr_shift, bias(i32[out]), rng(cell)
+ *  ACTIVATION_BACKWARD (3): n, mask, grad
+ *  SOFTMAX_XENT_BACKWARD (7): classes, logits, log2e_scale_q16,
+ *    label(cell), grad, grad_exp(cell), p_label_q16(cell)|-1
+ * A "cell" is one int32 in the arena (4-aligned). */
+int xst_dispatch(int32_t op, const int32_t *args, int32_t nargs,
+                 uint8_t *arena, uint32_t arena_len);
+/* Number of arguments op takes, -1 for an unknown op. */
+int32_t xst_op_nargs(int32_t op);
+
+/* CRC-32 (IEEE 802.3, reflected, init and xorout 0xFFFFFFFF). */
+uint32_t xst_crc32(uint32_t crc, const uint8_t *data, size_t len);
+
+#endif /* XST_H */

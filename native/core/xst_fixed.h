@@ -1,0 +1,114 @@
+/*
+ * Fixed-point helpers shared by the kernels (static inline, header only).
+ *
+ * Semantics follow TFLite's reference integer ops and CMSIS-NN's default
+ * (double-rounding) requantisation. Arithmetic shifts of negative numbers
+ * are written as floor divisions that C99 defines (xst_floor_shr*), so the
+ * code has no implementation-defined or undefined behaviour.
+ */
+#ifndef XST_FIXED_H
+#define XST_FIXED_H
+
+#include <stdint.h>
+
+/* floor(x / 2^n) for n in [0, 31]. */
+static inline int32_t xst_floor_shr32(int32_t x, int n) {
+  return x >= 0 ? (int32_t)(x >> n) : (int32_t)~(~x >> n);
+}
+
+/* floor(x / 2^n) for n in [0, 63]. */
+static inline int64_t xst_floor_shr64(int64_t x, int n) {
+  return x >= 0 ? (int64_t)(x >> n) : (int64_t)~(~x >> n);
+}
+
+/* (a * b * 2) >> 32 rounded half away from zero, saturating the one case
+ * that overflows (INT32_MIN * INT32_MIN). gemmlowp's
+ * SaturatingRoundingDoublingHighMul. */
+static inline int32_t xst_sat_round_doubling_high_mul(int32_t a, int32_t b) {
+  if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+  int64_t ab = (int64_t)a * (int64_t)b;
+  int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+  /* C99 division truncates toward zero, as gemmlowp requires. */
+  return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+/* x / 2^exponent rounded to nearest, ties away from zero; exponent in
+ * [0, 31]. gemmlowp's RoundingDivideByPOT. */
+static inline int32_t xst_rounding_divide_by_pot(int32_t x, int exponent) {
+  int32_t mask = (int32_t)((UINT32_C(1) << exponent) - 1u);
+  int32_t remainder = x & mask;
+  int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return xst_floor_shr32(x, exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* TFLite MultiplyByQuantizedMultiplier: x * m * 2^(shift - 31), with
+ * shift > 0 a left shift (applied before the multiply, wrapping as the
+ * reference does on two's complement hardware) and shift <= 0 a rounding
+ * right shift after it. shift must lie in [-31, 30]. */
+static inline int32_t xst_requantize(int32_t x, int32_t multiplier,
+                                     int32_t shift) {
+  int left = shift > 0 ? (int)shift : 0;
+  int right = shift > 0 ? 0 : (int)-shift;
+  int32_t shifted = (int32_t)((uint32_t)x << left);
+  return xst_rounding_divide_by_pot(
+      xst_sat_round_doubling_high_mul(shifted, multiplier), right);
+}
+
+static inline int32_t xst_clamp32(int32_t v, int32_t lo, int32_t hi) {
+  return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* Marsaglia xorshift32 (13, 17, 5). The state must never be 0. */
+static inline uint32_t xst_xorshift32(uint32_t *state) {
+  uint32_t x = *state;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  *state = x;
+  return x;
+}
+
+/* Number of significant bits of a non-negative value (0 for 0). */
+static inline int xst_bit_length(uint32_t v) {
+  int n = 0;
+  while (v) { n++; v >>= 1; }
+  return n;
+}
+
+#define XST_SGD_STEP_MAX INT64_C(0x7FFFFFFF)
+
+/* One stochastically rounded SGD step: floor((g * m + r) / 2^R) with
+ * R = 31 - shift - grad_exp and r uniform in [0, 2^R) drawn from *rng
+ * (one draw per call). R < 0 scales up with saturation; R > 62 gives 0.
+ * The result is clamped to +-XST_SGD_STEP_MAX. Callers skip g == 0 (the
+ * step is 0 and no random number is drawn). */
+static inline int64_t xst_sgd_step(int32_t g, int32_t m, int32_t shift,
+                                   int32_t grad_exp, uint32_t *rng) {
+  int64_t x = (int64_t)g * (int64_t)m; /* |x| < 2^62 */
+  int64_t R = 31 - (int64_t)shift - (int64_t)grad_exp;
+  uint32_t u = xst_xorshift32(rng);
+  int64_t step;
+  if (R <= 0) {
+    int64_t up = -R;
+    if (up >= 32) {
+      step = x > 0 ? XST_SGD_STEP_MAX : -XST_SGD_STEP_MAX;
+    } else {
+      int64_t lim = INT64_MAX >> up; /* check before scaling: no overflow */
+      if (x > lim || x < -lim) {
+        step = x > 0 ? XST_SGD_STEP_MAX : -XST_SGD_STEP_MAX;
+      } else {
+        step = x * ((int64_t)1 << up);
+      }
+    }
+  } else if (R > 62) {
+    step = 0;
+  } else {
+    uint64_t r = R <= 32 ? (uint64_t)(u >> (32 - R)) : ((uint64_t)u << (R - 32));
+    step = xst_floor_shr64(x + (int64_t)r, (int)R);
+  }
+  if (step > XST_SGD_STEP_MAX) step = XST_SGD_STEP_MAX;
+  if (step < -XST_SGD_STEP_MAX) step = -XST_SGD_STEP_MAX;
+  return step;
+}
+
+#endif /* XST_FIXED_H */

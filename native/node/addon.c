@@ -1,0 +1,93 @@
+/*
+ * Node-API binding of the C core (host adapter). Two functions:
+ *   call(op: number, args: Int32Array, arena: ArrayBuffer): void
+ *     -> xst_dispatch; a nonzero status throws an Error naming the op and
+ *        the status (the TypeScript layer has already named the tensors).
+ *   crc32(arena: ArrayBuffer, offset: number, length: number): number
+ */
+#include <node_api.h>
+#include <stdio.h>
+
+#include "../core/xst.h"
+
+#define CHECK(env, call)                                                  \
+  do {                                                                    \
+    if ((call) != napi_ok) {                                              \
+      napi_throw_error((env), NULL, "xstrain addon: Node-API call failed"); \
+      return NULL;                                                        \
+    }                                                                     \
+  } while (0)
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, NULL, msg);
+  return NULL;
+}
+
+static int get_arena(napi_env env, napi_value v, uint8_t **data, uint32_t *len) {
+  bool is_ab = false;
+  void *p = NULL;
+  size_t n = 0;
+  if (napi_is_arraybuffer(env, v, &is_ab) != napi_ok || !is_ab) return 0;
+  if (napi_get_arraybuffer_info(env, v, &p, &n) != napi_ok) return 0;
+  if (n > 0xFFFFFFFFu) return 0;
+  *data = (uint8_t *)p;
+  *len = (uint32_t)n;
+  return 1;
+}
+
+static napi_value Call(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 3) return throw_type(env, "xstrain call(op, args: Int32Array, arena: ArrayBuffer): 3 arguments expected");
+  int32_t op = 0;
+  if (napi_get_value_int32(env, argv[0], &op) != napi_ok) return throw_type(env, "xstrain call: op must be a number");
+  bool is_ta = false;
+  CHECK(env, napi_is_typedarray(env, argv[1], &is_ta));
+  if (!is_ta) return throw_type(env, "xstrain call: args must be an Int32Array");
+  napi_typedarray_type type;
+  size_t nargs = 0;
+  void *args = NULL;
+  CHECK(env, napi_get_typedarray_info(env, argv[1], &type, &nargs, &args, NULL, NULL));
+  if (type != napi_int32_array) return throw_type(env, "xstrain call: args must be an Int32Array");
+  uint8_t *arena = NULL;
+  uint32_t len = 0;
+  if (!get_arena(env, argv[2], &arena, &len)) return throw_type(env, "xstrain call: arena must be an ArrayBuffer");
+  int st = xst_dispatch(op, (const int32_t *)args, (int32_t)nargs, arena, len);
+  if (st != XST_OK) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "xstrain op %d: %s (status %d)", (int)op, xst_status_name(st), st);
+    napi_throw_error(env, "XST_STATUS", msg);
+  }
+  return NULL;
+}
+
+static napi_value Crc32(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint8_t *arena = NULL;
+  uint32_t len = 0;
+  int64_t off = 0, n = 0;
+  if (argc != 3 || !get_arena(env, argv[0], &arena, &len) || napi_get_value_int64(env, argv[1], &off) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &n) != napi_ok)
+    return throw_type(env, "xstrain crc32(arena: ArrayBuffer, offset: number, length: number)");
+  if (off < 0 || n < 0 || off + n > (int64_t)len) {
+    napi_throw_range_error(env, NULL, "xstrain crc32: region outside the arena");
+    return NULL;
+  }
+  napi_value out;
+  CHECK(env, napi_create_uint32(env, xst_crc32(0, arena + off, (size_t)n), &out));
+  return out;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"call", NULL, Call, NULL, NULL, NULL, napi_default, NULL},
+    {"crc32", NULL, Crc32, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, 2, props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

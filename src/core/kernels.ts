@@ -1,0 +1,353 @@
+// The one kernel interface of the TypeScript core.
+//
+// `Kernels` takes typed, named tensors, checks every shape against the op's
+// dims (a mismatch is an Error naming the tensor and both sizes), encodes the
+// call as int32 arguments and hands it to a `Dispatch`: the C core through
+// Node-API or xsmc, the TypeScript reference kernels, or a trace recorder for
+// the bare-metal images. All of them execute the same argument layout.
+
+import { type Tensor, type DType, dtypeBytes, elementCount } from './arena.js';
+import { Op, type OpId, opName } from './ops.js';
+
+export interface Dispatch {
+  readonly name: string;
+  // Runs op on the arena; throws an Error when the core reports a status.
+  call(op: OpId, args: Int32Array): void;
+  // Copies bytes into the arena at offset.
+  write(offset: number, bytes: Uint8Array): void;
+  // Copies bytes out of the arena (not available when only recording).
+  read(offset: number, length: number): Uint8Array;
+}
+
+export interface FcShape {
+  rows: number;
+  inFeatures: number;
+  outFeatures: number;
+}
+
+export interface ChannelBlock {
+  ocBegin: number;
+  ocEnd: number;
+  icBegin: number;
+  icEnd: number;
+}
+
+export interface FcForwardArgs extends FcShape {
+  inputOffset: number;
+  outputOffset: number;
+  actMin: number;
+  actMax: number;
+  input: Tensor;
+  weights: Tensor;
+  bias: Tensor | null;
+  output: Tensor;
+  mask: Tensor | null;
+  multiplier: Tensor;
+  shift: Tensor;
+}
+
+export interface FcBackwardInputArgs extends FcShape {
+  wscaleMantissa: Tensor;
+  wscaleExp: number;
+  gradOut: Tensor;
+  gradOutExp: Tensor;
+  weights: Tensor;
+  gradIn: Tensor;
+  gradInExp: Tensor;
+  scratch: Tensor;
+}
+
+export interface FcBackwardBiasArgs extends FcShape {
+  ocBegin: number;
+  ocEnd: number;
+  gradOut: Tensor;
+  gradBias: Tensor;
+}
+
+export interface FcBackwardWeightArgs extends FcShape, ChannelBlock {
+  inputOffset: number;
+  gradOut: Tensor;
+  input: Tensor;
+  gradWeights: Tensor;
+}
+
+export interface FcBackwardWeightSgdArgs extends FcShape, ChannelBlock {
+  inputOffset: number;
+  gradOut: Tensor;
+  gradOutExp: Tensor;
+  input: Tensor;
+  lrMultiplier: Tensor;
+  lrShift: Tensor;
+  weights: Tensor;
+  rng: Tensor;
+}
+
+export interface SgdS8UpdateArgs extends ChannelBlock {
+  inFeatures: number;
+  outFeatures: number;
+  grad: Tensor;
+  gradExp: Tensor;
+  lrMultiplier: Tensor;
+  lrShift: Tensor;
+  weights: Tensor;
+  rng: Tensor;
+}
+
+export interface SgdS32UpdateArgs {
+  outFeatures: number;
+  ocBegin: number;
+  ocEnd: number;
+  grad: Tensor;
+  gradExp: Tensor;
+  lrMultiplier: Tensor;
+  lrShift: Tensor;
+  bias: Tensor;
+  rng: Tensor;
+}
+
+export interface SoftmaxXentArgs {
+  classes: number;
+  logits: Tensor;
+  log2eScaleQ16: number;
+  label: Tensor;
+  grad: Tensor;
+  gradExp: Tensor;
+  pLabelQ16: Tensor | null;
+}
+
+// Scratch bytes of fully_connected_s8_backward_input (native/core).
+export function fcBackwardInputScratchBytes(s: FcShape): number {
+  return s.rows * s.inFeatures * 4 + s.outFeatures * 2;
+}
+
+export class KernelArgumentError extends Error {}
+
+function expectTensor(op: OpId, role: string, t: Tensor, dtype: DType, count: number, dims: string): void {
+  const want = count * dtypeBytes[dtype];
+  if (t.dtype !== dtype || t.bytes !== want || elementCount(t.shape) * dtypeBytes[t.dtype] !== t.bytes) {
+    throw new KernelArgumentError(
+      `${opName[op]}: ${role} tensor "${t.name}" is ${t.dtype}[${t.shape.join('x')}] (${t.bytes} bytes), ` +
+        `expected ${dtype}[${dims}] (${want} bytes)`,
+    );
+  }
+}
+
+function expectDims(op: OpId, what: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new KernelArgumentError(`${opName[op]}: ${what} is ${value}, expected an integer in [${min}, ${max}]`);
+  }
+}
+
+function expectBlock(op: OpId, s: { inFeatures: number; outFeatures: number }, b: ChannelBlock): void {
+  if (!(b.ocBegin >= 0 && b.ocBegin < b.ocEnd && b.ocEnd <= s.outFeatures)) {
+    throw new KernelArgumentError(
+      `${opName[op]}: output-channel range [${b.ocBegin}, ${b.ocEnd}) is not inside [0, ${s.outFeatures})`,
+    );
+  }
+  if (!(b.icBegin >= 0 && b.icBegin < b.icEnd && b.icEnd <= s.inFeatures)) {
+    throw new KernelArgumentError(
+      `${opName[op]}: input-channel range [${b.icBegin}, ${b.icEnd}) is not inside [0, ${s.inFeatures})`,
+    );
+  }
+}
+
+function expectShape(op: OpId, s: FcShape): void {
+  expectDims(op, 'rows', s.rows, 1, 65535);
+  expectDims(op, 'in_features', s.inFeatures, 1, 65536);
+  expectDims(op, 'out_features', s.outFeatures, 1, 1 << 20);
+}
+
+const off = (t: Tensor | null): number => (t ? t.offset : -1);
+
+export class Kernels {
+  constructor(readonly dispatch: Dispatch) {}
+
+  write(t: Tensor, bytes: Uint8Array): void {
+    if (bytes.length !== t.bytes) {
+      throw new KernelArgumentError(`write: tensor "${t.name}" has ${t.bytes} bytes, got ${bytes.length}`);
+    }
+    this.dispatch.write(t.offset, bytes);
+  }
+
+  writeInt32(t: Tensor, values: ArrayLike<number>): void {
+    const v = Int32Array.from(values);
+    this.write(t, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  }
+
+  writeInt16(t: Tensor, values: ArrayLike<number>): void {
+    const v = Int16Array.from(values);
+    this.write(t, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  }
+
+  read(t: Tensor): Uint8Array {
+    return this.dispatch.read(t.offset, t.bytes);
+  }
+
+  readInt8(t: Tensor): Int8Array {
+    const b = this.read(t);
+    return new Int8Array(b.buffer, b.byteOffset, b.byteLength);
+  }
+
+  readInt32(t: Tensor): Int32Array {
+    const b = this.read(t).slice();
+    return new Int32Array(b.buffer, 0, b.byteLength >> 2);
+  }
+
+  fcForward(a: FcForwardArgs): void {
+    const op = Op.FcForward;
+    expectShape(op, a);
+    const { rows: R, inFeatures: I, outFeatures: O } = a;
+    expectTensor(op, 'input', a.input, 'int8', R * I, `${R}x${I}`);
+    expectTensor(op, 'weights', a.weights, 'int8', O * I, `${O}x${I}`);
+    if (a.bias) expectTensor(op, 'bias', a.bias, 'int32', O, `${O}`);
+    expectTensor(op, 'output', a.output, 'int8', R * O, `${R}x${O}`);
+    if (a.mask) expectTensor(op, 'mask', a.mask, 'uint8', Math.ceil((R * O) / 8), `${Math.ceil((R * O) / 8)}`);
+    expectTensor(op, 'multiplier', a.multiplier, 'int32', O, `${O}`);
+    expectTensor(op, 'shift', a.shift, 'int32', O, `${O}`);
+    expectDims(op, 'input_offset', a.inputOffset, -127, 128);
+    expectDims(op, 'output_offset', a.outputOffset, -128, 127);
+    expectDims(op, 'act_min', a.actMin, -128, 127);
+    expectDims(op, 'act_max', a.actMax, a.actMin, 127);
+    this.dispatch.call(
+      op,
+      Int32Array.of(R, I, O, a.inputOffset, a.outputOffset, a.actMin, a.actMax, a.input.offset,
+        a.weights.offset, off(a.bias), a.output.offset, off(a.mask), a.multiplier.offset, a.shift.offset),
+    );
+  }
+
+  fcBackwardInput(a: FcBackwardInputArgs): void {
+    const op = Op.FcBackwardInput;
+    expectShape(op, a);
+    const { rows: R, inFeatures: I, outFeatures: O } = a;
+    expectTensor(op, 'wscale mantissa', a.wscaleMantissa, 'int16', O, `${O}`);
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', R * O, `${R}x${O}`);
+    expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
+    expectTensor(op, 'weights', a.weights, 'int8', O * I, `${O}x${I}`);
+    expectTensor(op, 'grad_in', a.gradIn, 'int8', R * I, `${R}x${I}`);
+    expectTensor(op, 'grad_in exponent', a.gradInExp, 'int32', 1, '1');
+    const sb = fcBackwardInputScratchBytes(a);
+    if (a.scratch.bytes < sb || a.scratch.offset % 4) {
+      throw new KernelArgumentError(
+        `${opName[op]}: scratch tensor "${a.scratch.name}" has ${a.scratch.bytes} bytes, needs ${sb} (4-aligned)`,
+      );
+    }
+    expectDims(op, 'wscale exponent', a.wscaleExp, -64, 64);
+    this.dispatch.call(
+      op,
+      Int32Array.of(R, I, O, a.wscaleMantissa.offset, a.wscaleExp, a.gradOut.offset, a.gradOutExp.offset,
+        a.weights.offset, a.gradIn.offset, a.gradInExp.offset, a.scratch.offset),
+    );
+  }
+
+  fcBackwardBias(a: FcBackwardBiasArgs): void {
+    const op = Op.FcBackwardBias;
+    expectShape(op, a);
+    expectBlock(op, a, { ocBegin: a.ocBegin, ocEnd: a.ocEnd, icBegin: 0, icEnd: a.inFeatures });
+    const n = a.ocEnd - a.ocBegin;
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', a.rows * a.outFeatures, `${a.rows}x${a.outFeatures}`);
+    expectTensor(op, 'grad_bias', a.gradBias, 'int32', n, `${n}`);
+    this.dispatch.call(
+      op,
+      Int32Array.of(a.rows, a.inFeatures, a.outFeatures, a.ocBegin, a.ocEnd, a.gradOut.offset, a.gradBias.offset),
+    );
+  }
+
+  fcBackwardWeight(a: FcBackwardWeightArgs): void {
+    const op = Op.FcBackwardWeight;
+    expectShape(op, a);
+    expectBlock(op, a, a);
+    const { rows: R, inFeatures: I, outFeatures: O } = a;
+    const noc = a.ocEnd - a.ocBegin, nic = a.icEnd - a.icBegin;
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', R * O, `${R}x${O}`);
+    expectTensor(op, 'input', a.input, 'int8', R * I, `${R}x${I}`);
+    expectTensor(op, 'grad_weights', a.gradWeights, 'int32', noc * nic, `${noc}x${nic}`);
+    expectDims(op, 'input_offset', a.inputOffset, -127, 128);
+    this.dispatch.call(
+      op,
+      Int32Array.of(R, I, O, a.ocBegin, a.ocEnd, a.icBegin, a.icEnd, a.inputOffset, a.gradOut.offset,
+        a.input.offset, a.gradWeights.offset),
+    );
+  }
+
+  fcBackwardWeightSgd(a: FcBackwardWeightSgdArgs): void {
+    const op = Op.FcBackwardWeightSgd;
+    expectShape(op, a);
+    expectBlock(op, a, a);
+    const { rows: R, inFeatures: I, outFeatures: O } = a;
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', R * O, `${R}x${O}`);
+    expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
+    expectTensor(op, 'input', a.input, 'int8', R * I, `${R}x${I}`);
+    expectTensor(op, 'lr multiplier', a.lrMultiplier, 'int32', O, `${O}`);
+    expectTensor(op, 'lr shift', a.lrShift, 'int32', O, `${O}`);
+    expectTensor(op, 'weights', a.weights, 'int8', O * I, `${O}x${I}`);
+    expectTensor(op, 'rng state', a.rng, 'int32', 1, '1');
+    expectDims(op, 'input_offset', a.inputOffset, -127, 128);
+    this.dispatch.call(
+      op,
+      Int32Array.of(R, I, O, a.ocBegin, a.ocEnd, a.icBegin, a.icEnd, a.inputOffset, a.gradOut.offset,
+        a.gradOutExp.offset, a.input.offset, a.lrMultiplier.offset, a.lrShift.offset, a.weights.offset,
+        a.rng.offset),
+    );
+  }
+
+  sgdS8Update(a: SgdS8UpdateArgs): void {
+    const op = Op.SgdS8Update;
+    expectDims(op, 'in_features', a.inFeatures, 1, 1 << 24);
+    expectDims(op, 'out_features', a.outFeatures, 1, 1 << 24);
+    expectBlock(op, a, a);
+    const noc = a.ocEnd - a.ocBegin, nic = a.icEnd - a.icBegin;
+    expectTensor(op, 'grad', a.grad, 'int32', noc * nic, `${noc}x${nic}`);
+    expectTensor(op, 'grad exponent', a.gradExp, 'int32', 1, '1');
+    expectTensor(op, 'lr multiplier', a.lrMultiplier, 'int32', a.outFeatures, `${a.outFeatures}`);
+    expectTensor(op, 'lr shift', a.lrShift, 'int32', a.outFeatures, `${a.outFeatures}`);
+    expectTensor(op, 'weights', a.weights, 'int8', a.outFeatures * a.inFeatures, `${a.outFeatures}x${a.inFeatures}`);
+    expectTensor(op, 'rng state', a.rng, 'int32', 1, '1');
+    this.dispatch.call(
+      op,
+      Int32Array.of(a.inFeatures, a.outFeatures, a.ocBegin, a.ocEnd, a.icBegin, a.icEnd, a.grad.offset,
+        a.gradExp.offset, a.lrMultiplier.offset, a.lrShift.offset, a.weights.offset, a.rng.offset),
+    );
+  }
+
+  sgdS32Update(a: SgdS32UpdateArgs): void {
+    const op = Op.SgdS32Update;
+    expectDims(op, 'out_features', a.outFeatures, 1, 1 << 24);
+    expectBlock(op, { inFeatures: 1, outFeatures: a.outFeatures }, { ocBegin: a.ocBegin, ocEnd: a.ocEnd, icBegin: 0, icEnd: 1 });
+    const n = a.ocEnd - a.ocBegin;
+    expectTensor(op, 'grad', a.grad, 'int32', n, `${n}`);
+    expectTensor(op, 'grad exponent', a.gradExp, 'int32', 1, '1');
+    expectTensor(op, 'lr multiplier', a.lrMultiplier, 'int32', a.outFeatures, `${a.outFeatures}`);
+    expectTensor(op, 'lr shift', a.lrShift, 'int32', a.outFeatures, `${a.outFeatures}`);
+    expectTensor(op, 'bias', a.bias, 'int32', a.outFeatures, `${a.outFeatures}`);
+    expectTensor(op, 'rng state', a.rng, 'int32', 1, '1');
+    this.dispatch.call(
+      op,
+      Int32Array.of(a.outFeatures, a.ocBegin, a.ocEnd, a.grad.offset, a.gradExp.offset, a.lrMultiplier.offset,
+        a.lrShift.offset, a.bias.offset, a.rng.offset),
+    );
+  }
+
+  activationBackward(n: number, mask: Tensor, grad: Tensor): void {
+    const op = Op.ActivationBackward;
+    expectDims(op, 'n', n, 1, 1 << 24);
+    expectTensor(op, 'mask', mask, 'uint8', Math.ceil(n / 8), `${Math.ceil(n / 8)}`);
+    expectTensor(op, 'grad', grad, 'int8', n, `${n}`);
+    this.dispatch.call(op, Int32Array.of(n, mask.offset, grad.offset));
+  }
+
+  softmaxXentBackward(a: SoftmaxXentArgs): void {
+    const op = Op.SoftmaxXentBackward;
+    expectDims(op, 'classes', a.classes, 1, 128);
+    expectDims(op, 'log2e_scale_q16', a.log2eScaleQ16, 1, 1 << 23);
+    expectTensor(op, 'logits', a.logits, 'int8', a.classes, `${a.classes}`);
+    expectTensor(op, 'label', a.label, 'int32', 1, '1');
+    expectTensor(op, 'grad', a.grad, 'int8', a.classes, `${a.classes}`);
+    expectTensor(op, 'grad exponent', a.gradExp, 'int32', 1, '1');
+    if (a.pLabelQ16) expectTensor(op, 'p_label', a.pLabelQ16, 'int32', 1, '1');
+    this.dispatch.call(
+      op,
+      Int32Array.of(a.classes, a.logits.offset, a.log2eScaleQ16, a.label.offset, a.grad.offset, a.gradExp.offset,
+        off(a.pLabelQ16)),
+    );
+  }
+}

@@ -1,0 +1,268 @@
+// The first workload: an int8 MLP (inputs -> hidden ReLU -> classes) trained
+// online, batch 1, with integer SGD and stochastic rounding, entirely through
+// the C kernel interface. The same code drives every place the core runs:
+// the Node addon, the XS engine, the TypeScript reference and (recorded as a
+// trace) the Cortex-M4F and RV32 images.
+//
+// Quantisation (TFLite int8 conventions):
+//   input  x = pixel - 128          scale 1/255, zero point -128
+//   fc1    w1 per-channel int8      bias int32 (scale s_x * s_w1[c]), ReLU
+//   hidden h                        scale 1/32, zero point -128
+//   fc2    w2 per-channel int8      bias int32
+//   logits                          scale 1/8, zero point 0
+// The SGD learning rate is applied in real units: each channel's integer step
+// is lr * grad / s_param, folded into a Q31 multiplier + shift per channel at
+// setup (quantisation-aware scaling: no float on the update path).
+
+import { ArenaLayout, type Tensor } from './arena.js';
+import { Kernels, fcBackwardInputScratchBytes } from './kernels.js';
+import { log2eScaleQ16, quantizeMultiplier, weightScaleMantissa } from './quant.js';
+import { Xorshift32 } from './rng.js';
+
+export interface MlpConfig {
+  inputs: number;
+  hidden: number;
+  classes: number;
+  lr: number; // real-valued SGD step for weights
+  lrBias: number; // and for biases
+  seed: number; // weight init and stochastic rounding
+  inputScale: number;
+  hiddenScale: number;
+  logitScale: number;
+  initRange1: number; // initial weights uniform in [-r, r]
+  initRange2: number;
+}
+
+export const defaultMlpConfig: MlpConfig = {
+  inputs: 784,
+  hidden: 100,
+  classes: 10,
+  lr: 1 / 64,
+  lrBias: 1 / 64,
+  seed: 20260101,
+  inputScale: 1 / 255,
+  hiddenScale: 1 / 32,
+  logitScale: 1 / 8,
+  initRange1: 0.0875, // ~ sqrt(6 / 784)
+  initRange2: 0.245, // ~ sqrt(6 / 100)
+};
+
+interface FcTensors {
+  w: Tensor;
+  b: Tensor;
+  mult: Tensor;
+  shift: Tensor;
+  lrW: Tensor;
+  lrWShift: Tensor;
+  lrB: Tensor;
+  lrBShift: Tensor;
+  wscale: Tensor;
+  gradB: Tensor;
+}
+
+export interface MlpTensors {
+  fc1: FcTensors;
+  fc2: FcTensors;
+  x: Tensor;
+  h: Tensor;
+  mask1: Tensor;
+  logits: Tensor;
+  label: Tensor;
+  gLogits: Tensor;
+  gLogitsExp: Tensor;
+  gHidden: Tensor;
+  gHiddenExp: Tensor;
+  pLabel: Tensor;
+  rng: Tensor;
+  scratch: Tensor;
+}
+
+export function mlpLayout(cfg: MlpConfig, capacity = 128 * 1024): { layout: ArenaLayout; t: MlpTensors; params: { offset: number; bytes: number } } {
+  const L = new ArenaLayout(capacity);
+  const { inputs: I, hidden: H, classes: C } = cfg;
+  // Trainable parameters first and contiguous: one checksum covers them all.
+  const w1 = L.alloc('fc1.weights', 'int8', [H, I]);
+  const b1 = L.alloc('fc1.bias', 'int32', [H]);
+  const w2 = L.alloc('fc2.weights', 'int8', [C, H]);
+  const b2 = L.alloc('fc2.bias', 'int32', [C]);
+  const params = { offset: w1.offset, bytes: b2.offset + b2.bytes - w1.offset };
+  const fc = (name: string, w: Tensor, b: Tensor, out: number): FcTensors => ({
+    w,
+    b,
+    mult: L.alloc(`${name}.multiplier`, 'int32', [out]),
+    shift: L.alloc(`${name}.shift`, 'int32', [out]),
+    lrW: L.alloc(`${name}.lr_w.multiplier`, 'int32', [out]),
+    lrWShift: L.alloc(`${name}.lr_w.shift`, 'int32', [out]),
+    lrB: L.alloc(`${name}.lr_b.multiplier`, 'int32', [out]),
+    lrBShift: L.alloc(`${name}.lr_b.shift`, 'int32', [out]),
+    wscale: L.alloc(`${name}.wscale_q15`, 'int16', [out]),
+    gradB: L.alloc(`${name}.grad_bias`, 'int32', [out]),
+  });
+  const fc1 = fc('fc1', w1, b1, H);
+  const fc2 = fc('fc2', w2, b2, C);
+  const t: MlpTensors = {
+    fc1,
+    fc2,
+    x: L.alloc('input', 'int8', [1, I]),
+    h: L.alloc('hidden', 'int8', [1, H]),
+    mask1: L.alloc('hidden.relu_mask', 'uint8', [Math.ceil(H / 8)]),
+    logits: L.alloc('logits', 'int8', [1, C]),
+    label: L.cell('label'),
+    gLogits: L.alloc('grad.logits', 'int8', [1, C]),
+    gLogitsExp: L.cell('grad.logits.exp'),
+    gHidden: L.alloc('grad.hidden', 'int8', [1, H]),
+    gHiddenExp: L.cell('grad.hidden.exp'),
+    pLabel: L.cell('p_label_q16'),
+    rng: L.cell('rng'),
+    scratch: L.alloc('scratch', 'uint8', [fcBackwardInputScratchBytes({ rows: 1, inFeatures: H, outFeatures: C })]),
+  };
+  return { layout: L, t, params };
+}
+
+// Per-channel symmetric int8 weights with 2x headroom (training may grow them).
+function initWeights(rng: Xorshift32, out: number, inp: number, range: number): { q: Int8Array; scale: Float64Array } {
+  const q = new Int8Array(out * inp);
+  const scale = new Float64Array(out);
+  const real = new Float64Array(inp);
+  for (let c = 0; c < out; c++) {
+    let max = 0;
+    for (let i = 0; i < inp; i++) {
+      real[i] = (range * (rng.int(0, 65535) - 32768)) / 32768;
+      max = Math.max(max, Math.abs(real[i]!));
+    }
+    scale[c] = (2 * max) / 127;
+    for (let i = 0; i < inp; i++) q[c * inp + i] = Math.round(real[i]! / scale[c]!);
+  }
+  return { q, scale };
+}
+
+export class MlpTrainer {
+  readonly t: MlpTensors;
+  readonly layout: ArenaLayout;
+  readonly params: { offset: number; bytes: number };
+  readonly inputOffset: number;
+  private readonly log2eQ16: number;
+  private readonly xBytes: Uint8Array;
+  private readonly wscaleExps = new Map<FcTensors, number>();
+
+  constructor(readonly k: Kernels, readonly cfg: MlpConfig = defaultMlpConfig, capacity?: number) {
+    const { layout, t, params } = mlpLayout(cfg, capacity);
+    this.layout = layout;
+    this.t = t;
+    this.params = params;
+    this.inputOffset = 128; // input zero point -128
+    this.log2eQ16 = log2eScaleQ16(cfg.logitScale);
+    this.xBytes = new Uint8Array(cfg.inputs);
+  }
+
+  // Writes initial weights, biases and every constant into the arena.
+  init(): void {
+    const { cfg, k, t } = this;
+    const rng = new Xorshift32(cfg.seed);
+    const l1 = initWeights(rng, cfg.hidden, cfg.inputs, cfg.initRange1);
+    const l2 = initWeights(rng, cfg.classes, cfg.hidden, cfg.initRange2);
+    this.initLayer(t.fc1, l1, cfg.inputScale, cfg.hiddenScale);
+    this.initLayer(t.fc2, l2, cfg.hiddenScale, cfg.logitScale);
+    k.writeInt32(t.rng, [(cfg.seed ^ 0x5bd1e995) >>> 0 || 1]);
+  }
+
+  private initLayer(f: FcTensors, l: { q: Int8Array; scale: Float64Array }, sIn: number, sOut: number): void {
+    const { k, cfg } = this;
+    const n = l.scale.length;
+    k.write(f.w, new Uint8Array(l.q.buffer));
+    k.writeInt32(f.b, new Int32Array(n));
+    const fwd = Array.from(l.scale, (s) => quantizeMultiplier((sIn * s) / sOut));
+    k.writeInt32(f.mult, fwd.map((m) => m.multiplier));
+    k.writeInt32(f.shift, fwd.map((m) => m.shift));
+    const lrW = Array.from(l.scale, (s) => quantizeMultiplier((cfg.lr * sIn) / s, -62, 62));
+    k.writeInt32(f.lrW, lrW.map((m) => m.multiplier));
+    k.writeInt32(f.lrWShift, lrW.map((m) => m.shift));
+    const lrB = Array.from(l.scale, (s) => quantizeMultiplier(cfg.lrBias / (sIn * s), -62, 62));
+    k.writeInt32(f.lrB, lrB.map((m) => m.multiplier));
+    k.writeInt32(f.lrBShift, lrB.map((m) => m.shift));
+    const ws = weightScaleMantissa(l.scale);
+    k.writeInt16(f.wscale, ws.mantissa);
+    this.wscaleExps.set(f, ws.exp);
+  }
+
+  private wscaleExp(f: FcTensors): number {
+    const e = this.wscaleExps.get(f);
+    if (e === undefined) throw new Error('MlpTrainer: call init() before training');
+    return e;
+  }
+
+  // Raw 8-bit pixels -> int8 input tensor (zero point -128).
+  setInput(pixels: Uint8Array): void {
+    const x = this.xBytes;
+    for (let i = 0; i < x.length; i++) x[i] = (pixels[i]! - 128) & 0xff;
+    this.k.write(this.t.x, x);
+  }
+
+  forward(): void {
+    const { k, t, cfg } = this;
+    k.fcForward({
+      rows: 1, inFeatures: cfg.inputs, outFeatures: cfg.hidden, inputOffset: this.inputOffset, outputOffset: -128,
+      actMin: -128, actMax: 127, input: t.x, weights: t.fc1.w, bias: t.fc1.b, output: t.h, mask: t.mask1,
+      multiplier: t.fc1.mult, shift: t.fc1.shift,
+    });
+    k.fcForward({
+      rows: 1, inFeatures: cfg.hidden, outFeatures: cfg.classes, inputOffset: 128, outputOffset: 0,
+      actMin: -128, actMax: 127, input: t.h, weights: t.fc2.w, bias: t.fc2.b, output: t.logits, mask: null,
+      multiplier: t.fc2.mult, shift: t.fc2.shift,
+    });
+  }
+
+  // One online training step on the current input.
+  trainStep(pixels: Uint8Array, label: number): void {
+    const { k, t, cfg } = this;
+    const H = cfg.hidden, C = cfg.classes, I = cfg.inputs;
+    this.setInput(pixels);
+    k.writeInt32(t.label, [label]);
+    this.forward();
+    k.softmaxXentBackward({
+      classes: C, logits: t.logits, log2eScaleQ16: this.log2eQ16, label: t.label, grad: t.gLogits,
+      gradExp: t.gLogitsExp, pLabelQ16: t.pLabel,
+    });
+    // Gradient into the hidden layer first: it must see fc2's old weights.
+    k.fcBackwardInput({
+      rows: 1, inFeatures: H, outFeatures: C, wscaleMantissa: t.fc2.wscale, wscaleExp: this.wscaleExp(t.fc2),
+      gradOut: t.gLogits, gradOutExp: t.gLogitsExp, weights: t.fc2.w, gradIn: t.gHidden, gradInExp: t.gHiddenExp,
+      scratch: t.scratch,
+    });
+    this.update(t.fc2, t.h, 128, t.gLogits, t.gLogitsExp, H, C);
+    k.activationBackward(H, t.mask1, t.gHidden);
+    this.update(t.fc1, t.x, this.inputOffset, t.gHidden, t.gHiddenExp, I, H);
+  }
+
+  // Fused weight gradient + SGD (no gradient buffer), then the bias.
+  private update(f: FcTensors, input: Tensor, inputOffset: number, g: Tensor, gExp: Tensor, inF: number, outF: number): void {
+    const { k, t } = this;
+    const block = { ocBegin: 0, ocEnd: outF, icBegin: 0, icEnd: inF };
+    k.fcBackwardWeightSgd({
+      rows: 1, inFeatures: inF, outFeatures: outF, ...block, inputOffset, gradOut: g, gradOutExp: gExp, input,
+      lrMultiplier: f.lrW, lrShift: f.lrWShift, weights: f.w, rng: t.rng,
+    });
+    k.fcBackwardBias({ rows: 1, inFeatures: inF, outFeatures: outF, ocBegin: 0, ocEnd: outF, gradOut: g, gradBias: f.gradB });
+    k.sgdS32Update({
+      outFeatures: outF, ocBegin: 0, ocEnd: outF, grad: f.gradB, gradExp: gExp, lrMultiplier: f.lrB,
+      lrShift: f.lrBShift, bias: f.b, rng: t.rng,
+    });
+  }
+
+  // Class with the largest logit for the given input (first on ties).
+  predict(pixels: Uint8Array): number {
+    this.setInput(pixels);
+    this.forward();
+    return argmax(this.k.readInt8(this.t.logits));
+  }
+
+  paramBytes(): Uint8Array {
+    return this.k.dispatch.read(this.params.offset, this.params.bytes);
+  }
+}
+
+export function argmax(v: ArrayLike<number>): number {
+  let best = 0;
+  for (let j = 1; j < v.length; j++) if (v[j]! > v[best]!) best = j;
+  return best;
+}

@@ -1,0 +1,122 @@
+// The reference kernels behind the same Dispatch interface as the C core:
+// decodes the dispatcher's int32 argument layout (native/core/xst.h) and runs
+// the TypeScript reference on views of an in-memory arena.
+
+import type { Dispatch } from '../kernels.js';
+import { Op, type OpId, opName, opNargs } from '../ops.js';
+import * as k from './kernels.js';
+
+export class ReferenceDispatch implements Dispatch {
+  readonly name = 'reference';
+  readonly bytes: Uint8Array;
+
+  constructor(readonly arena: ArrayBuffer) {
+    this.bytes = new Uint8Array(arena);
+  }
+
+  write(offset: number, bytes: Uint8Array): void {
+    this.bytes.set(bytes, offset);
+  }
+
+  read(offset: number, length: number): Uint8Array {
+    return this.bytes.slice(offset, offset + length);
+  }
+
+  private i8(off: number, n: number): Int8Array {
+    return new Int8Array(this.arena, off, n);
+  }
+  private u8(off: number, n: number): Uint8Array {
+    return new Uint8Array(this.arena, off, n);
+  }
+  private i16(off: number, n: number): Int16Array {
+    return new Int16Array(this.arena, off, n);
+  }
+  private i32(off: number, n: number): Int32Array {
+    return new Int32Array(this.arena, off, n);
+  }
+  private getCell(off: number): number {
+    return this.i32(off, 1)[0]!;
+  }
+  private setCell(off: number, v: number): void {
+    this.i32(off, 1)[0] = v;
+  }
+  // The RNG state cell holds a uint32.
+  private rng(off: number): { state: number; store(): void } {
+    const cell = new Uint32Array(this.arena, off, 1);
+    const r = { state: cell[0]!, store: () => (cell[0] = r.state) };
+    if (r.state === 0) throw new Error(`${this.name}: rng state is 0 (xorshift32 needs a nonzero seed)`);
+    return r;
+  }
+
+  call(op: OpId, a: Int32Array): void {
+    if (a.length !== opNargs[op]) throw new Error(`${opName[op]}: ${a.length} arguments, expected ${opNargs[op]}`);
+    switch (op) {
+      case Op.FcForward: {
+        const [R, I, O] = [a[0]!, a[1]!, a[2]!];
+        k.fcForward(R, I, O,
+          { inputOffset: a[3]!, outputOffset: a[4]!, actMin: a[5]!, actMax: a[6]!,
+            multiplier: this.i32(a[12]!, O), shift: this.i32(a[13]!, O) },
+          this.i8(a[7]!, R * I), this.i8(a[8]!, O * I), a[9] === -1 ? null : this.i32(a[9]!, O),
+          this.i8(a[10]!, R * O), a[11] === -1 ? null : this.u8(a[11]!, Math.ceil((R * O) / 8)));
+        return;
+      }
+      case Op.FcBackwardInput: {
+        const [R, I, O] = [a[0]!, a[1]!, a[2]!];
+        const e = k.fcBackwardInput(R, I, O, this.i16(a[3]!, O), a[4]!, this.i8(a[5]!, R * O), this.getCell(a[6]!),
+          this.i8(a[7]!, O * I), this.i8(a[8]!, R * I));
+        this.setCell(a[9]!, e);
+        // The C kernel also uses its scratch; the reference leaves it alone,
+        // so tests compare everything but the scratch.
+        return;
+      }
+      case Op.FcBackwardBias: {
+        const [R, , O] = [a[0]!, a[1]!, a[2]!];
+        k.fcBackwardBias(R, O, a[3]!, a[4]!, this.i8(a[5]!, R * O), this.i32(a[6]!, a[4]! - a[3]!));
+        return;
+      }
+      case Op.FcBackwardWeight: {
+        const [R, I, O] = [a[0]!, a[1]!, a[2]!];
+        const b = { ocBegin: a[3]!, ocEnd: a[4]!, icBegin: a[5]!, icEnd: a[6]! };
+        k.fcBackwardWeight(R, I, O, b, a[7]!, this.i8(a[8]!, R * O), this.i8(a[9]!, R * I),
+          this.i32(a[10]!, (b.ocEnd - b.ocBegin) * (b.icEnd - b.icBegin)));
+        return;
+      }
+      case Op.FcBackwardWeightSgd: {
+        const [R, I, O] = [a[0]!, a[1]!, a[2]!];
+        const b = { ocBegin: a[3]!, ocEnd: a[4]!, icBegin: a[5]!, icEnd: a[6]! };
+        const rng = this.rng(a[14]!);
+        k.fcBackwardWeightSgd(R, I, O, b, a[7]!, this.i8(a[8]!, R * O), this.getCell(a[9]!), this.i8(a[10]!, R * I),
+          { multiplier: this.i32(a[11]!, O), shift: this.i32(a[12]!, O) }, this.i8(a[13]!, O * I), rng);
+        rng.store();
+        return;
+      }
+      case Op.SgdS8Update: {
+        const [I, O] = [a[0]!, a[1]!];
+        const b = { ocBegin: a[2]!, ocEnd: a[3]!, icBegin: a[4]!, icEnd: a[5]! };
+        const rng = this.rng(a[11]!);
+        k.sgdS8Update(I, b, this.i32(a[6]!, (b.ocEnd - b.ocBegin) * (b.icEnd - b.icBegin)), this.getCell(a[7]!),
+          { multiplier: this.i32(a[8]!, O), shift: this.i32(a[9]!, O) }, this.i8(a[10]!, O * I), rng);
+        rng.store();
+        return;
+      }
+      case Op.SgdS32Update: {
+        const O = a[0]!;
+        const rng = this.rng(a[8]!);
+        k.sgdS32Update(a[1]!, a[2]!, this.i32(a[3]!, a[2]! - a[1]!), this.getCell(a[4]!),
+          { multiplier: this.i32(a[5]!, O), shift: this.i32(a[6]!, O) }, this.i32(a[7]!, O), rng);
+        rng.store();
+        return;
+      }
+      case Op.ActivationBackward:
+        k.activationBackward(a[0]!, this.u8(a[1]!, Math.ceil(a[0]! / 8)), this.i8(a[2]!, a[0]!));
+        return;
+      case Op.SoftmaxXentBackward: {
+        const n = a[0]!;
+        const p = k.softmaxXentBackward(n, this.i8(a[1]!, n), a[2]!, this.getCell(a[3]!), this.i8(a[4]!, n));
+        this.setCell(a[5]!, -7);
+        if (a[6] !== -1) this.setCell(a[6]!, p);
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,51 @@
+// Node adapter: the C core through the Node-API addon (build/Release).
+
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Dispatch } from '../core/kernels.js';
+import type { OpId } from '../core/ops.js';
+
+interface Addon {
+  call(op: number, args: Int32Array, arena: ArrayBuffer): void;
+  crc32(arena: ArrayBuffer, offset: number, length: number): number;
+}
+
+let addon: Addon | null = null;
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export function loadAddon(): Addon {
+  if (addon) return addon;
+  const path = join(repoRoot, 'build', 'Release', 'xstrain.node');
+  if (!existsSync(path)) throw new Error(`Node addon not built (${path}); run: npm run build:addon`);
+  addon = createRequire(import.meta.url)(path) as Addon;
+  return addon;
+}
+
+export class NodeDispatch implements Dispatch {
+  readonly name = 'node-addon';
+  readonly bytes: Uint8Array;
+  private readonly addon = loadAddon();
+
+  constructor(readonly arena: ArrayBuffer) {
+    this.bytes = new Uint8Array(arena);
+  }
+
+  call(op: OpId, args: Int32Array): void {
+    this.addon.call(op, args, this.arena);
+  }
+
+  write(offset: number, bytes: Uint8Array): void {
+    this.bytes.set(bytes, offset);
+  }
+
+  read(offset: number, length: number): Uint8Array {
+    return this.bytes.slice(offset, offset + length);
+  }
+
+  crc32(offset: number, length: number): number {
+    return this.addon.crc32(this.arena, offset, length);
+  }
+}
