@@ -27,11 +27,18 @@ export function parseIdx(bytes: Uint8Array, what = 'idx file'): IdxArray {
   return { dims, data: bytes.subarray(start) };
 }
 
-export interface ImageSet {
-  count: number;
-  pixels: number; // per image
-  images: Uint8Array; // count * pixels
-  labels: Uint8Array; // count
+export class ImageSet {
+  readonly count: number;
+  readonly pixels: number; // per image
+
+  constructor(readonly images: Uint8Array, readonly labels: Uint8Array, count: number) {
+    this.count = count;
+    this.pixels = images.length / count;
+  }
+
+  image(i: number): Uint8Array {
+    return this.images.subarray(i * this.pixels, (i + 1) * this.pixels);
+  }
 }
 
 export function imageSet(images: IdxArray, labels: IdxArray, what: string): ImageSet {
@@ -39,9 +46,5 @@ export function imageSet(images: IdxArray, labels: IdxArray, what: string): Imag
   if (labels.dims[0] !== count) {
     throw new Error(`${what}: ${count} images but ${labels.dims[0]} labels`);
   }
-  return { count, pixels: images.data.length / count, images: images.data, labels: labels.data };
-}
-
-export function image(set: ImageSet, i: number): Uint8Array {
-  return set.images.subarray(i * set.pixels, (i + 1) * set.pixels);
+  return new ImageSet(images.data, labels.data, count);
 }

@@ -256,6 +256,11 @@ export class MlpTrainer {
     return argmax(this.k.readInt8(this.t.logits));
   }
 
+  // Class predicted by the last forward pass (before that step's update).
+  lastPrediction(): number {
+    return argmax(this.k.readInt8(this.t.logits));
+  }
+
   paramBytes(): Uint8Array {
     return this.k.dispatch.read(this.params.offset, this.params.bytes);
   }
@@ -265,4 +270,29 @@ export function argmax(v: ArrayLike<number>): number {
   let best = 0;
   for (let j = 1; j < v.length; j++) if (v[j]! > v[best]!) best = j;
   return best;
+}
+
+export interface LabelledImages {
+  count: number;
+  labels: Uint8Array;
+  image(i: number): Uint8Array;
+}
+
+// Online training, batch 1, over order[from .. from+steps).
+export function trainOnline(
+  m: MlpTrainer, data: LabelledImages, order: ArrayLike<number>, from: number, steps: number,
+  afterStep?: (step: number) => void,
+): void {
+  for (let s = from; s < from + steps; s++) {
+    const i = order[s]!;
+    m.trainStep(data.image(i), data.labels[i]!);
+    if (afterStep) afterStep(s + 1);
+  }
+}
+
+// Fraction of the first `count` images classified correctly.
+export function evaluate(m: MlpTrainer, data: LabelledImages, count = data.count): number {
+  let ok = 0;
+  for (let i = 0; i < count; i++) if (m.predict(data.image(i)) === data.labels[i]) ok++;
+  return ok / count;
 }

