@@ -18,6 +18,7 @@ import { ArenaLayout, type Tensor } from './arena.js';
 import { Kernels, fcBackwardInputScratchBytes } from './kernels.js';
 import { log2eScaleQ16, quantizeMultiplier, weightScaleMantissa } from './quant.js';
 import { Xorshift32 } from './rng.js';
+import { TraceDispatch } from './trace-dispatch.js';
 
 export interface MlpConfig {
   inputs: number;
@@ -295,4 +296,20 @@ export function evaluate(m: MlpTrainer, data: LabelledImages, count = data.count
   let ok = 0;
   for (let i = 0; i < count; i++) if (m.predict(data.image(i)) === data.labels[i]) ok++;
   return ok / count;
+}
+
+// The same online run recorded as a trace for the bare-metal images: init,
+// `steps` training steps, then a CRC record over the trainable parameters.
+// The arena in the trace is exactly the layout's size.
+export function recordMlpTrace(
+  data: LabelledImages, order: ArrayLike<number>, steps: number, cfg: MlpConfig = defaultMlpConfig,
+): { trace: Uint8Array; params: { offset: number; bytes: number }; arenaBytes: number } {
+  const probe = mlpLayout(cfg);
+  const arenaBytes = Math.ceil(probe.layout.used / 4) * 4;
+  const d = new TraceDispatch(arenaBytes);
+  const m = new MlpTrainer(new Kernels(d), cfg, arenaBytes);
+  m.init();
+  trainOnline(m, data, order, 0, steps);
+  d.writer.crc(m.params.offset, m.params.bytes);
+  return { trace: d.writer.end(), params: m.params, arenaBytes };
 }

@@ -1,0 +1,50 @@
+// One workload, four places: the 200-step int8 MLP run on MNIST ends with the
+// same parameter checksum in Node (C addon), on the XS engine (xsmc glue), on
+// the Cortex-M4F image and on the RV32IMC image (both under QEMU).
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { crc32 } from '../src/core/crc32.js';
+import { Kernels } from '../src/core/kernels.js';
+import { MlpTrainer, recordMlpTrace, trainOnline } from '../src/core/mlp.js';
+import { shuffledIndices } from '../src/core/rng.js';
+import { NodeDispatch, repoRoot } from '../src/node/addon.js';
+import { loadMnist, mnistDir } from '../src/node/mnist.js';
+import { runTrace } from '../src/node/qemu.js';
+
+const STEPS = 200;
+const train = loadMnist('train');
+const order = shuffledIndices(train.count, 1);
+
+function nodeChecksum(): number {
+  const m = new MlpTrainer(new Kernels(new NodeDispatch(new ArrayBuffer(128 * 1024))));
+  m.init();
+  trainOnline(m, train, order, 0, STEPS);
+  return crc32(m.paramBytes());
+}
+
+describe(`the ${STEPS}-step MLP run ends with the same weights everywhere`, () => {
+  const expected = nodeChecksum();
+
+  it('XS engine (compiled TypeScript on the project XS host)', () => {
+    const xs = join(repoRoot, 'out', 'xs', 'xst-xs');
+    const main = join(repoRoot, 'out', 'ts', 'xs', 'main.js');
+    if (!existsSync(xs) || !existsSync(main)) expect.fail('XS host or compiled TS missing: run npm run setup');
+    const out = execFileSync(xs, [main, 'check', mnistDir, String(STEPS)], { encoding: 'utf8' });
+    const m = /params-crc ([0-9a-f]{8})/.exec(out);
+    expect(m, out).not.toBeNull();
+    expect(parseInt(m![1]!, 16)).toBe(expected);
+  }, 60_000);
+
+  for (const target of ['cortex-m4', 'rv32'] as const) {
+    it(`${target} image under QEMU`, async () => {
+      const { trace, params } = recordMlpTrace(train, order, STEPS);
+      const r = await runTrace(target, trace);
+      expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+      expect(r.parsed.errors).toEqual([]);
+      expect(r.parsed.calls.every((c) => c.status === 0)).toBe(true);
+      expect(r.parsed.crcs).toEqual([{ offset: params.offset, nbytes: params.bytes, crc: expected }]);
+    }, 300_000);
+  }
+});
