@@ -1,0 +1,155 @@
+/*
+ * xstrain: XS glue for the C core (xsmc API, as a Moddable native module).
+ *
+ * The same file builds under mcconfig (ESP32, nRF52; listed in the app
+ * manifest's "modules"/"preload" with the C core) and into the Linux XS host
+ * (native/xs/build.sh). TypeScript binds the natives Moddable's way:
+ *
+ *   const xstCall = native("xs_xst_call") as
+ *     (op: number, args: Int32Array, arena: ArrayBuffer) => void;
+ *   const xstCrc32 = native("xs_xst_crc32") as
+ *     (arena: ArrayBuffer, offset: number, length: number) => number;
+ *
+ * Contract
+ *  - xs_xst_call(op, args, arena): op is an integer Number; args an
+ *    Int32Array (any byteOffset; at most XST_XS_MAX_ARGS elements), copied
+ *    before the call, so it may even be a view into the arena; arena an
+ *    ArrayBuffer (a Uint8Array or DataView is accepted too: offsets are then
+ *    relative to the view) that is not detached and not read-only. Calls
+ *    xst_dispatch(), which checks every offset and size against the arena.
+ *    Returns undefined. A nonzero status throws "xstrain op <op>: <status>":
+ *    RangeError for dims/range/bounds/align/param, Error otherwise.
+ *  - xs_xst_crc32(buffer, offset, length): CRC-32 (IEEE) of
+ *    buffer[offset, offset + length) as an unsigned Number; RangeError when
+ *    the range is not inside the buffer.
+ *  - Wrong argument types or counts throw TypeError; nothing here reads or
+ *    writes outside a buffer, whatever the arguments are.
+ *
+ * No pointer into the XS heap is held across anything that can run
+ * JavaScript or allocate (the chunk heap moves on GC): numbers are checked
+ * without coercion, args are copied out first, the arena pointer is taken
+ * last, right before xst_dispatch().
+ */
+#include "xsmc.h"
+#include "xst.h"
+
+/* The longest argument list of any op is 15 (FC_BACKWARD_WEIGHT_SGD). */
+#define XST_XS_MAX_ARGS 32
+
+/* A Number that is an integer in int32 range, without calling valueOf. */
+static int32_t xst_xs_int32_arg(xsMachine *the, xsIntegerValue index,
+                                const char *fn, const char *what)
+{
+	xsType type = xsmcTypeOf(xsArg(index));
+	if (type == xsIntegerType)
+		return (int32_t)xsmcToInteger(xsArg(index));
+	if (type == xsNumberType) {
+		double value = xsmcToNumber(xsArg(index));
+		/* NaN fails both comparisons. */
+		if ((value >= -2147483648.0) && (value <= 2147483647.0)
+		    && ((double)(int32_t)value == value))
+			return (int32_t)value;
+		xsRangeError("%s: %s must be an integer in int32 range", fn, what);
+	}
+	xsTypeError("%s: %s must be a number", fn, what);
+	return 0;
+}
+
+/* Copies an Int32Array's elements into args[]; returns how many. */
+static int32_t xst_xs_copy_args(xsMachine *the, xsIntegerValue index,
+                                int32_t *args)
+{
+	xsIntegerValue byteOffset, byteLength, bufferLength;
+	/* xsVar(0): Int32Array.prototype, then the backing ArrayBuffer.
+	 * xsVar(1): byteOffset, then byteLength. */
+	xsmcGet(xsVar(0), xsGlobal, xsID("Int32Array"));
+	xsmcGet(xsVar(0), xsVar(0), xsID("prototype"));
+	if ((xsmcTypeOf(xsArg(index)) != xsReferenceType)
+	    || !xsmcIsInstanceOf(xsArg(index), xsVar(0)))
+		xsTypeError("xs_xst_call: args must be an Int32Array");
+	xsmcGet(xsVar(1), xsArg(index), xsID("byteOffset"));
+	if (xsmcTypeOf(xsVar(1)) != xsIntegerType)
+		xsTypeError("xs_xst_call: args has no valid byteOffset");
+	byteOffset = xsmcToInteger(xsVar(1));
+	xsmcGet(xsVar(1), xsArg(index), xsID("byteLength"));
+	if (xsmcTypeOf(xsVar(1)) != xsIntegerType)
+		xsTypeError("xs_xst_call: args has no valid byteLength");
+	byteLength = xsmcToInteger(xsVar(1));
+	xsmcGet(xsVar(0), xsArg(index), xsID("buffer"));
+	if (xsmcTypeOf(xsVar(0)) != xsReferenceType
+	    || !xsmcIsInstanceOf(xsVar(0), xsArrayBufferPrototype))
+		xsTypeError("xs_xst_call: args must be backed by an ArrayBuffer");
+	bufferLength = xsmcGetArrayBufferLength(xsVar(0));
+	if ((byteOffset < 0) || (byteLength < 0) || (byteLength % 4 != 0)
+	    || (byteOffset > bufferLength) || (byteLength > bufferLength - byteOffset))
+		xsRangeError("xs_xst_call: args lies outside its buffer");
+	if (byteLength > XST_XS_MAX_ARGS * 4)
+		xsRangeError("xs_xst_call: %d args, at most %d", (int)(byteLength / 4),
+		             XST_XS_MAX_ARGS);
+	/* Bounds-checked copy (throws on a detached buffer); native byte order,
+	 * as the Int32Array itself. */
+	if (byteLength > 0)
+		xsmcGetArrayBufferData(xsVar(0), byteOffset, args, byteLength);
+	return (int32_t)(byteLength / 4);
+}
+
+void xs_xst_call(xsMachine *the)
+{
+	int32_t args[XST_XS_MAX_ARGS];
+	int32_t op, nargs;
+	void *arena;
+	xsUnsignedValue arenaLength;
+	int status;
+
+	if (xsmcArgc != 3)
+		xsTypeError("xs_xst_call(op, args, arena): expected 3 arguments, got %d",
+		            (int)xsmcArgc);
+	xsmcVars(2);
+	op = xst_xs_int32_arg(the, 0, "xs_xst_call", "op");
+	nargs = xst_xs_copy_args(the, 1, args);
+	if (xsmcTypeOf(xsArg(2)) != xsReferenceType)
+		xsTypeError("xs_xst_call: arena must be an ArrayBuffer");
+	/* Throws TypeError unless ArrayBuffer, Uint8Array, DataView or host
+	 * buffer; also on detached or read-only (e.g. flash-resident) buffers. */
+	xsmcGetBufferWritable(xsArg(2), &arena, &arenaLength);
+	status = xst_dispatch(op, args, nargs, (uint8_t *)arena, (uint32_t)arenaLength);
+	if (status != XST_OK) {
+		const char *name = xst_status_name(status);
+		if (!name)
+			name = "unknown status";
+		switch (status) {
+		case XST_ERR_DIMS:
+		case XST_ERR_RANGE:
+		case XST_ERR_BOUNDS:
+		case XST_ERR_ALIGN:
+		case XST_ERR_PARAM:
+			xsRangeError("xstrain op %d: %s", (int)op, name);
+			break;
+		default:
+			xsUnknownError("xstrain op %d: %s", (int)op, name);
+			break;
+		}
+	}
+}
+
+void xs_xst_crc32(xsMachine *the)
+{
+	int32_t offset, length;
+	void *data;
+	xsUnsignedValue size;
+
+	if (xsmcArgc != 3)
+		xsTypeError("xs_xst_crc32(buffer, offset, length): expected 3 arguments, got %d",
+		            (int)xsmcArgc);
+	offset = xst_xs_int32_arg(the, 1, "xs_xst_crc32", "offset");
+	length = xst_xs_int32_arg(the, 2, "xs_xst_crc32", "length");
+	if (xsmcTypeOf(xsArg(0)) != xsReferenceType)
+		xsTypeError("xs_xst_crc32: buffer must be an ArrayBuffer");
+	xsmcGetBufferReadable(xsArg(0), &data, &size);
+	if ((offset < 0) || (length < 0) || ((xsUnsignedValue)offset > size)
+	    || ((xsUnsignedValue)length > size - (xsUnsignedValue)offset))
+		xsRangeError("xs_xst_crc32: [%d, %d + %d) is outside the buffer (%u bytes)",
+		             (int)offset, (int)offset, (int)length, (unsigned)size);
+	xsmcSetNumber(xsResult, (xsNumberValue)xst_crc32(0, (const uint8_t *)data + offset,
+	                                                 (size_t)length));
+}
