@@ -37,8 +37,11 @@ fi
 
 # --- npm packages ------------------------------------------------------------
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  log "installing npm packages (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error </dev/null
+  # npm install, not npm ci: npm 11 writes only this platform's optional
+  # packages (rollup's native builds) into the lock, then npm ci refuses its
+  # own lock. npm install keeps the locked versions.
+  log "installing npm packages"
+  npm install --no-audit --no-fund --loglevel=error </dev/null
 fi
 
 # --- Node headers for the addon: never let node-gyp download them -------------
