@@ -351,3 +351,24 @@ export class Kernels {
     );
   }
 }
+
+// A Dispatch over an in-memory arena (Node addon, XS glue, reference): the
+// subclass supplies call(); writes and reads are plain copies.
+export abstract class BufferDispatch implements Dispatch {
+  abstract readonly name: string;
+  readonly bytes: Uint8Array;
+
+  constructor(readonly arena: ArrayBuffer) {
+    this.bytes = new Uint8Array(arena);
+  }
+
+  abstract call(op: OpId, args: Int32Array): void;
+
+  write(offset: number, bytes: Uint8Array): void {
+    this.bytes.set(bytes, offset);
+  }
+
+  read(offset: number, length: number): Uint8Array {
+    return this.bytes.slice(offset, offset + length);
+  }
+}

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Dispatch } from '../core/kernels.js';
+import { BufferDispatch } from '../core/kernels.js';
 import type { OpId } from '../core/ops.js';
 
 interface Addon {
@@ -24,25 +24,12 @@ export function loadAddon(): Addon {
   return addon;
 }
 
-export class NodeDispatch implements Dispatch {
+export class NodeDispatch extends BufferDispatch {
   readonly name = 'node-addon';
-  readonly bytes: Uint8Array;
   private readonly addon = loadAddon();
-
-  constructor(readonly arena: ArrayBuffer) {
-    this.bytes = new Uint8Array(arena);
-  }
 
   call(op: OpId, args: Int32Array): void {
     this.addon.call(op, args, this.arena);
-  }
-
-  write(offset: number, bytes: Uint8Array): void {
-    this.bytes.set(bytes, offset);
-  }
-
-  read(offset: number, length: number): Uint8Array {
-    return this.bytes.slice(offset, offset + length);
   }
 
   crc32(offset: number, length: number): number {

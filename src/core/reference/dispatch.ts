@@ -2,25 +2,12 @@
 // decodes the dispatcher's int32 argument layout (native/core/xst.h) and runs
 // the TypeScript reference on views of an in-memory arena.
 
-import type { Dispatch } from '../kernels.js';
+import { BufferDispatch } from '../kernels.js';
 import { Op, type OpId, opName, opNargs } from '../ops.js';
 import * as k from './kernels.js';
 
-export class ReferenceDispatch implements Dispatch {
+export class ReferenceDispatch extends BufferDispatch {
   readonly name = 'reference';
-  readonly bytes: Uint8Array;
-
-  constructor(readonly arena: ArrayBuffer) {
-    this.bytes = new Uint8Array(arena);
-  }
-
-  write(offset: number, bytes: Uint8Array): void {
-    this.bytes.set(bytes, offset);
-  }
-
-  read(offset: number, length: number): Uint8Array {
-    return this.bytes.slice(offset, offset + length);
-  }
 
   private i8(off: number, n: number): Int8Array {
     return new Int8Array(this.arena, off, n);
