@@ -167,7 +167,7 @@ int softmax_xent_s8_backward(int32_t classes, const int8_t *logits,
  * One entry point for all bindings. args are int32; every tensor argument
  * is a byte offset into the arena, -1 where the op allows "none". Sizes are
  * derived from the dims in args and checked against arena_len, alignment
- * checked for int16/int32 tensors. Argument layouts: XST_ARGS_* below and
+ * checked for int16/int32 tensors. Argument layouts: the table below and
  * src/core/ops.ts (the two must agree; tests check it). */
 enum {
   XST_OP_FC_FORWARD = 1,
