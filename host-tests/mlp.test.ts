@@ -21,7 +21,6 @@ describe('int8 MLP on MNIST', () => {
     ref.init();
     const cb = new Uint8Array(cBuf), rb = new Uint8Array(refBuf);
     const compared = c.layout.tensors.filter((t) => t.name !== 'scratch'); // C-only workspace
-    let paramsChanged = false;
     const before = c.paramBytes();
     for (let step = 0; step < 200; step++) {
       trainOnline(c, train, order, step, 1);
@@ -31,7 +30,7 @@ describe('int8 MLP on MNIST', () => {
         if (!a.every((v, i) => v === b[i])) expect.fail(`step ${step + 1}: tensor ${t.name} differs`);
       }
     }
-    paramsChanged = !c.paramBytes().every((v, i) => v === before[i]);
+    const paramsChanged = !c.paramBytes().every((v, i) => v === before[i]);
     expect(paramsChanged).toBe(true); // training did something
   });
 

@@ -197,20 +197,11 @@ int fully_connected_s8_backward_weight_sgd(const xst_fc_dims *d,
       const int32_t g = grad_out[c];
       if (g == 0) continue;
       const int64_t R = 31 - (int64_t)sh - (int64_t)e;
-      if (R >= 1 && R <= 62) {
-        /* The common case, hoisted out of xst_sgd_step: one 64-bit
-         * multiply-add and shift per element; r = floor(u * 2^(R-32)) as
-         * there. Same result: the step's +-2^31 clamp cannot change a weight
-         * clamped to [-127, 127]. */
-        const int rr = (int)R, rs = 64 - (int)R;
-        uint32_t state = *rng;
+      if (xst_sgd_fast_ok(R)) {
+        uint32_t state = *rng; /* kept in a register along the row */
         for (int32_t i = blk->ic_begin; i < blk->ic_end; i++) {
           const int32_t gi = g * ((int32_t)in[i] + input_offset);
-          if (gi == 0) continue;
-          const uint64_t u = (uint64_t)xst_xorshift32(&state) << 32;
-          const int64_t x = (int64_t)gi * m + (int64_t)(u >> rs);
-          const int64_t v = (int64_t)wc[i] - xst_floor_shr64(x, rr);
-          wc[i] = (int8_t)(v < -127 ? -127 : (v > 127 ? 127 : v));
+          if (gi != 0) wc[i] = xst_sgd_s8_fast(wc[i], gi, m, (int)R, &state);
         }
         *rng = state;
         continue;

@@ -26,6 +26,15 @@ int sgd_s8_update(const xst_fc_dims *d, const xst_block *blk,
   for (int32_t c = blk->oc_begin; c < blk->oc_end; c++) {
     const int32_t *g = grad + (size_t)(c - blk->oc_begin) * nic;
     int8_t *wc = w + (size_t)c * d->in_features + blk->ic_begin;
+    const int64_t R = 31 - (int64_t)lr->shift[c] - (int64_t)e;
+    if (xst_sgd_fast_ok(R)) {
+      uint32_t state = *rng;
+      for (int32_t i = 0; i < nic; i++) {
+        if (g[i] != 0) wc[i] = xst_sgd_s8_fast(wc[i], g[i], lr->multiplier[c], (int)R, &state);
+      }
+      *rng = state;
+      continue;
+    }
     for (int32_t i = 0; i < nic; i++) {
       if (g[i] == 0) continue;
       int64_t v = (int64_t)wc[i] - xst_sgd_step(g[i], lr->multiplier[c], lr->shift[c], e, rng);

@@ -111,4 +111,18 @@ static inline int64_t xst_sgd_step(int32_t g, int32_t m, int32_t shift,
   return step;
 }
 
+/* The common case of xst_sgd_step, R = 31 - shift - grad_exp in [1, 62],
+ * for a loop over one output channel (R is constant along it): one 64-bit
+ * multiply-add and shift, r = floor(u * 2^(R-32)) as there. It returns the
+ * updated int8 weight; xst_sgd_step's +-2^31 clamp of the step cannot change
+ * a weight clamped to [-127, 127], so the two agree to the bit. */
+static inline int xst_sgd_fast_ok(int64_t R) { return R >= 1 && R <= 62; }
+
+static inline int8_t xst_sgd_s8_fast(int8_t w, int32_t g, int32_t m, int R, uint32_t *state) {
+  const uint64_t u = (uint64_t)xst_xorshift32(state) << 32;
+  const int64_t x = (int64_t)g * m + (int64_t)(u >> (64 - R));
+  const int64_t v = (int64_t)w - xst_floor_shr64(x, R);
+  return (int8_t)(v < -127 ? -127 : (v > 127 ? 127 : v));
+}
+
 #endif /* XST_FIXED_H */
