@@ -213,28 +213,29 @@ static int op_softmax_xent_backward(const int32_t *a, uint8_t *arena, uint32_t l
 }
 
 typedef int (*op_fn)(const int32_t *, uint8_t *, uint32_t);
+/* Indexed by op id (designated initialisers: one line per op, any order);
+ * ids without a row are unknown ops. */
 static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
-  {0, 0},
-  {op_fc_forward, 14},
-  {op_fc_backward_input, 11},
-  {op_fc_backward_bias, 7},
-  {op_fc_backward_weight, 11},
-  {op_fc_backward_weight_sgd, 15},
-  {op_sgd_s8_update, 12},
-  {op_sgd_s32_update, 9},
-  {op_activation_backward, 3},
-  {op_softmax_xent_backward, 7},
+  [XST_OP_FC_FORWARD] = {op_fc_forward, 14},
+  [XST_OP_FC_BACKWARD_INPUT] = {op_fc_backward_input, 11},
+  [XST_OP_FC_BACKWARD_BIAS] = {op_fc_backward_bias, 7},
+  [XST_OP_FC_BACKWARD_WEIGHT] = {op_fc_backward_weight, 11},
+  [XST_OP_FC_BACKWARD_WEIGHT_SGD] = {op_fc_backward_weight_sgd, 15},
+  [XST_OP_SGD_S8_UPDATE] = {op_sgd_s8_update, 12},
+  [XST_OP_SGD_S32_UPDATE] = {op_sgd_s32_update, 9},
+  [XST_OP_ACTIVATION_BACKWARD] = {op_activation_backward, 3},
+  [XST_OP_SOFTMAX_XENT_BACKWARD] = {op_softmax_xent_backward, 7},
 };
 
 int xst_dispatch(int32_t op, const int32_t *args, int32_t nargs, uint8_t *arena, uint32_t arena_len) {
-  if (op < 1 || op >= XST_OP_COUNT) return XST_ERR_BAD_OP;
+  if (op < 1 || op >= XST_OP_COUNT || !kOps[op].fn) return XST_ERR_BAD_OP;
   if (nargs != kOps[op].nargs) return XST_ERR_ARG_COUNT;
   if (!arena && arena_len) return XST_ERR_BOUNDS;
   return kOps[op].fn(args, arena, arena_len);
 }
 
 int32_t xst_op_nargs(int32_t op) {
-  return op >= 1 && op < XST_OP_COUNT ? kOps[op].nargs : -1;
+  return op >= 1 && op < XST_OP_COUNT && kOps[op].fn ? kOps[op].nargs : -1;
 }
 
 const char *xst_status_name(int status) {

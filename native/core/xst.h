@@ -179,7 +179,9 @@ enum {
   XST_OP_SGD_S32_UPDATE = 7,
   XST_OP_ACTIVATION_BACKWARD = 8,
   XST_OP_SOFTMAX_XENT_BACKWARD = 9,
-  XST_OP_COUNT = 10
+  /* ids 10-13 conv2d, 14-17 depthwise conv2d, 18-27 pooling, mean, add,
+   * softmax, 28-31 graph helpers: see the kernel-library sections below */
+  XST_OP_COUNT = 32 /* one past the largest id the table may hold */
 };
 
 /* Argument layouts (count): tensors are arena byte offsets, "|-1" optional.
