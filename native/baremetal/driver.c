@@ -5,7 +5,9 @@
  *
  * Trace (little-endian u32 words): records `tag, nwords, payload[nwords]`
  *   1 ARENA [size]                      set the arena size in use, zero it
- *   2 WRITE [offset, nbytes, data...]   data padded to a multiple of 4 bytes
+ *   2 WRITE [offset, nbytes, data...]   data padded to a multiple of 4 bytes;
+ *                                       offsets from XST_FLASH_BASE fill the
+ *                                       read-only region (flashing weights)
  *   3 CALL  [op, nargs, args...]        xst_dispatch(op, args, nargs, ...)
  *   4 CRC   [offset, nbytes]            -> crc <offset> <nbytes> <8 hex>
  *   5 READ  [offset, nbytes]            -> read <offset> <hex>
@@ -59,6 +61,15 @@ enum { TAG_END = 0, TAG_ARENA = 1, TAG_WRITE = 2, TAG_CALL = 3, TAG_CRC = 4, TAG
 static uint8_t arena[XST_BAREMETAL_ARENA_CAPACITY]
     __attribute__((section(".noinit.arena"), aligned(16)));
 static uint32_t arena_size;
+
+/* The read-only region (frozen weights), in the image's flash: kernels get
+ * it as xst_memory.flash and cannot write it; only WRITE records fill it. */
+#ifndef XST_BAREMETAL_FLASH_CAPACITY
+#define XST_BAREMETAL_FLASH_CAPACITY (640u * 1024u)
+#endif
+static uint8_t flash_store[XST_BAREMETAL_FLASH_CAPACITY]
+    __attribute__((section(".flash_store"), aligned(16)));
+static uint32_t flash_used;
 
 /* ---- console output ------------------------------------------------------ */
 
@@ -271,8 +282,26 @@ static void do_write(uint32_t nwords) {
   uint32_t nbytes = read_word();
   uint32_t data_words = nbytes / 4u + (nbytes % 4u != 0);
   expect_words(nwords, 2u + data_words, "WRITE");
-  check_range("WRITE", offset, nbytes);
-  if (read_bytes(arena + offset, nbytes) != 0 || read_bytes(NULL, data_words * 4u - nbytes) != 0) {
+  uint8_t *dst;
+  if (offset >= XST_FLASH_BASE) {
+    uint32_t at = offset - XST_FLASH_BASE;
+    if (at > XST_BAREMETAL_FLASH_CAPACITY || nbytes > XST_BAREMETAL_FLASH_CAPACITY - at) {
+      out_str("error WRITE outside the flash region: offset ");
+      out_u64(at);
+      out_str(" nbytes ");
+      out_u64(nbytes);
+      out_str(" flash ");
+      out_u64(XST_BAREMETAL_FLASH_CAPACITY);
+      out_char('\n');
+      port_exit(EXIT_TRACE);
+    }
+    if (at + nbytes > flash_used) flash_used = at + nbytes;
+    dst = flash_store + at;
+  } else {
+    check_range("WRITE", offset, nbytes);
+    dst = arena + offset;
+  }
+  if (read_bytes(dst, nbytes) != 0 || read_bytes(NULL, data_words * 4u - nbytes) != 0) {
     fail(EXIT_TRACE, "trace truncated inside a WRITE record");
   }
 }
@@ -292,8 +321,9 @@ static void do_call(uint32_t nwords) {
   expect_words(nwords, 2u + nargs, "CALL");
   for (uint32_t i = 0; i < nargs; i++) call_args[i] = (int32_t)read_word();
 
+  xst_memory mem = {arena, arena_size, flash_store, flash_used};
   uint64_t t0 = port_counter_raw();
-  int status = xst_dispatch(op, call_args, (int32_t)nargs, arena, arena_size);
+  int status = xst_dispatch_memory(op, call_args, (int32_t)nargs, &mem);
   uint64_t t1 = port_counter_raw();
   uint64_t n = port_counter_instructions(t1, counter_phase) -
                port_counter_instructions(t0, counter_phase) - counter_overhead;

@@ -21,13 +21,25 @@ typedef struct {
   void *ptr;
 } tref;
 
-static int bind(uint8_t *arena, uint32_t arena_len, tref *t, int n) {
+/* Resolves every tensor: arena offsets in [0, arena_len), flash offsets from
+ * XST_FLASH_BASE (read-only). Offsets are compared in one number space, where
+ * the two regions cannot meet, so the overlap check needs no region test. */
+static int bind(const xst_memory *m, tref *t, int n) {
   for (int k = 0; k < n; k++) {
     if (t[k].off == -1 && t[k].optional) { t[k].ptr = 0; continue; }
     if (t[k].off < 0) return XST_ERR_BOUNDS;
-    if ((uint64_t)(uint32_t)t[k].off + t[k].bytes > (uint64_t)arena_len) return XST_ERR_BOUNDS;
-    if ((uint32_t)t[k].off % t[k].align) return XST_ERR_ALIGN;
-    t[k].ptr = arena + t[k].off;
+    uint64_t off = (uint32_t)t[k].off;
+    if (off >= XST_FLASH_BASE) {
+      off -= XST_FLASH_BASE;
+      if (!m->flash || off + t[k].bytes > (uint64_t)m->flash_len) return XST_ERR_BOUNDS;
+      if (t[k].written) return XST_ERR_READONLY;
+      if (off % t[k].align) return XST_ERR_ALIGN;
+      t[k].ptr = (void *)(uintptr_t)(m->flash + off); /* kernels only read it */
+      continue;
+    }
+    if (off + t[k].bytes > (uint64_t)m->arena_len) return XST_ERR_BOUNDS;
+    if (off % t[k].align) return XST_ERR_ALIGN;
+    t[k].ptr = m->arena + off;
   }
   for (int a = 0; a < n; a++) {
     if (!t[a].written || !t[a].ptr) continue;
@@ -50,7 +62,7 @@ static int block_ok(int32_t out, int32_t in, int32_t ob, int32_t oe, int32_t ib,
 #define REF(o, b, al, w, opt) ((tref){(o), (uint64_t)(b), (al), (w), (opt), 0, 0})
 #define CELL(o, w) REF((o), 4, 4, (w), 0)
 
-static int op_fc_forward(const int32_t *a, uint8_t *arena, uint32_t len) {
+static int op_fc_forward(const int32_t *a, const xst_memory *m) {
   xst_fc_dims d = {a[0], a[1], a[2]};
   if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   uint64_t R = (uint64_t)d.rows, I = (uint64_t)d.in_features, O = (uint64_t)d.out_features;
@@ -63,14 +75,14 @@ static int op_fc_forward(const int32_t *a, uint8_t *arena, uint32_t len) {
     REF(a[12], O * 4, 4, 0, 0),           /* multiplier */
     REF(a[13], O * 4, 4, 0, 0),           /* shift */
   };
-  int st = bind(arena, len, t, 7);
+  int st = bind(m, t, 7);
   if (st) return st;
   xst_fc_quant q = {a[3], a[4], a[5], a[6], (const int32_t *)t[5].ptr, (const int32_t *)t[6].ptr};
   return fully_connected_s8_forward(&d, &q, (const int8_t *)t[0].ptr, (const int8_t *)t[1].ptr,
                                     (const int32_t *)t[2].ptr, (int8_t *)t[3].ptr, (uint8_t *)t[4].ptr);
 }
 
-static int op_fc_backward_input(const int32_t *a, uint8_t *arena, uint32_t len) {
+static int op_fc_backward_input(const int32_t *a, const xst_memory *m) {
   xst_fc_dims d = {a[0], a[1], a[2]};
   if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   uint64_t R = (uint64_t)d.rows, I = (uint64_t)d.in_features, O = (uint64_t)d.out_features;
@@ -83,7 +95,7 @@ static int op_fc_backward_input(const int32_t *a, uint8_t *arena, uint32_t len) 
     CELL(a[9], 1),              /* grad_in_exp */
     REF(a[10], fully_connected_s8_backward_input_scratch_size(&d), 4, 1, 0), /* scratch */
   };
-  int st = bind(arena, len, t, 7);
+  int st = bind(m, t, 7);
   if (st) return st;
   xst_wscale ws = {(const int16_t *)t[0].ptr, a[4]};
   return fully_connected_s8_backward_input(&d, &ws, (const int8_t *)t[1].ptr, (const int32_t *)t[2].ptr,
@@ -91,7 +103,7 @@ static int op_fc_backward_input(const int32_t *a, uint8_t *arena, uint32_t len) 
                                            (int32_t *)t[5].ptr, t[6].ptr);
 }
 
-static int op_fc_backward_bias(const int32_t *a, uint8_t *arena, uint32_t len) {
+static int op_fc_backward_bias(const int32_t *a, const xst_memory *m) {
   xst_fc_dims d = {a[0], a[1], a[2]};
   if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   xst_block b = {a[3], a[4], 0, d.in_features};
@@ -100,12 +112,12 @@ static int op_fc_backward_bias(const int32_t *a, uint8_t *arena, uint32_t len) {
     REF(a[5], (uint64_t)d.rows * (uint64_t)d.out_features, 1, 0, 0),
     REF(a[6], (uint64_t)(b.oc_end - b.oc_begin) * 4, 4, 1, 0),
   };
-  int st = bind(arena, len, t, 2);
+  int st = bind(m, t, 2);
   if (st) return st;
   return fully_connected_s8_backward_bias(&d, &b, (const int8_t *)t[0].ptr, (int32_t *)t[1].ptr);
 }
 
-static int op_fc_backward_weight(const int32_t *a, uint8_t *arena, uint32_t len) {
+static int op_fc_backward_weight(const int32_t *a, const xst_memory *m) {
   xst_fc_dims d = {a[0], a[1], a[2]};
   if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   xst_block b = {a[3], a[4], a[5], a[6]};
@@ -116,13 +128,13 @@ static int op_fc_backward_weight(const int32_t *a, uint8_t *arena, uint32_t len)
     REF(a[9], R * (uint64_t)d.in_features, 1, 0, 0),
     REF(a[10], (uint64_t)(b.oc_end - b.oc_begin) * (uint64_t)(b.ic_end - b.ic_begin) * 4, 4, 1, 0),
   };
-  int st = bind(arena, len, t, 3);
+  int st = bind(m, t, 3);
   if (st) return st;
   return fully_connected_s8_backward_weight(&d, &b, a[7], (const int8_t *)t[0].ptr,
                                             (const int8_t *)t[1].ptr, (int32_t *)t[2].ptr);
 }
 
-static int op_fc_backward_weight_sgd(const int32_t *a, uint8_t *arena, uint32_t len) {
+static int op_fc_backward_weight_sgd(const int32_t *a, const xst_memory *m) {
   xst_fc_dims d = {a[0], a[1], a[2]};
   if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   xst_block b = {a[3], a[4], a[5], a[6]};
@@ -137,7 +149,7 @@ static int op_fc_backward_weight_sgd(const int32_t *a, uint8_t *arena, uint32_t 
     REF(a[13], O * I, 1, 1, 0), /* w (updated in place) */
     CELL(a[14], 1),             /* rng */
   };
-  int st = bind(arena, len, t, 7);
+  int st = bind(m, t, 7);
   if (st) return st;
   xst_lr lr = {(const int32_t *)t[3].ptr, (const int32_t *)t[4].ptr};
   return fully_connected_s8_backward_weight_sgd(&d, &b, a[7], (const int8_t *)t[0].ptr,
@@ -145,7 +157,7 @@ static int op_fc_backward_weight_sgd(const int32_t *a, uint8_t *arena, uint32_t 
                                                 &lr, (int8_t *)t[5].ptr, (uint32_t *)t[6].ptr);
 }
 
-static int op_sgd_s8_update(const int32_t *a, uint8_t *arena, uint32_t len) {
+static int op_sgd_s8_update(const int32_t *a, const xst_memory *m) {
   xst_fc_dims d = {1, a[0], a[1]};
   if (!dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   xst_block b = {a[2], a[3], a[4], a[5]};
@@ -159,14 +171,14 @@ static int op_sgd_s8_update(const int32_t *a, uint8_t *arena, uint32_t len) {
     REF(a[10], O * I, 1, 1, 0),
     CELL(a[11], 1),
   };
-  int st = bind(arena, len, t, 6);
+  int st = bind(m, t, 6);
   if (st) return st;
   xst_lr lr = {(const int32_t *)t[2].ptr, (const int32_t *)t[3].ptr};
   return sgd_s8_update(&d, &b, (const int32_t *)t[0].ptr, (const int32_t *)t[1].ptr, &lr,
                        (int8_t *)t[4].ptr, (uint32_t *)t[5].ptr);
 }
 
-static int op_sgd_s32_update(const int32_t *a, uint8_t *arena, uint32_t len) {
+static int op_sgd_s32_update(const int32_t *a, const xst_memory *m) {
   int32_t out = a[0];
   if (!dim_ok(out)) return XST_ERR_DIMS;
   xst_block b = {a[1], a[2], 0, 1};
@@ -180,23 +192,23 @@ static int op_sgd_s32_update(const int32_t *a, uint8_t *arena, uint32_t len) {
     REF(a[7], O * 4, 4, 1, 0),
     CELL(a[8], 1),
   };
-  int st = bind(arena, len, t, 6);
+  int st = bind(m, t, 6);
   if (st) return st;
   xst_lr lr = {(const int32_t *)t[2].ptr, (const int32_t *)t[3].ptr};
   return sgd_s32_update(&b, (const int32_t *)t[0].ptr, (const int32_t *)t[1].ptr, &lr,
                         (int32_t *)t[4].ptr, (uint32_t *)t[5].ptr);
 }
 
-static int op_activation_backward(const int32_t *a, uint8_t *arena, uint32_t len) {
+static int op_activation_backward(const int32_t *a, const xst_memory *m) {
   if (!dim_ok(a[0])) return XST_ERR_DIMS;
   uint64_t n = (uint64_t)a[0];
   tref t[2] = {REF(a[1], (n + 7) / 8, 1, 0, 0), REF(a[2], n, 1, 1, 0)};
-  int st = bind(arena, len, t, 2);
+  int st = bind(m, t, 2);
   if (st) return st;
   return activation_s8_backward(a[0], (const uint8_t *)t[0].ptr, (int8_t *)t[1].ptr);
 }
 
-static int op_softmax_xent_backward(const int32_t *a, uint8_t *arena, uint32_t len) {
+static int op_softmax_xent_backward(const int32_t *a, const xst_memory *m) {
   if (a[0] < 1 || a[0] > 128) return XST_ERR_DIMS;
   uint64_t n = (uint64_t)a[0];
   tref t[5] = {
@@ -206,13 +218,13 @@ static int op_softmax_xent_backward(const int32_t *a, uint8_t *arena, uint32_t l
     CELL(a[5], 1),         /* grad_exp */
     REF(a[6], 4, 4, 1, 1), /* p_label_q16 */
   };
-  int st = bind(arena, len, t, 5);
+  int st = bind(m, t, 5);
   if (st) return st;
   return softmax_xent_s8_backward(a[0], (const int8_t *)t[0].ptr, a[2], *(const int32_t *)t[1].ptr,
                                   (int8_t *)t[2].ptr, (int32_t *)t[3].ptr, (int32_t *)t[4].ptr);
 }
 
-typedef int (*op_fn)(const int32_t *, uint8_t *, uint32_t);
+typedef int (*op_fn)(const int32_t *, const xst_memory *);
 /* Indexed by op id (designated initialisers: one line per op, any order);
  * ids without a row are unknown ops. */
 static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
@@ -227,11 +239,17 @@ static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
   [XST_OP_SOFTMAX_XENT_BACKWARD] = {op_softmax_xent_backward, 7},
 };
 
-int xst_dispatch(int32_t op, const int32_t *args, int32_t nargs, uint8_t *arena, uint32_t arena_len) {
+int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs, const xst_memory *mem) {
   if (op < 1 || op >= XST_OP_COUNT || !kOps[op].fn) return XST_ERR_BAD_OP;
   if (nargs != kOps[op].nargs) return XST_ERR_ARG_COUNT;
-  if (!arena && arena_len) return XST_ERR_BOUNDS;
-  return kOps[op].fn(args, arena, arena_len);
+  if (!mem || (!mem->arena && mem->arena_len) || (!mem->flash && mem->flash_len)) return XST_ERR_BOUNDS;
+  if (mem->arena_len >= XST_FLASH_BASE) return XST_ERR_BOUNDS;
+  return kOps[op].fn(args, mem);
+}
+
+int xst_dispatch(int32_t op, const int32_t *args, int32_t nargs, uint8_t *arena, uint32_t arena_len) {
+  xst_memory m = {arena, arena_len, 0, 0};
+  return xst_dispatch_memory(op, args, nargs, &m);
 }
 
 int32_t xst_op_nargs(int32_t op) {
@@ -249,6 +267,7 @@ const char *xst_status_name(int status) {
     case XST_ERR_ALIGN: return "tensor misaligned";
     case XST_ERR_PARAM: return "quantisation parameter out of range";
     case XST_ERR_ALIAS: return "output tensor overlaps another tensor";
+    case XST_ERR_READONLY: return "output tensor in read-only memory";
     default: return "unknown status";
   }
 }

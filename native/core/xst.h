@@ -34,7 +34,8 @@ typedef enum {
   XST_ERR_BOUNDS = 5,       /* a tensor does not lie inside the arena      */
   XST_ERR_ALIGN = 6,        /* an int16/int32 tensor is not aligned        */
   XST_ERR_PARAM = 7,        /* a quantisation parameter is out of range    */
-  XST_ERR_ALIAS = 8         /* two tensors overlap where the op forbids it */
+  XST_ERR_ALIAS = 8,        /* two tensors overlap where the op forbids it */
+  XST_ERR_READONLY = 9      /* the op writes a tensor in read-only memory  */
 } xst_status;
 
 const char *xst_status_name(int status);
@@ -208,6 +209,21 @@ enum {
  * A "cell" is one int32 in the arena (4-aligned). */
 int xst_dispatch(int32_t op, const int32_t *args, int32_t nargs,
                  uint8_t *arena, uint32_t arena_len);
+
+/* Read-only memory beside the arena: frozen weights, biases and
+ * requantisation tables stay in flash on a device. A tensor offset at or
+ * above XST_FLASH_BASE refers to flash[offset - XST_FLASH_BASE]; such a
+ * tensor may only be read (a written one is XST_ERR_READONLY). The arena
+ * must be smaller than XST_FLASH_BASE bytes. */
+#define XST_FLASH_BASE 0x40000000
+typedef struct {
+  uint8_t *arena;
+  uint32_t arena_len;
+  const uint8_t *flash; /* may be NULL (then flash_len is 0) */
+  uint32_t flash_len;
+} xst_memory;
+int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs,
+                        const xst_memory *mem);
 /* Number of arguments op takes, -1 for an unknown op. */
 int32_t xst_op_nargs(int32_t op);
 

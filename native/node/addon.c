@@ -1,7 +1,8 @@
 /*
  * Node-API binding of the C core (host adapter). Two functions:
- *   call(op: number, args: Int32Array, arena: ArrayBuffer): void
- *     -> xst_dispatch; a nonzero status throws an Error naming the op and
+ *   call(op: number, args: Int32Array, arena: ArrayBuffer, flash?: ArrayBuffer): void
+ *     -> xst_dispatch_memory (flash: the read-only region, offsets from
+ *        XST_FLASH_BASE); a nonzero status throws an Error naming the op and
  *        the status (the TypeScript layer has already named the tensors).
  *   crc32(arena: ArrayBuffer, offset: number, length: number): number
  */
@@ -36,10 +37,11 @@ static int get_arena(napi_env env, napi_value v, uint8_t **data, uint32_t *len) 
 }
 
 static napi_value Call(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 3) return throw_type(env, "xstrain call(op, args: Int32Array, arena: ArrayBuffer): 3 arguments expected");
+  if (argc != 3 && argc != 4)
+    return throw_type(env, "xstrain call(op, args: Int32Array, arena: ArrayBuffer, flash?: ArrayBuffer): 3 or 4 arguments expected");
   int32_t op = 0;
   if (napi_get_value_int32(env, argv[0], &op) != napi_ok) return throw_type(env, "xstrain call: op must be a number");
   bool is_ta = false;
@@ -53,7 +55,13 @@ static napi_value Call(napi_env env, napi_callback_info info) {
   uint8_t *arena = NULL;
   uint32_t len = 0;
   if (!get_arena(env, argv[2], &arena, &len)) return throw_type(env, "xstrain call: arena must be an ArrayBuffer");
-  int st = xst_dispatch(op, (const int32_t *)args, (int32_t)nargs, arena, len);
+  xst_memory mem = {arena, len, NULL, 0};
+  if (argc == 4) {
+    uint8_t *flash = NULL;
+    if (!get_arena(env, argv[3], &flash, &mem.flash_len)) return throw_type(env, "xstrain call: flash must be an ArrayBuffer");
+    mem.flash = flash;
+  }
+  int st = xst_dispatch_memory(op, (const int32_t *)args, (int32_t)nargs, &mem);
   if (st != XST_OK) {
     char msg[160];
     snprintf(msg, sizeof msg, "xstrain op %d: %s (status %d)", (int)op, xst_status_name(st), st);

@@ -6,7 +6,7 @@
  * (native/xs/build.sh). TypeScript binds the natives Moddable's way:
  *
  *   const xstCall = native("xs_xst_call") as
- *     (op: number, args: Int32Array, arena: ArrayBuffer) => void;
+ *     (op: number, args: Int32Array, arena: ArrayBuffer, flash?: ArrayBuffer) => void;
  *   const xstCrc32 = native("xs_xst_crc32") as
  *     (arena: ArrayBuffer, offset: number, length: number) => number;
  *
@@ -17,6 +17,9 @@
  *    ArrayBuffer (a Uint8Array or DataView is accepted too: offsets are then
  *    relative to the view) that is not detached and not read-only. Calls
  *    xst_dispatch(), which checks every offset and size against the arena.
+ *    An optional fourth argument is the read-only region (frozen weights;
+ *    offsets from XST_FLASH_BASE): an ArrayBuffer, a view, or a read-only
+ *    host buffer in flash.
  *    Returns undefined. A nonzero status throws "xstrain op <op>: <status>":
  *    RangeError for dims/range/bounds/align/param, Error otherwise.
  *  - xs_xst_crc32(buffer, offset, length): CRC-32 (IEEE) of
@@ -98,11 +101,12 @@ void xs_xst_call(xsMachine *the)
 	int32_t args[XST_XS_MAX_ARGS];
 	int32_t op, nargs;
 	void *arena;
+	xst_memory mem = {0, 0, 0, 0};
 	xsUnsignedValue arenaLength;
 	int status;
 
-	if (xsmcArgc != 3)
-		xsTypeError("xs_xst_call(op, args, arena): expected 3 arguments, got %d",
+	if ((xsmcArgc != 3) && (xsmcArgc != 4))
+		xsTypeError("xs_xst_call(op, args, arena[, flash]): expected 3 or 4 arguments, got %d",
 		            (int)xsmcArgc);
 	xsmcVars(2);
 	op = xst_xs_int32_arg(the, 0, "xs_xst_call", "op");
@@ -111,8 +115,21 @@ void xs_xst_call(xsMachine *the)
 		xsTypeError("xs_xst_call: arena must be an ArrayBuffer");
 	/* Throws TypeError unless ArrayBuffer, Uint8Array, DataView or host
 	 * buffer; also on detached or read-only (e.g. flash-resident) buffers. */
+	if ((xsmcArgc == 4) && (xsmcTypeOf(xsArg(3)) != xsReferenceType))
+		xsTypeError("xs_xst_call: flash must be an ArrayBuffer");
+	/* Neither call allocates, so both pointers stay valid until the kernel
+	 * returns. */
+	if (xsmcArgc == 4) {
+		void *flash;
+		xsUnsignedValue flashLength;
+		xsmcGetBufferReadable(xsArg(3), &flash, &flashLength);
+		mem.flash = (const uint8_t *)flash;
+		mem.flash_len = (uint32_t)flashLength;
+	}
 	xsmcGetBufferWritable(xsArg(2), &arena, &arenaLength);
-	status = xst_dispatch(op, args, nargs, (uint8_t *)arena, (uint32_t)arenaLength);
+	mem.arena = (uint8_t *)arena;
+	mem.arena_len = (uint32_t)arenaLength;
+	status = xst_dispatch_memory(op, args, nargs, &mem);
 	if (status != XST_OK) {
 		const char *name = xst_status_name(status);
 		if (!name)

@@ -25,7 +25,9 @@ export class ArenaLayout {
   readonly tensors: Tensor[] = [];
   private top = 0;
 
-  constructor(readonly capacity: number) {}
+  // base: the offset of byte 0 (FLASH_BASE for a layout of the read-only
+  // region); capacity counts bytes from there.
+  constructor(readonly capacity: number, readonly base = 0) {}
 
   alloc(name: string, dtype: DType, shape: readonly number[]): Tensor {
     const align = Math.max(4, dtypeBytes[dtype]);
@@ -33,11 +35,11 @@ export class ArenaLayout {
     const bytes = elementCount(shape) * dtypeBytes[dtype];
     if (offset + bytes > this.capacity) {
       throw new Error(
-        `arena overflow: tensor "${name}" needs ${bytes} bytes at offset ${offset}, ` +
-          `arena has ${this.capacity} bytes; enlarge the arena or shrink the model`,
+        `${this.base ? 'flash' : 'arena'} overflow: tensor "${name}" needs ${bytes} bytes at offset ${offset}, ` +
+          `${this.base ? 'flash' : 'arena'} has ${this.capacity} bytes; enlarge it or shrink the model`,
       );
     }
-    const t: Tensor = { name, dtype, shape: [...shape], offset, bytes };
+    const t: Tensor = { name, dtype, shape: [...shape], offset: this.base + offset, bytes };
     this.tensors.push(t);
     this.top = offset + bytes;
     return t;

@@ -352,23 +352,47 @@ export class Kernels {
   }
 }
 
-// A Dispatch over an in-memory arena (Node addon, XS glue, reference): the
-// subclass supplies call(); writes and reads are plain copies.
+// Offsets at or above FLASH_BASE refer to the read-only region beside the
+// arena (frozen weights stay in flash on a device): native/core/xst.h.
+export const FLASH_BASE = 0x40000000;
+
+// A Dispatch over an in-memory arena and an optional read-only region
+// (Node addon, XS glue, reference): the subclass supplies call(); writes and
+// reads are plain copies into whichever region the offset names. Writing the
+// flash region is the host's "flashing" step; kernels cannot write it.
 export abstract class BufferDispatch implements Dispatch {
   abstract readonly name: string;
   readonly bytes: Uint8Array;
+  readonly flashBytes: Uint8Array | null;
 
-  constructor(readonly arena: ArrayBuffer) {
+  constructor(readonly arena: ArrayBuffer, readonly flash: ArrayBuffer | null = null) {
     this.bytes = new Uint8Array(arena);
+    this.flashBytes = flash ? new Uint8Array(flash) : null;
   }
 
   abstract call(op: OpId, args: Int32Array): void;
 
+  // The region and the offset inside it of [offset, offset + length).
+  protected region(offset: number, length: number): { buf: Uint8Array; at: number } {
+    const flash = offset >= FLASH_BASE;
+    const buf = flash ? this.flashBytes : this.bytes;
+    const at = flash ? offset - FLASH_BASE : offset;
+    if (!buf || at < 0 || at + length > buf.length) {
+      throw new RangeError(
+        `${this.name}: bytes [${at}, ${at + length}) are outside the ${flash ? 'flash' : 'arena'} region ` +
+          `(${buf ? buf.length : 0} bytes)`,
+      );
+    }
+    return { buf, at };
+  }
+
   write(offset: number, bytes: Uint8Array): void {
-    this.bytes.set(bytes, offset);
+    const r = this.region(offset, bytes.length);
+    r.buf.set(bytes, r.at);
   }
 
   read(offset: number, length: number): Uint8Array {
-    return this.bytes.slice(offset, offset + length);
+    const r = this.region(offset, length);
+    return r.buf.slice(r.at, r.at + length);
   }
 }

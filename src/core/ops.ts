@@ -49,4 +49,5 @@ export const statusNames = [
   'tensor misaligned',
   'quantisation parameter out of range',
   'output tensor overlaps another tensor',
+  'output tensor in read-only memory',
 ];

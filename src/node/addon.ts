@@ -8,7 +8,7 @@ import { BufferDispatch } from '../core/kernels.js';
 import type { OpId } from '../core/ops.js';
 
 interface Addon {
-  call(op: number, args: Int32Array, arena: ArrayBuffer): void;
+  call(op: number, args: Int32Array, arena: ArrayBuffer, flash?: ArrayBuffer): void;
   crc32(arena: ArrayBuffer, offset: number, length: number): number;
 }
 
@@ -29,7 +29,8 @@ export class NodeDispatch extends BufferDispatch {
   private readonly addon = loadAddon();
 
   call(op: OpId, args: Int32Array): void {
-    this.addon.call(op, args, this.arena);
+    if (this.flash) this.addon.call(op, args, this.arena, this.flash);
+    else this.addon.call(op, args, this.arena);
   }
 
   crc32(offset: number, length: number): number {

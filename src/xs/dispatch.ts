@@ -3,14 +3,16 @@
 import { BufferDispatch } from '../core/kernels.js';
 import type { OpId } from '../core/ops.js';
 
-const xstCall = native('xs_xst_call') as (op: number, args: Int32Array, arena: ArrayBuffer) => void;
+const xstCall = native('xs_xst_call') as (
+  op: number, args: Int32Array, arena: ArrayBuffer, flash?: ArrayBuffer) => void;
 const xstCrc32 = native('xs_xst_crc32') as (arena: ArrayBuffer, offset: number, length: number) => number;
 
 export class XsDispatch extends BufferDispatch {
   readonly name = 'xs';
 
   call(op: OpId, args: Int32Array): void {
-    xstCall(op, args, this.arena);
+    if (this.flash) xstCall(op, args, this.arena, this.flash);
+    else xstCall(op, args, this.arena);
   }
 
   crc32(offset: number, length: number): number {

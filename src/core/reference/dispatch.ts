@@ -9,17 +9,26 @@ import * as k from './kernels.js';
 export class ReferenceDispatch extends BufferDispatch {
   readonly name = 'reference';
 
+  // Views into whichever region (arena or flash) the offset names.
+  private view(off: number, bytes: number): { buffer: ArrayBuffer; at: number } {
+    const r = this.region(off, bytes);
+    return { buffer: r.buf.buffer as ArrayBuffer, at: r.buf.byteOffset + r.at };
+  }
   private i8(off: number, n: number): Int8Array {
-    return new Int8Array(this.arena, off, n);
+    const v = this.view(off, n);
+    return new Int8Array(v.buffer, v.at, n);
   }
   private u8(off: number, n: number): Uint8Array {
-    return new Uint8Array(this.arena, off, n);
+    const v = this.view(off, n);
+    return new Uint8Array(v.buffer, v.at, n);
   }
   private i16(off: number, n: number): Int16Array {
-    return new Int16Array(this.arena, off, n);
+    const v = this.view(off, 2 * n);
+    return new Int16Array(v.buffer, v.at, n);
   }
   private i32(off: number, n: number): Int32Array {
-    return new Int32Array(this.arena, off, n);
+    const v = this.view(off, 4 * n);
+    return new Int32Array(v.buffer, v.at, n);
   }
   private getCell(off: number): number {
     return this.i32(off, 1)[0]!;
@@ -29,7 +38,8 @@ export class ReferenceDispatch extends BufferDispatch {
   }
   // The RNG state cell holds a uint32.
   private rng(off: number): { state: number; store(): void } {
-    const cell = new Uint32Array(this.arena, off, 1);
+    const v = this.view(off, 4);
+    const cell = new Uint32Array(v.buffer, v.at, 1);
     const r = { state: cell[0]!, store: () => (cell[0] = r.state) };
     if (r.state === 0) throw new Error(`${this.name}: rng state is 0 (xorshift32 needs a nonzero seed)`);
     return r;
