@@ -5,6 +5,7 @@
       "sources": [
         "native/node/addon.c",
         "native/core/activation_s8.c",
+        "native/core/conv2d_s8.c",
         "native/core/crc32.c",
         "native/core/dispatch.c",
         "native/core/fully_connected_s8.c",

@@ -224,6 +224,101 @@ static int op_softmax_xent_backward(const int32_t *a, const xst_memory *m) {
                                   (int8_t *)t[2].ptr, (int32_t *)t[3].ptr, (int32_t *)t[4].ptr);
 }
 
+/* ---- conv2d (conv2d_s8.c): args start with the 13 xst_conv_dims -------- */
+
+/* Reads the dims and checks the geometry first: after that every tensor has
+ * fewer than 2^31 elements, so the uint64 size products below cannot wrap. */
+static int conv_dims(const int32_t *a, xst_conv_dims *d) {
+  *d = (xst_conv_dims){a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]};
+  return conv2d_s8_check_dims(d);
+}
+
+static uint64_t conv_in_elems(const xst_conv_dims *d) {
+  return (uint64_t)d->batch * (uint64_t)d->in_h * (uint64_t)d->in_w * (uint64_t)d->in_c;
+}
+static uint64_t conv_out_elems(const xst_conv_dims *d) {
+  return (uint64_t)d->batch * (uint64_t)d->out_h * (uint64_t)d->out_w * (uint64_t)d->out_c;
+}
+static uint64_t conv_w_elems(const xst_conv_dims *d) {
+  return (uint64_t)d->out_c * (uint64_t)d->k_h * (uint64_t)d->k_w * (uint64_t)d->in_c;
+}
+
+static int op_conv2d_forward(const int32_t *a, const xst_memory *m) {
+  xst_conv_dims d;
+  int st = conv_dims(a, &d);
+  if (st) return st;
+  uint64_t O = (uint64_t)d.out_c, Y = conv_out_elems(&d);
+  tref t[7] = {
+    REF(a[17], conv_in_elems(&d), 1, 0, 0), /* in    */
+    REF(a[18], conv_w_elems(&d), 1, 0, 0),  /* w     */
+    REF(a[19], O * 4, 4, 0, 1),             /* bias  */
+    REF(a[20], Y, 1, 1, 0),                 /* out   */
+    REF(a[21], (Y + 7) / 8, 1, 1, 1),       /* mask  */
+    REF(a[22], O * 4, 4, 0, 0),             /* multiplier */
+    REF(a[23], O * 4, 4, 0, 0),             /* shift */
+  };
+  st = bind(m, t, 7);
+  if (st) return st;
+  xst_fc_quant q = {a[13], a[14], a[15], a[16], (const int32_t *)t[5].ptr, (const int32_t *)t[6].ptr};
+  return conv2d_s8_forward(&d, &q, (const int8_t *)t[0].ptr, (const int8_t *)t[1].ptr,
+                           (const int32_t *)t[2].ptr, (int8_t *)t[3].ptr, (uint8_t *)t[4].ptr);
+}
+
+static int op_conv2d_backward_input(const int32_t *a, const xst_memory *m) {
+  xst_conv_dims d;
+  int st = conv_dims(a, &d);
+  if (st) return st;
+  uint64_t O = (uint64_t)d.out_c;
+  tref t[7] = {
+    REF(a[13], O * 2, 2, 0, 0),                  /* wscale mantissa */
+    REF(a[15], conv_out_elems(&d), 1, 0, 0),     /* grad_out */
+    CELL(a[16], 0),                              /* grad_out_exp */
+    REF(a[17], conv_w_elems(&d), 1, 0, 0),       /* w */
+    REF(a[18], conv_in_elems(&d), 1, 1, 0),      /* grad_in */
+    CELL(a[19], 1),                              /* grad_in_exp */
+    REF(a[20], conv2d_s8_backward_input_scratch_size(&d), 4, 1, 0), /* scratch */
+  };
+  st = bind(m, t, 7);
+  if (st) return st;
+  xst_wscale ws = {(const int16_t *)t[0].ptr, a[14]};
+  return conv2d_s8_backward_input(&d, &ws, (const int8_t *)t[1].ptr, (const int32_t *)t[2].ptr,
+                                  (const int8_t *)t[3].ptr, (int8_t *)t[4].ptr, (int32_t *)t[5].ptr, t[6].ptr);
+}
+
+static int op_conv2d_backward_bias(const int32_t *a, const xst_memory *m) {
+  xst_conv_dims d;
+  int st = conv_dims(a, &d);
+  if (st) return st;
+  xst_block b = {a[13], a[14], 0, d.in_c};
+  if (!block_ok(d.out_c, d.in_c, b.oc_begin, b.oc_end, 0, d.in_c)) return XST_ERR_RANGE;
+  tref t[2] = {
+    REF(a[15], conv_out_elems(&d), 1, 0, 0),                   /* grad_out  */
+    REF(a[16], (uint64_t)(b.oc_end - b.oc_begin) * 4, 4, 1, 0), /* grad_bias */
+  };
+  st = bind(m, t, 2);
+  if (st) return st;
+  return conv2d_s8_backward_bias(&d, &b, (const int8_t *)t[0].ptr, (int32_t *)t[1].ptr);
+}
+
+static int op_conv2d_backward_weight(const int32_t *a, const xst_memory *m) {
+  xst_conv_dims d;
+  int st = conv_dims(a, &d);
+  if (st) return st;
+  xst_block b = {a[13], a[14], a[15], a[16]};
+  if (!block_ok(d.out_c, d.in_c, b.oc_begin, b.oc_end, b.ic_begin, b.ic_end)) return XST_ERR_RANGE;
+  uint64_t gw = (uint64_t)(b.oc_end - b.oc_begin) * (uint64_t)d.k_h * (uint64_t)d.k_w *
+                (uint64_t)(b.ic_end - b.ic_begin);
+  tref t[3] = {
+    REF(a[18], conv_out_elems(&d), 1, 0, 0), /* grad_out */
+    REF(a[19], conv_in_elems(&d), 1, 0, 0),  /* in       */
+    REF(a[20], gw * 4, 4, 1, 0),             /* grad_w   */
+  };
+  st = bind(m, t, 3);
+  if (st) return st;
+  return conv2d_s8_backward_weight(&d, &b, a[17], (const int8_t *)t[0].ptr, (const int8_t *)t[1].ptr,
+                                   (int32_t *)t[2].ptr);
+}
+
 typedef int (*op_fn)(const int32_t *, const xst_memory *);
 /* Indexed by op id (designated initialisers: one line per op, any order);
  * ids without a row are unknown ops. */
@@ -237,6 +332,10 @@ static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
   [XST_OP_SGD_S32_UPDATE] = {op_sgd_s32_update, 9},
   [XST_OP_ACTIVATION_BACKWARD] = {op_activation_backward, 3},
   [XST_OP_SOFTMAX_XENT_BACKWARD] = {op_softmax_xent_backward, 7},
+  [XST_OP_CONV2D_FORWARD] = {op_conv2d_forward, 24},
+  [XST_OP_CONV2D_BACKWARD_INPUT] = {op_conv2d_backward_input, 21},
+  [XST_OP_CONV2D_BACKWARD_BIAS] = {op_conv2d_backward_bias, 17},
+  [XST_OP_CONV2D_BACKWARD_WEIGHT] = {op_conv2d_backward_weight, 21},
 };
 
 int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs, const xst_memory *mem) {

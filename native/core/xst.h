@@ -230,4 +230,88 @@ int32_t xst_op_nargs(int32_t op);
 /* CRC-32 (IEEE 802.3, reflected, init and xorout 0xFFFFFFFF). */
 uint32_t xst_crc32(uint32_t crc, const uint8_t *data, size_t len);
 
+/* ---- kernel library: conv2d (native/core/conv2d_s8.c) -------------------
+ * TFLite CONV_2D, int8, per-channel weights, dilation 1. NHWC activations,
+ * OHWI weights. Padding explicit: pad_h/pad_w are the top/left padding
+ * (src/core/conv-geometry.ts computes them and out_h/out_w from SAME/VALID
+ * as TFLite does); taps outside the image are skipped. Valid geometry per
+ * axis: 0 <= pad < k and (out-1)*stride - pad < in (every output window
+ * overlaps the image); every extent in [1, 2^24], k_h*k_w*in_c <= 65536,
+ * out_c <= 2^20, every tensor < 2^31 elements. */
+typedef struct {
+  int32_t batch, in_h, in_w, in_c;
+  int32_t out_h, out_w, out_c;
+  int32_t k_h, k_w;
+  int32_t stride_h, stride_w;
+  int32_t pad_h, pad_w;       /* top, left                                   */
+} xst_conv_dims;
+
+/* XST_OK or XST_ERR_DIMS for the geometry rules above (used by all four). */
+int conv2d_s8_check_dims(const xst_conv_dims *d);
+
+/* out[b][oy][ox][c] = clamp(requant(bias[c] + sum_{ky,kx in image, i}
+ *   (in[b][oy*sh-ph+ky][ox*sw-pw+kx][i] + input_offset) * w[c][ky][kx][i]))
+ * in (batch,in_h,in_w,in_c), w (out_c,k_h,k_w,in_c), bias (out_c) or NULL,
+ * out (batch,out_h,out_w,out_c), mask (ceil(batch*out_h*out_w*out_c/8)) or
+ * NULL, bit k = ((b*out_h+oy)*out_w+ox)*out_c+c set when act_min < v <
+ * act_max. Bit-exact with TFLite ConvPerChannel. 1x1/stride 1/no padding
+ * runs fully_connected_s8_forward over batch*h*w rows.
+ * Aliasing: out and mask must not overlap in, w, bias. Scratch: none. */
+int conv2d_s8_forward(const xst_conv_dims *d, const xst_fc_quant *q,
+                      const int8_t *in, const int8_t *w, const int32_t *bias,
+                      int8_t *out, uint8_t *mask);
+size_t conv2d_s8_forward_scratch_size(const xst_conv_dims *d);
+
+/* grad_in (batch,in_h,in_w,in_c) int8, exponent *grad_in_exp: the
+ * transposed convolution of grad_out (batch,out_h,out_w,out_c) (exponent
+ * *grad_out_exp) with w * s_w[c], accumulated exactly in int32 and
+ * normalised so the largest magnitude lands in [64,127]. Sets. Terms per
+ * element T = out_c*ceil(k_h/stride_h)*ceil(k_w/stride_w) <= 2^24 (else
+ * XST_ERR_DIMS); grad_out is pre-scaled by the weight-scale mantissa to
+ * 2^(22-pre) with pre = max(8, ceil(log2 T) - 1), so every int32 partial sum
+ * stays below 2^30. 1x1/stride 1/no padding runs
+ * fully_connected_s8_backward_input (the same pre).
+ * scratch: conv2d_s8_backward_input_scratch_size() bytes, 4-aligned
+ * (batch*in_h*in_w*in_c*4 + out_c*2; SIZE_MAX if that does not fit size_t).
+ * Aliasing: grad_in must not overlap grad_out, w or scratch. */
+int conv2d_s8_backward_input(const xst_conv_dims *d, const xst_wscale *ws,
+                             const int8_t *grad_out, const int32_t *grad_out_exp,
+                             const int8_t *w, int8_t *grad_in,
+                             int32_t *grad_in_exp, void *scratch);
+size_t conv2d_s8_backward_input_scratch_size(const xst_conv_dims *d);
+
+/* grad_bias[c - oc_begin] = sum_{b,oy,ox} grad_out[b][oy][ox][c], int32,
+ * exponent of grad_out. Sets. batch*out_h*out_w <= 2^23 (exact int32 sum).
+ * Only blk's output-channel range is used. Aliasing: none. Scratch: none. */
+int conv2d_s8_backward_bias(const xst_conv_dims *d, const xst_block *blk,
+                            const int8_t *grad_out, int32_t *grad_bias);
+
+/* grad_w[c-oc_begin][ky][kx][i-ic_begin] = sum_{b,oy,ox} grad_out[b][oy][ox][c]
+ *   * (in[b][oy*sh-ph+ky][ox*sw-pw+kx][i] + input_offset), out-of-image taps
+ * contributing 0; int32 (noc, k_h, k_w, nic), real scale 2^grad_out_exp *
+ * s_in. Sets. batch*out_h*out_w <= 65535 (65535 * 128 * 255 < 2^31: exact).
+ * Aliasing: none. Scratch: none. */
+int conv2d_s8_backward_weight(const xst_conv_dims *d, const xst_block *blk,
+                              int32_t input_offset, const int8_t *grad_out,
+                              const int8_t *in, int32_t *grad_w);
+
+/* Dispatcher ops. "dims" below is the 13 int32 of xst_conv_dims in order:
+ * batch, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, stride_h,
+ * stride_w, pad_h, pad_w.
+ *  CONV2D_FORWARD (24): dims, input_offset, output_offset, act_min, act_max,
+ *    in, w, bias|-1, out, mask|-1, multiplier(i32[out_c]), shift(i32[out_c])
+ *  CONV2D_BACKWARD_INPUT (21): dims, wscale_mantissa(i16[out_c]),
+ *    wscale_exp, grad_out, grad_out_exp(cell), w, grad_in, grad_in_exp(cell),
+ *    scratch
+ *  CONV2D_BACKWARD_BIAS (17): dims, oc_begin, oc_end, grad_out,
+ *    grad_bias(i32[oc])
+ *  CONV2D_BACKWARD_WEIGHT (21): dims, oc_begin, oc_end, ic_begin, ic_end,
+ *    input_offset, grad_out, in, grad_w(i32[oc][k_h][k_w][ic]) */
+enum {
+  XST_OP_CONV2D_FORWARD = 10,
+  XST_OP_CONV2D_BACKWARD_INPUT = 11,
+  XST_OP_CONV2D_BACKWARD_BIAS = 12,
+  XST_OP_CONV2D_BACKWARD_WEIGHT = 13
+};
+
 #endif /* XST_H */

@@ -133,7 +133,7 @@ static void fuzz_dispatch(int iterations) {
     fill_arena(a, len);
     int32_t op = 1 + (int32_t)(rnd() % (XST_OP_COUNT - 1));
     int32_t n = xst_op_nargs(op);
-    int32_t args[16];
+    int32_t args[32]; /* the longest op (conv2d forward) takes 24 */
     for (int k = 0; k < n; k++) args[k] = rand_arg(len);
     int st = xst_dispatch(op, args, n, a, len);
     if (st == XST_OK) ran_ok++;
@@ -144,11 +144,174 @@ static void fuzz_dispatch(int iterations) {
   CHECK(ran_ok > iterations / 100, "fuzz reached the kernels (%d ran)", ran_ok);
 }
 
+/* ---- conv2d ------------------------------------------------------------- */
+
+static void put_i32(uint8_t *a, uint32_t off, int32_t v) { memcpy(a + off, &v, 4); }
+static int32_t get_i32(const uint8_t *a, uint32_t off) {
+  int32_t v;
+  memcpy(&v, a + off, 4);
+  return v;
+}
+
+/* Known answers on a 3x3 single-channel image 1..9 with a 2x2 all-ones
+ * kernel, requantisation by exactly 1 (multiplier 2^30, shift 1). */
+static void test_conv2d_known(void) {
+  uint32_t len = 1024;
+  uint8_t *a = arena_new(len);
+  for (int i = 0; i < 9; i++) a[i] = (uint8_t)(i + 1); /* in @0 (1,3,3,1) */
+  for (int i = 0; i < 4; i++) a[16 + i] = 1;           /* w @16 (1,2,2,1) */
+  put_i32(a, 32, 1 << 30);                             /* multiplier @32 */
+  put_i32(a, 36, 1);                                   /* shift @36 */
+  /* VALID: out 2x2 */
+  int32_t valid[24] = {1, 3, 3, 1, 2, 2, 1, 2, 2, 1, 1, 0, 0, 0, 0, -128, 127, 0, 16, -1, 64, -1, 32, 36};
+  CHECK(xst_dispatch(XST_OP_CONV2D_FORWARD, valid, 24, a, len) == XST_OK, "conv valid");
+  const int8_t want_valid[4] = {12, 16, 24, 28};
+  CHECK(memcmp(a + 64, want_valid, 4) == 0, "conv valid values %d %d %d %d", (int8_t)a[64], (int8_t)a[65],
+        (int8_t)a[66], (int8_t)a[67]);
+  /* SAME (TFLite: total pad 1, top/left 0): out 3x3, the bottom/right taps
+   * fall outside and are skipped; with input_offset 1 a skipped tap adds 0,
+   * not the offset. */
+  int32_t same[24] = {1, 3, 3, 1, 3, 3, 1, 2, 2, 1, 1, 0, 0, 1, 0, -128, 127, 0, 16, -1, 64, 80, 32, 36};
+  CHECK(xst_dispatch(XST_OP_CONV2D_FORWARD, same, 24, a, len) == XST_OK, "conv same");
+  const int8_t want_same[9] = {16, 20, 11, 28, 32, 17, 17, 19, 10};
+  CHECK(memcmp(a + 64, want_same, 9) == 0, "conv same values");
+  CHECK(a[80] == 0xFF && (a[81] & 1) == 1, "conv mask: all 9 inside (-128, 127)");
+  /* backward input, VALID geometry: grad_out 1,2,3,4 (exp 0), mantissa 256
+   * and wscale exp 7 (s_w = 1), pre 8 so gs = g; the transposed conv is
+   * 1 3 2 / 4 10 6 / 3 7 4, normalised by 2^3 (max 10 -> 80), exponent -3. */
+  for (int i = 0; i < 4; i++) a[100 + i] = (uint8_t)(i + 1); /* grad_out @100 */
+  put_i32(a, 104, 0);                                        /* grad_out_exp */
+  a[108] = 0; a[109] = 1;                                    /* mantissa 256 @108 (LE) */
+  int32_t bi[21] = {1, 3, 3, 1, 2, 2, 1, 2, 2, 1, 1, 0, 0, 108, 7, 100, 104, 16, 112, 124, 128};
+  CHECK(xst_dispatch(XST_OP_CONV2D_BACKWARD_INPUT, bi, 21, a, len) == XST_OK, "conv backward input");
+  const int8_t want_gi[9] = {8, 24, 16, 32, 80, 48, 24, 56, 32};
+  CHECK(memcmp(a + 112, want_gi, 9) == 0 && get_i32(a, 124) == -3, "conv backward input values, exp %d",
+        get_i32(a, 124));
+  /* weight and bias gradients with grad_out all ones: the window sums. */
+  for (int i = 0; i < 4; i++) a[100 + i] = 1;
+  int32_t bw[21] = {1, 3, 3, 1, 2, 2, 1, 2, 2, 1, 1, 0, 0, 0, 1, 0, 1, 0, 100, 0, 256};
+  CHECK(xst_dispatch(XST_OP_CONV2D_BACKWARD_WEIGHT, bw, 21, a, len) == XST_OK, "conv backward weight");
+  CHECK(get_i32(a, 256) == 12 && get_i32(a, 260) == 16 && get_i32(a, 264) == 24 && get_i32(a, 268) == 28,
+        "conv weight gradient");
+  int32_t bb[17] = {1, 3, 3, 1, 2, 2, 1, 2, 2, 1, 1, 0, 0, 0, 1, 100, 272};
+  CHECK(xst_dispatch(XST_OP_CONV2D_BACKWARD_BIAS, bb, 17, a, len) == XST_OK && get_i32(a, 272) == 4,
+        "conv bias gradient");
+  /* geometry the core refuses */
+  same[11] = 2; /* pad_h >= k_h */
+  CHECK(xst_dispatch(XST_OP_CONV2D_FORWARD, same, 24, a, len) == XST_ERR_DIMS, "pad >= k");
+  same[11] = 0;
+  same[4] = 4; /* a window starting below the image */
+  CHECK(xst_dispatch(XST_OP_CONV2D_FORWARD, same, 24, a, len) == XST_ERR_DIMS, "out_h too large");
+  same[4] = 3;
+  same[3] = INT32_MAX;
+  CHECK(xst_dispatch(XST_OP_CONV2D_FORWARD, same, 24, a, len) == XST_ERR_DIMS, "huge in_c");
+  free(a);
+}
+
+/* Plausible conv geometry, tensors packed into an arena of exactly the size
+ * they need (ASan sees any read or write past a tensor at the end), then
+ * sometimes one argument replaced by a hostile value. */
+static void fuzz_conv2d(int iterations) {
+  int ran_ok = 0;
+  for (int it = 0; it < iterations; it++) {
+    int32_t d[13];
+    d[0] = 1 + (int32_t)(rnd() % 2);          /* batch */
+    d[1] = 1 + (int32_t)(rnd() % 7);          /* in_h */
+    d[2] = 1 + (int32_t)(rnd() % 7);          /* in_w */
+    d[3] = 1 + (int32_t)(rnd() % 6);          /* in_c */
+    d[6] = 1 + (int32_t)(rnd() % 6);          /* out_c */
+    d[7] = 1 + (int32_t)(rnd() % 5);          /* k_h */
+    d[8] = 1 + (int32_t)(rnd() % 5);          /* k_w */
+    d[9] = 1 + (int32_t)(rnd() % 3);          /* stride_h */
+    d[10] = 1 + (int32_t)(rnd() % 3);         /* stride_w */
+    d[11] = (int32_t)(rnd() % (uint32_t)d[7]); /* pad_h < k_h */
+    d[12] = (int32_t)(rnd() % (uint32_t)d[8]);
+    /* largest out with (out-1)*s - pad < in, then maybe smaller */
+    d[4] = (d[1] - 1 + d[11]) / d[9] + 1;
+    d[5] = (d[2] - 1 + d[12]) / d[10] + 1;
+    if (rnd() & 1) d[4] = 1 + (int32_t)(rnd() % (uint32_t)d[4]);
+    if (rnd() & 1) d[5] = 1 + (int32_t)(rnd() % (uint32_t)d[5]);
+    const uint32_t X = (uint32_t)(d[0] * d[1] * d[2] * d[3]), Y = (uint32_t)(d[0] * d[4] * d[5] * d[6]);
+    const uint32_t W = (uint32_t)(d[6] * d[7] * d[8] * d[3]), O = (uint32_t)d[6];
+    int32_t op = XST_OP_CONV2D_FORWARD + (int32_t)(rnd() % 4);
+    int32_t args[32];
+    memcpy(args, d, sizeof d);
+    uint32_t top = 0;
+#define TAKE(n, al) (top = (top + (al) - 1) / (al) * (al), top += (n), (int32_t)(top - (n)))
+    const int32_t ob = (int32_t)(rnd() % O), oe = ob + 1 + (int32_t)(rnd() % (O - (uint32_t)ob));
+    const int32_t ib = (int32_t)(rnd() % (uint32_t)d[3]), ie = ib + 1 + (int32_t)(rnd() % ((uint32_t)d[3] - (uint32_t)ib));
+    int32_t n;
+    if (op == XST_OP_CONV2D_FORWARD) {
+      int32_t q[4] = {(int32_t)(rnd() % 256) - 127, (int32_t)(rnd() % 256) - 128, -128, 127};
+      memcpy(args + 13, q, sizeof q);
+      args[17] = TAKE(X, 1);
+      args[18] = TAKE(W, 1);
+      args[19] = (rnd() & 1) ? TAKE(O * 4, 4) : -1;
+      args[20] = TAKE(Y, 1);
+      args[21] = (rnd() & 1) ? TAKE((Y + 7) / 8, 1) : -1;
+      args[22] = TAKE(O * 4, 4);
+      args[23] = TAKE(O * 4, 4);
+      n = 24;
+    } else if (op == XST_OP_CONV2D_BACKWARD_INPUT) {
+      args[13] = TAKE(O * 2, 2);
+      args[14] = (int32_t)(rnd() % 8) - 4;
+      args[15] = TAKE(Y, 1);
+      args[16] = TAKE(4, 4);
+      args[17] = TAKE(W, 1);
+      args[18] = TAKE(X, 1);
+      args[19] = TAKE(4, 4);
+      args[20] = TAKE(X * 4 + O * 2, 4);
+      n = 21;
+    } else if (op == XST_OP_CONV2D_BACKWARD_BIAS) {
+      args[13] = ob;
+      args[14] = oe;
+      args[15] = TAKE(Y, 1);
+      args[16] = TAKE((uint32_t)(oe - ob) * 4, 4);
+      n = 17;
+    } else {
+      args[13] = ob;
+      args[14] = oe;
+      args[15] = ib;
+      args[16] = ie;
+      args[17] = (int32_t)(rnd() % 256) - 127;
+      args[18] = TAKE(Y, 1);
+      args[19] = TAKE(X, 1);
+      args[20] = TAKE((uint32_t)(oe - ob) * (uint32_t)(d[7] * d[8]) * (uint32_t)(ie - ib) * 4, 4);
+      n = 21;
+    }
+#undef TAKE
+    uint8_t *a = arena_new(top);
+    fill_arena(a, top);
+    /* mostly valid parameters in the arena: Q31 multipliers, shifts, Q15
+     * mantissas, gradient exponents (fill_arena leaves many out of range) */
+    if (op == XST_OP_CONV2D_FORWARD && rnd() % 8) {
+      for (uint32_t c = 0; c < O; c++) {
+        put_i32(a, (uint32_t)args[22] + 4 * c, (int32_t)(rnd() >> 1));
+        put_i32(a, (uint32_t)args[23] + 4 * c, (int32_t)(rnd() % 50) - 31);
+      }
+    }
+    if (op == XST_OP_CONV2D_BACKWARD_INPUT && rnd() % 8) {
+      for (uint32_t c = 0; c < O; c++) {
+        int16_t m = (int16_t)(rnd() & 0x7FFF);
+        memcpy(a + args[13] + 2 * c, &m, 2);
+      }
+      put_i32(a, (uint32_t)args[16], (int32_t)(rnd() % 64) - 32);
+    }
+    if (rnd() % 4 == 0) args[rnd() % (uint32_t)n] = rand_arg(top);
+    if (xst_dispatch(op, args, n, a, top) == XST_OK) ran_ok++;
+    free(a);
+  }
+  printf("conv2d fuzz: %d of %d calls ran\n", ran_ok, iterations);
+  CHECK(ran_ok > iterations / 2, "conv2d fuzz reached the kernels (%d ran)", ran_ok);
+}
+
 int main(int argc, char **argv) {
   int iterations = argc > 1 ? atoi(argv[1]) : 200000;
   test_fixed_point();
   test_rejections();
   fuzz_dispatch(iterations);
+  test_conv2d_known();
+  fuzz_conv2d(iterations / 10);
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

@@ -157,6 +157,99 @@ function expectShape(op: OpId, s: FcShape): void {
   expectDims(op, 'out_features', s.outFeatures, 1, 1 << 20);
 }
 
+
+// ---- conv2d (native/core/conv2d_s8.c) ---------------------------------------
+// NHWC activations, OHWI weights, explicit top/left padding (see
+// src/core/conv-geometry.ts for SAME/VALID). Geometry rules as in xst.h.
+
+export interface ConvShape {
+  batch: number;
+  inH: number;
+  inW: number;
+  inC: number;
+  outH: number;
+  outW: number;
+  outC: number;
+  kH: number;
+  kW: number;
+  strideH: number;
+  strideW: number;
+  padH: number; // top
+  padW: number; // left
+}
+
+export interface Conv2dForwardArgs extends ConvShape {
+  inputOffset: number;
+  outputOffset: number;
+  actMin: number;
+  actMax: number;
+  input: Tensor;
+  weights: Tensor;
+  bias: Tensor | null;
+  output: Tensor;
+  mask: Tensor | null;
+  multiplier: Tensor;
+  shift: Tensor;
+}
+
+export interface Conv2dBackwardInputArgs extends ConvShape {
+  wscaleMantissa: Tensor;
+  wscaleExp: number;
+  gradOut: Tensor;
+  gradOutExp: Tensor;
+  weights: Tensor;
+  gradIn: Tensor;
+  gradInExp: Tensor;
+  scratch: Tensor;
+}
+
+export interface Conv2dBackwardBiasArgs extends ConvShape {
+  ocBegin: number;
+  ocEnd: number;
+  gradOut: Tensor;
+  gradBias: Tensor;
+}
+
+export interface Conv2dBackwardWeightArgs extends ConvShape, ChannelBlock {
+  inputOffset: number;
+  gradOut: Tensor;
+  input: Tensor;
+  gradWeights: Tensor; // int32 (noc, kH, kW, nic)
+}
+
+// Scratch bytes of conv2d_s8_backward_input (native/core).
+export function conv2dBackwardInputScratchBytes(s: ConvShape): number {
+  return s.batch * s.inH * s.inW * s.inC * 4 + s.outC * 2;
+}
+
+const convDimArgs = (s: ConvShape): number[] => [
+  s.batch, s.inH, s.inW, s.inC, s.outH, s.outW, s.outC, s.kH, s.kW, s.strideH, s.strideW, s.padH, s.padW,
+];
+
+function expectConvShape(op: OpId, s: ConvShape): void {
+  const MAX = 1 << 24, ELEMS = 2147483647;
+  for (const [what, v] of [['batch', s.batch], ['in_h', s.inH], ['in_w', s.inW], ['in_c', s.inC],
+    ['out_h', s.outH], ['out_w', s.outW], ['k_h', s.kH], ['k_w', s.kW], ['stride_h', s.strideH],
+    ['stride_w', s.strideW]] as const) {
+    expectDims(op, what, v, 1, MAX);
+  }
+  expectDims(op, 'out_c', s.outC, 1, 1 << 20);
+  expectDims(op, 'pad_h', s.padH, 0, s.kH - 1);
+  expectDims(op, 'pad_w', s.padW, 0, s.kW - 1);
+  for (const [axis, o, st, p, n] of [['out_h', s.outH, s.strideH, s.padH, s.inH], ['out_w', s.outW, s.strideW, s.padW, s.inW]] as const) {
+    if ((o - 1) * st - p >= n) {
+      throw new KernelArgumentError(
+        `${opName[op]}: ${axis} ${o} with stride ${st} and padding ${p} puts the last window outside the input (${n}); ` +
+          'compute out/pad with convGeometry()',
+      );
+    }
+  }
+  expectDims(op, 'k_h*k_w*in_c', s.kH * s.kW * s.inC, 1, 65536);
+  expectDims(op, 'batch*in_h*in_w*in_c', s.batch * s.inH * s.inW * s.inC, 1, ELEMS);
+  expectDims(op, 'batch*out_h*out_w*out_c', s.batch * s.outH * s.outW * s.outC, 1, ELEMS);
+  expectDims(op, 'out_c*k_h*k_w*in_c', s.outC * s.kH * s.kW * s.inC, 1, ELEMS);
+}
+
 const off = (t: Tensor | null): number => (t ? t.offset : -1);
 
 export class Kernels {
@@ -348,6 +441,90 @@ export class Kernels {
       op,
       Int32Array.of(a.classes, a.logits.offset, a.log2eScaleQ16, a.label.offset, a.grad.offset, a.gradExp.offset,
         off(a.pLabelQ16)),
+    );
+  }
+
+  // ---- conv2d ----------------------------------------------------------------
+
+  conv2dBackwardInputScratchBytes(s: ConvShape): number {
+    return conv2dBackwardInputScratchBytes(s);
+  }
+
+  conv2dForward(a: Conv2dForwardArgs): void {
+    const op = Op.Conv2dForward;
+    expectConvShape(op, a);
+    const X = a.batch * a.inH * a.inW * a.inC, Y = a.batch * a.outH * a.outW * a.outC, O = a.outC;
+    expectTensor(op, 'input', a.input, 'int8', X, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
+    expectTensor(op, 'weights', a.weights, 'int8', O * a.kH * a.kW * a.inC, `${O}x${a.kH}x${a.kW}x${a.inC}`);
+    if (a.bias) expectTensor(op, 'bias', a.bias, 'int32', O, `${O}`);
+    expectTensor(op, 'output', a.output, 'int8', Y, `${a.batch}x${a.outH}x${a.outW}x${O}`);
+    if (a.mask) expectTensor(op, 'mask', a.mask, 'uint8', Math.ceil(Y / 8), `${Math.ceil(Y / 8)}`);
+    expectTensor(op, 'multiplier', a.multiplier, 'int32', O, `${O}`);
+    expectTensor(op, 'shift', a.shift, 'int32', O, `${O}`);
+    expectDims(op, 'input_offset', a.inputOffset, -127, 128);
+    expectDims(op, 'output_offset', a.outputOffset, -128, 127);
+    expectDims(op, 'act_min', a.actMin, -128, 127);
+    expectDims(op, 'act_max', a.actMax, a.actMin, 127);
+    this.dispatch.call(
+      op,
+      Int32Array.of(...convDimArgs(a), a.inputOffset, a.outputOffset, a.actMin, a.actMax, a.input.offset,
+        a.weights.offset, off(a.bias), a.output.offset, off(a.mask), a.multiplier.offset, a.shift.offset),
+    );
+  }
+
+  conv2dBackwardInput(a: Conv2dBackwardInputArgs): void {
+    const op = Op.Conv2dBackwardInput;
+    expectConvShape(op, a);
+    const O = a.outC;
+    expectDims(op, 'out_c*ceil(k_h/stride_h)*ceil(k_w/stride_w)',
+      O * Math.ceil(a.kH / a.strideH) * Math.ceil(a.kW / a.strideW), 1, 1 << 24);
+    expectTensor(op, 'wscale mantissa', a.wscaleMantissa, 'int16', O, `${O}`);
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', a.batch * a.outH * a.outW * O, `${a.batch}x${a.outH}x${a.outW}x${O}`);
+    expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
+    expectTensor(op, 'weights', a.weights, 'int8', O * a.kH * a.kW * a.inC, `${O}x${a.kH}x${a.kW}x${a.inC}`);
+    expectTensor(op, 'grad_in', a.gradIn, 'int8', a.batch * a.inH * a.inW * a.inC, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
+    expectTensor(op, 'grad_in exponent', a.gradInExp, 'int32', 1, '1');
+    const sb = conv2dBackwardInputScratchBytes(a);
+    if (a.scratch.bytes < sb || a.scratch.offset % 4) {
+      throw new KernelArgumentError(
+        `${opName[op]}: scratch tensor "${a.scratch.name}" has ${a.scratch.bytes} bytes, needs ${sb} (4-aligned)`,
+      );
+    }
+    expectDims(op, 'wscale exponent', a.wscaleExp, -64, 64);
+    this.dispatch.call(
+      op,
+      Int32Array.of(...convDimArgs(a), a.wscaleMantissa.offset, a.wscaleExp, a.gradOut.offset, a.gradOutExp.offset,
+        a.weights.offset, a.gradIn.offset, a.gradInExp.offset, a.scratch.offset),
+    );
+  }
+
+  conv2dBackwardBias(a: Conv2dBackwardBiasArgs): void {
+    const op = Op.Conv2dBackwardBias;
+    expectConvShape(op, a);
+    expectDims(op, 'batch*out_h*out_w', a.batch * a.outH * a.outW, 1, 1 << 23);
+    expectBlock(op, { inFeatures: a.inC, outFeatures: a.outC }, { ocBegin: a.ocBegin, ocEnd: a.ocEnd, icBegin: 0, icEnd: a.inC });
+    const n = a.ocEnd - a.ocBegin;
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', a.batch * a.outH * a.outW * a.outC,
+      `${a.batch}x${a.outH}x${a.outW}x${a.outC}`);
+    expectTensor(op, 'grad_bias', a.gradBias, 'int32', n, `${n}`);
+    this.dispatch.call(op, Int32Array.of(...convDimArgs(a), a.ocBegin, a.ocEnd, a.gradOut.offset, a.gradBias.offset));
+  }
+
+  conv2dBackwardWeight(a: Conv2dBackwardWeightArgs): void {
+    const op = Op.Conv2dBackwardWeight;
+    expectConvShape(op, a);
+    expectDims(op, 'batch*out_h*out_w', a.batch * a.outH * a.outW, 1, 65535);
+    expectBlock(op, { inFeatures: a.inC, outFeatures: a.outC }, a);
+    const noc = a.ocEnd - a.ocBegin, nic = a.icEnd - a.icBegin;
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', a.batch * a.outH * a.outW * a.outC,
+      `${a.batch}x${a.outH}x${a.outW}x${a.outC}`);
+    expectTensor(op, 'input', a.input, 'int8', a.batch * a.inH * a.inW * a.inC, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
+    expectTensor(op, 'grad_weights', a.gradWeights, 'int32', noc * a.kH * a.kW * nic, `${noc}x${a.kH}x${a.kW}x${nic}`);
+    expectDims(op, 'input_offset', a.inputOffset, -127, 128);
+    this.dispatch.call(
+      op,
+      Int32Array.of(...convDimArgs(a), a.ocBegin, a.ocEnd, a.icBegin, a.icEnd, a.inputOffset, a.gradOut.offset,
+        a.input.offset, a.gradWeights.offset),
     );
   }
 }

@@ -11,6 +11,10 @@ export const Op = {
   SgdS32Update: 7,
   ActivationBackward: 8,
   SoftmaxXentBackward: 9,
+  Conv2dForward: 10,
+  Conv2dBackwardInput: 11,
+  Conv2dBackwardBias: 12,
+  Conv2dBackwardWeight: 13,
 } as const;
 export type OpId = (typeof Op)[keyof typeof Op];
 
@@ -24,6 +28,10 @@ export const opNargs: Readonly<Record<OpId, number>> = {
   7: 9,
   8: 3,
   9: 7,
+  10: 24,
+  11: 21,
+  12: 17,
+  13: 21,
 };
 
 export const opName: Readonly<Record<OpId, string>> = {
@@ -36,6 +44,10 @@ export const opName: Readonly<Record<OpId, string>> = {
   7: 'sgd_s32_update',
   8: 'activation_s8_backward',
   9: 'softmax_xent_s8_backward',
+  10: 'conv2d_s8_forward',
+  11: 'conv2d_s8_backward_input',
+  12: 'conv2d_s8_backward_bias',
+  13: 'conv2d_s8_backward_weight',
 };
 
 // Status codes of the C core, in order (xst_status).

@@ -5,6 +5,7 @@
 import { BufferDispatch } from '../kernels.js';
 import { Op, type OpId, opName, opNargs } from '../ops.js';
 import * as k from './kernels.js';
+import * as conv from './conv2d.js';
 
 export class ReferenceDispatch extends BufferDispatch {
   readonly name = 'reference';
@@ -112,6 +113,40 @@ export class ReferenceDispatch extends BufferDispatch {
         const p = k.softmaxXentBackward(n, this.i8(a[1]!, n), a[2]!, this.getCell(a[3]!), this.i8(a[4]!, n));
         this.setCell(a[5]!, -7);
         if (a[6] !== -1) this.setCell(a[6]!, p);
+        return;
+      }
+      // conv2d: args start with the 13 xst_conv_dims (native/core/xst.h).
+      case Op.Conv2dForward: {
+        const d = conv.convDimsFromArgs(a);
+        const nIn = d.batch * d.inH * d.inW * d.inC, nOut = d.batch * d.outH * d.outW * d.outC;
+        conv.conv2dForward(d,
+          { inputOffset: a[13]!, outputOffset: a[14]!, actMin: a[15]!, actMax: a[16]!,
+            multiplier: this.i32(a[22]!, d.outC), shift: this.i32(a[23]!, d.outC) },
+          this.i8(a[17]!, nIn), this.i8(a[18]!, d.outC * d.kH * d.kW * d.inC),
+          a[19] === -1 ? null : this.i32(a[19]!, d.outC), this.i8(a[20]!, nOut),
+          a[21] === -1 ? null : this.u8(a[21]!, Math.ceil(nOut / 8)));
+        return;
+      }
+      case Op.Conv2dBackwardInput: {
+        const d = conv.convDimsFromArgs(a);
+        const e = conv.conv2dBackwardInput(d, this.i16(a[13]!, d.outC), a[14]!,
+          this.i8(a[15]!, d.batch * d.outH * d.outW * d.outC), this.getCell(a[16]!),
+          this.i8(a[17]!, d.outC * d.kH * d.kW * d.inC), this.i8(a[18]!, d.batch * d.inH * d.inW * d.inC));
+        this.setCell(a[19]!, e); // the scratch (a[20]) is left alone, as for the FC
+        return;
+      }
+      case Op.Conv2dBackwardBias: {
+        const d = conv.convDimsFromArgs(a);
+        conv.conv2dBackwardBias(d, a[13]!, a[14]!, this.i8(a[15]!, d.batch * d.outH * d.outW * d.outC),
+          this.i32(a[16]!, a[14]! - a[13]!));
+        return;
+      }
+      case Op.Conv2dBackwardWeight: {
+        const d = conv.convDimsFromArgs(a);
+        const b = { ocBegin: a[13]!, ocEnd: a[14]!, icBegin: a[15]!, icEnd: a[16]! };
+        conv.conv2dBackwardWeight(d, b, a[17]!, this.i8(a[18]!, d.batch * d.outH * d.outW * d.outC),
+          this.i8(a[19]!, d.batch * d.inH * d.inW * d.inC),
+          this.i32(a[20]!, (b.ocEnd - b.ocBegin) * d.kH * d.kW * (b.icEnd - b.icBegin)));
         return;
       }
     }

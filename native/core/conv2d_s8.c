@@ -1,0 +1,303 @@
+/*
+ * 2-D convolution, int8 (TFLite CONV_2D with per-channel weights): forward
+ * and backward.
+ *
+ * Layouts (NHWC / OHWI): in (batch, in_h, in_w, in_c), w (out_c, k_h, k_w,
+ * in_c), bias (out_c) int32, out/grad_out (batch, out_h, out_w, out_c).
+ * Dilation 1. Padding is explicit (pad_h = top, pad_w = left; the bottom and
+ * right padding follow from out_h/out_w): tap (ky, kx) of output pixel
+ * (oy, ox) reads input pixel (oy*stride_h - pad_h + ky, ox*stride_w - pad_w
+ * + kx), and taps outside the image are skipped (they contribute as the zero
+ * point), exactly as TFLite's reference_integer_ops::ConvPerChannel.
+ *
+ * The inner loops are dot products over contiguous runs: for one kernel row
+ * ky the in-image taps kx in [kx0, kx1) read x[iy][ix0 .. ix0+(kx1-kx0)][0..in_c)
+ * and w[c][ky][kx0 .. kx1][0..in_c), both contiguous in memory, so one run
+ * of (kx1 - kx0) * in_c elements.
+ *
+ * A 1x1 convolution with stride 1 and no padding is a fully connected layer
+ * over batch*h*w rows: forward and backward_input call the FC kernels (same
+ * code, so the Cortex-M optimisations of the FC kernels apply here too).
+ */
+#include "xst.h"
+#include "xst_fixed.h"
+
+#define XST_CONV_MAX_TAPS 65536      /* k_h*k_w*in_c: keeps the forward int32 sum exact */
+#define XST_CONV_MAX_WG_PIXELS 65535 /* batch*out_h*out_w for the weight gradient      */
+#define XST_CONV_MAX_BG_PIXELS (1 << 23) /* batch*out_h*out_w for the bias gradient    */
+#define XST_CONV_MAX_BI_TERMS (1 << 24)  /* out_c*ceil(k_h/s_h)*ceil(k_w/s_w)          */
+#define XST_CONV_MAX_DIM (1 << 24)   /* any one extent, stride or pad        */
+#define XST_CONV_MAX_ELEMS INT64_C(0x7FFFFFFF) /* elements of any one tensor           */
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* Geometry of one axis: every output window [o*s - pad, o*s - pad + k) must
+ * overlap the image [0, in), so no output pixel is made of padding only. */
+static int axis_ok(int32_t in, int32_t out, int32_t k, int32_t s, int32_t pad) {
+  if (in < 1 || out < 1 || k < 1 || s < 1) return 0;
+  if (in > XST_CONV_MAX_DIM || out > XST_CONV_MAX_DIM || k > XST_CONV_MAX_DIM || s > XST_CONV_MAX_DIM) return 0;
+  if (pad < 0 || pad >= k) return 0;
+  return (int64_t)(out - 1) * s - pad < (int64_t)in;
+}
+
+/* a*b*c*d <= XST_CONV_MAX_ELEMS for positive factors <= 2^24, without
+ * overflowing int64 on the way (each partial product is checked first). */
+static int elems_ok(int32_t a, int32_t b, int32_t c, int32_t d) {
+  int64_t n = (int64_t)a * b;
+  if (n > XST_CONV_MAX_ELEMS) return 0;
+  n *= c;
+  if (n > XST_CONV_MAX_ELEMS) return 0;
+  n *= d;
+  return n <= XST_CONV_MAX_ELEMS;
+}
+
+int conv2d_s8_check_dims(const xst_conv_dims *d) {
+  if (d->batch < 1 || d->in_c < 1 || d->out_c < 1) return XST_ERR_DIMS;
+  if (d->batch > XST_CONV_MAX_DIM || d->in_c > XST_CONV_MAX_DIM || d->out_c > (1 << 20)) return XST_ERR_DIMS;
+  if (!axis_ok(d->in_h, d->out_h, d->k_h, d->stride_h, d->pad_h)) return XST_ERR_DIMS;
+  if (!axis_ok(d->in_w, d->out_w, d->k_w, d->stride_w, d->pad_w)) return XST_ERR_DIMS;
+  if (!elems_ok(d->k_h, d->k_w, d->in_c, 1) || (int64_t)d->k_h * d->k_w * d->in_c > XST_CONV_MAX_TAPS) return XST_ERR_DIMS;
+  if (!elems_ok(d->out_c, d->k_h, d->k_w, d->in_c)) return XST_ERR_DIMS;
+  if (!elems_ok(d->batch, d->in_h, d->in_w, d->in_c)) return XST_ERR_DIMS;
+  if (!elems_ok(d->batch, d->out_h, d->out_w, d->out_c)) return XST_ERR_DIMS;
+  return XST_OK;
+}
+
+/* 1x1, stride 1, no padding, output the size of the input: an FC layer over
+ * batch*h*w rows (if the FC kernel's own limits allow it). */
+static int as_fc(const xst_conv_dims *d, xst_fc_dims *fc) {
+  if (d->k_h != 1 || d->k_w != 1 || d->stride_h != 1 || d->stride_w != 1) return 0;
+  if (d->pad_h != 0 || d->pad_w != 0 || d->out_h != d->in_h || d->out_w != d->in_w) return 0;
+  int64_t rows = (int64_t)d->batch * d->in_h * d->in_w;
+  if (rows > 65535 || d->in_c > 65536) return 0;
+  fc->rows = (int32_t)rows;
+  fc->in_features = d->in_c;
+  fc->out_features = d->out_c;
+  return 1;
+}
+
+/* Clip taps [0, k) of window start o*s - pad to the image [0, in):
+ * in-image taps are [*k0, *k1), the first one reads input index *i0. */
+static void clip_taps(int32_t o, int32_t s, int32_t pad, int32_t k, int32_t in,
+                      int32_t *k0, int32_t *k1, int32_t *i0) {
+  const int32_t start = o * s - pad; /* axis_ok: -k < start < in <= 2^24 */
+  *k0 = start < 0 ? -start : 0;
+  *k1 = in - start < k ? in - start : k;
+  *i0 = start + *k0;
+}
+
+static int check_quant(const xst_conv_dims *d, const xst_fc_quant *q) {
+  if (q->input_offset < -127 || q->input_offset > 128) return XST_ERR_PARAM;
+  if (q->output_offset < -128 || q->output_offset > 127) return XST_ERR_PARAM;
+  if (q->act_min < -128 || q->act_max > 127 || q->act_min > q->act_max) return XST_ERR_PARAM;
+  for (int32_t c = 0; c < d->out_c; c++) {
+    if (q->multiplier[c] < 0 || q->shift[c] < -31 || q->shift[c] > 30) return XST_ERR_PARAM;
+  }
+  return XST_OK;
+}
+
+size_t conv2d_s8_forward_scratch_size(const xst_conv_dims *d) {
+  (void)d;
+  return 0;
+}
+
+int conv2d_s8_forward(const xst_conv_dims *d, const xst_fc_quant *q,
+                      const int8_t *in, const int8_t *w, const int32_t *bias,
+                      int8_t *out, uint8_t *mask) {
+  int st = conv2d_s8_check_dims(d);
+  if (!st) st = check_quant(d, q);
+  if (st) return st;
+  xst_fc_dims fc;
+  if (as_fc(d, &fc)) return fully_connected_s8_forward(&fc, q, in, w, bias, out, mask);
+  const int32_t IC = d->in_c, OC = d->out_c, KH = d->k_h, KW = d->k_w;
+  const size_t w_row = (size_t)KW * IC, w_chan = (size_t)KH * w_row; /* OHWI strides */
+  const size_t x_row = (size_t)d->in_w * IC, x_img = (size_t)d->in_h * x_row;
+  size_t k = 0; /* index of out[b][oy][ox][c], the mask bit */
+  for (int32_t b = 0; b < d->batch; b++) {
+    const int8_t *xb = in + (size_t)b * x_img;
+    for (int32_t oy = 0; oy < d->out_h; oy++) {
+      int32_t ky0, ky1, iy0;
+      clip_taps(oy, d->stride_h, d->pad_h, KH, d->in_h, &ky0, &ky1, &iy0);
+      for (int32_t ox = 0; ox < d->out_w; ox++) {
+        int32_t kx0, kx1, ix0;
+        clip_taps(ox, d->stride_w, d->pad_w, KW, d->in_w, &kx0, &kx1, &ix0);
+        const size_t run = (size_t)(kx1 - kx0) * IC; /* contiguous in x and w */
+        for (int32_t c = 0; c < OC; c++, k++) {
+          int32_t acc = 0; /* |acc| <= 255 * 128 * k_h*k_w*in_c <= 255*128*65536 < 2^31 */
+          for (int32_t ky = ky0; ky < ky1; ky++) {
+            const int8_t *x = xb + (size_t)(iy0 + ky - ky0) * x_row + (size_t)ix0 * IC;
+            const int8_t *wk = w + (size_t)c * w_chan + (size_t)ky * w_row + (size_t)kx0 * IC;
+            for (size_t i = 0; i < run; i++) acc += ((int32_t)x[i] + q->input_offset) * wk[i];
+          }
+          if (bias) acc = (int32_t)((uint32_t)acc + (uint32_t)bias[c]); /* wraps like the reference */
+          int32_t v = xst_requantize(acc, q->multiplier[c], q->shift[c]);
+          if (v > 1 << 24) v = 1 << 24; /* as fully_connected_s8_forward */
+          if (v < -(1 << 24)) v = -(1 << 24);
+          v += q->output_offset;
+          if (mask) {
+            uint8_t bit = (uint8_t)(1u << (k & 7));
+            if (v > q->act_min && v < q->act_max) mask[k >> 3] |= bit;
+            else mask[k >> 3] &= (uint8_t)~bit;
+          }
+          out[k] = (int8_t)xst_clamp32(v, q->act_min, q->act_max);
+        }
+      }
+    }
+  }
+  return XST_OK;
+}
+
+/* Terms summed into one grad_in element: every output channel times the
+ * kernel taps that land on one input pixel, at most ceil(k/s) per axis. */
+static int64_t backward_input_terms(const xst_conv_dims *d) {
+  return (int64_t)d->out_c * ceil_div(d->k_h, d->stride_h) * ceil_div(d->k_w, d->stride_w);
+}
+
+/* As the FC kernel: |gs| <= 2^(22 - pre) (|g| <= 2^7, mantissa < 2^15),
+ * |w| <= 2^7, terms <= 2^t, so pre >= t - 1 bounds every partial sum by
+ * 2^30; pre >= 8 keeps gs in int16. For a 1x1/stride-1 conv terms = out_c,
+ * the FC kernel's own choice, so both paths agree to the bit. */
+static int backward_input_prescale(int64_t terms) {
+  int t = xst_bit_length((uint32_t)(terms - 1)); /* ceil(log2(terms)), terms <= 2^24 */
+  return t > 9 ? t - 1 : 8;
+}
+
+static uint64_t backward_input_scratch_bytes(const xst_conv_dims *d) {
+  /* int32 acc[batch*in_h*in_w*in_c], then int16 gs[out_c] */
+  return (uint64_t)d->batch * (uint64_t)d->in_h * (uint64_t)d->in_w * (uint64_t)d->in_c * 4u +
+         (uint64_t)d->out_c * 2u;
+}
+
+size_t conv2d_s8_backward_input_scratch_size(const xst_conv_dims *d) {
+  uint64_t n = backward_input_scratch_bytes(d);
+  return n > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)n; /* SIZE_MAX never fits an arena */
+}
+
+int conv2d_s8_backward_input(const xst_conv_dims *d, const xst_wscale *ws,
+                             const int8_t *grad_out, const int32_t *grad_out_exp,
+                             const int8_t *w, int8_t *grad_in,
+                             int32_t *grad_in_exp, void *scratch) {
+  int st = conv2d_s8_check_dims(d);
+  if (st) return st;
+  const int64_t terms = backward_input_terms(d);
+  if (terms > XST_CONV_MAX_BI_TERMS) return XST_ERR_DIMS;
+  if (ws->exp < -64 || ws->exp > 64) return XST_ERR_PARAM;
+  if (*grad_out_exp < -1024 || *grad_out_exp > 1024) return XST_ERR_PARAM;
+  const int32_t IC = d->in_c, OC = d->out_c, KH = d->k_h, KW = d->k_w;
+  for (int32_t c = 0; c < OC; c++) {
+    if (ws->mantissa_q15[c] < 0) return XST_ERR_PARAM;
+  }
+  xst_fc_dims fc;
+  if (as_fc(d, &fc)) {
+    return fully_connected_s8_backward_input(&fc, ws, grad_out, grad_out_exp, w, grad_in, grad_in_exp, scratch);
+  }
+  const size_t n = (size_t)d->batch * d->in_h * d->in_w * IC;
+  int32_t *acc = (int32_t *)scratch;
+  int16_t *gs = (int16_t *)(acc + n);
+  const int pre = backward_input_prescale(terms);
+  const size_t w_row = (size_t)KW * IC, w_chan = (size_t)KH * w_row;
+  const size_t x_row = (size_t)d->in_w * IC, x_img = (size_t)d->in_h * x_row;
+  for (size_t j = 0; j < n; j++) acc[j] = 0;
+  /* The transposed convolution, scattered: each output pixel adds
+   * w[c][ky][kx][:] * gs[c] into the input pixels its taps read. */
+  const int8_t *g = grad_out;
+  for (int32_t b = 0; b < d->batch; b++) {
+    int32_t *ab = acc + (size_t)b * x_img;
+    for (int32_t oy = 0; oy < d->out_h; oy++) {
+      int32_t ky0, ky1, iy0;
+      clip_taps(oy, d->stride_h, d->pad_h, KH, d->in_h, &ky0, &ky1, &iy0);
+      for (int32_t ox = 0; ox < d->out_w; ox++, g += OC) {
+        int32_t kx0, kx1, ix0;
+        clip_taps(ox, d->stride_w, d->pad_w, KW, d->in_w, &kx0, &kx1, &ix0);
+        const size_t run = (size_t)(kx1 - kx0) * IC;
+        for (int32_t c = 0; c < OC; c++) {
+          gs[c] = (int16_t)xst_floor_shr32((int32_t)g[c] * ws->mantissa_q15[c] + (1 << (pre - 1)), pre);
+        }
+        for (int32_t c = 0; c < OC; c++) {
+          const int32_t gc = gs[c];
+          if (gc == 0) continue; /* exact: adds nothing */
+          for (int32_t ky = ky0; ky < ky1; ky++) {
+            int32_t *a = ab + (size_t)(iy0 + ky - ky0) * x_row + (size_t)ix0 * IC;
+            const int8_t *wk = w + (size_t)c * w_chan + (size_t)ky * w_row + (size_t)kx0 * IC;
+            for (size_t i = 0; i < run; i++) a[i] += wk[i] * gc; /* |a| <= 2^30, see prescale */
+          }
+        }
+      }
+    }
+  }
+  uint32_t maxabs = 0;
+  for (size_t j = 0; j < n; j++) {
+    uint32_t m = acc[j] < 0 ? (uint32_t)0 - (uint32_t)acc[j] : (uint32_t)acc[j];
+    if (m > maxabs) maxabs = m;
+  }
+  /* Normalise: the largest magnitude lands in [64, 127]. */
+  const int s = maxabs ? xst_bit_length(maxabs) - 7 : 0;
+  for (size_t j = 0; j < n; j++) {
+    int32_t v;
+    if (s > 0) v = xst_floor_shr32(acc[j] + (1 << (s - 1)), s);
+    else v = acc[j] * (1 << -s);
+    grad_in[j] = (int8_t)xst_clamp32(v, -128, 127);
+  }
+  *grad_in_exp = *grad_out_exp + ws->exp - 15 + pre + s;
+  return XST_OK;
+}
+
+int conv2d_s8_backward_bias(const xst_conv_dims *d, const xst_block *blk,
+                            const int8_t *grad_out, int32_t *grad_bias) {
+  int st = conv2d_s8_check_dims(d);
+  if (st) return st;
+  if (blk->oc_begin < 0 || blk->oc_begin >= blk->oc_end || blk->oc_end > d->out_c) return XST_ERR_RANGE;
+  const int64_t pixels = (int64_t)d->batch * d->out_h * d->out_w;
+  if (pixels > XST_CONV_MAX_BG_PIXELS) return XST_ERR_DIMS; /* |sum| <= 128 * 2^23 = 2^30 */
+  for (int32_t c = blk->oc_begin; c < blk->oc_end; c++) grad_bias[c - blk->oc_begin] = 0;
+  for (int64_t p = 0; p < pixels; p++) {
+    const int8_t *g = grad_out + (size_t)p * d->out_c;
+    for (int32_t c = blk->oc_begin; c < blk->oc_end; c++) grad_bias[c - blk->oc_begin] += g[c];
+  }
+  return XST_OK;
+}
+
+int conv2d_s8_backward_weight(const xst_conv_dims *d, const xst_block *blk,
+                              int32_t input_offset, const int8_t *grad_out,
+                              const int8_t *in, int32_t *grad_w) {
+  int st = conv2d_s8_check_dims(d);
+  if (st) return st;
+  if (blk->oc_begin < 0 || blk->oc_begin >= blk->oc_end || blk->oc_end > d->out_c) return XST_ERR_RANGE;
+  if (blk->ic_begin < 0 || blk->ic_begin >= blk->ic_end || blk->ic_end > d->in_c) return XST_ERR_RANGE;
+  if (input_offset < -127 || input_offset > 128) return XST_ERR_PARAM;
+  /* |g * (x + off)| <= 128 * 255 and at most one term per output pixel:
+   * 65535 * 32640 < 2^31. */
+  if ((int64_t)d->batch * d->out_h * d->out_w > XST_CONV_MAX_WG_PIXELS) return XST_ERR_DIMS;
+  const int32_t IC = d->in_c, OC = d->out_c, KH = d->k_h, KW = d->k_w;
+  const int32_t nic = blk->ic_end - blk->ic_begin;
+  const size_t gw_row = (size_t)KW * nic, gw_chan = (size_t)KH * gw_row; /* (noc, k_h, k_w, nic) */
+  const size_t x_row = (size_t)d->in_w * IC, x_img = (size_t)d->in_h * x_row;
+  const size_t nw = (size_t)(blk->oc_end - blk->oc_begin) * gw_chan;
+  for (size_t j = 0; j < nw; j++) grad_w[j] = 0;
+  const int8_t *g = grad_out;
+  for (int32_t b = 0; b < d->batch; b++) {
+    const int8_t *xb = in + (size_t)b * x_img;
+    for (int32_t oy = 0; oy < d->out_h; oy++) {
+      int32_t ky0, ky1, iy0;
+      clip_taps(oy, d->stride_h, d->pad_h, KH, d->in_h, &ky0, &ky1, &iy0);
+      for (int32_t ox = 0; ox < d->out_w; ox++, g += OC) {
+        int32_t kx0, kx1, ix0;
+        clip_taps(ox, d->stride_w, d->pad_w, KW, d->in_w, &kx0, &kx1, &ix0);
+        for (int32_t c = blk->oc_begin; c < blk->oc_end; c++) {
+          const int32_t gc = g[c];
+          if (gc == 0) continue; /* exact: adds nothing */
+          int32_t *gwc = grad_w + (size_t)(c - blk->oc_begin) * gw_chan;
+          for (int32_t ky = ky0; ky < ky1; ky++) {
+            const int8_t *xr = xb + (size_t)(iy0 + ky - ky0) * x_row + blk->ic_begin;
+            for (int32_t kx = kx0; kx < kx1; kx++) {
+              const int8_t *x = xr + (size_t)(ix0 + kx - kx0) * IC;
+              int32_t *gw = gwc + (size_t)ky * gw_row + (size_t)kx * nic;
+              for (int32_t i = 0; i < nic; i++) gw[i] += gc * ((int32_t)x[i] + input_offset);
+            }
+          }
+        }
+      }
+    }
+  }
+  return XST_OK;
+}
