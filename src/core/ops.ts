@@ -11,6 +11,10 @@ export const Op = {
   SgdS32Update: 7,
   ActivationBackward: 8,
   SoftmaxXentBackward: 9,
+  DepthwiseConv2dForward: 14,
+  DepthwiseConv2dBackwardInput: 15,
+  DepthwiseConv2dBackwardBias: 16,
+  DepthwiseConv2dBackwardWeight: 17,
 } as const;
 export type OpId = (typeof Op)[keyof typeof Op];
 
@@ -24,6 +28,10 @@ export const opNargs: Readonly<Record<OpId, number>> = {
   7: 9,
   8: 3,
   9: 7,
+  14: 24,
+  15: 21,
+  16: 17,
+  17: 19,
 };
 
 export const opName: Readonly<Record<OpId, string>> = {
@@ -36,6 +44,10 @@ export const opName: Readonly<Record<OpId, string>> = {
   7: 'sgd_s32_update',
   8: 'activation_s8_backward',
   9: 'softmax_xent_s8_backward',
+  14: 'depthwise_conv2d_s8_forward',
+  15: 'depthwise_conv2d_s8_backward_input',
+  16: 'depthwise_conv2d_s8_backward_bias',
+  17: 'depthwise_conv2d_s8_backward_weight',
 };
 
 // Status codes of the C core, in order (xst_status).
