@@ -89,6 +89,7 @@ int depthwise_conv2d_s8_forward(const xst_dwconv_dims *d, const xst_dwconv_quant
   }
   const int32_t off = q->input_offset;
   for (int32_t b = 0; b < d->batch; b++) {
+    const int8_t *xb = in + (size_t)b * H * W * C;
     for (int32_t oy = 0; oy < d->out_h; oy++) {
       const int32_t y0 = oy * d->stride_h - d->pad_h;
       int32_t ky0, ky1;
@@ -98,7 +99,6 @@ int depthwise_conv2d_s8_forward(const xst_dwconv_dims *d, const xst_dwconv_quant
         int32_t kx0, kx1;
         tap_range(x0, d->k_w, W, &kx0, &kx1);
         const size_t pix = ((size_t)b * d->out_h + oy) * d->out_w + ox;
-        const int8_t *xb = in + (size_t)b * H * W * C;
         if (M == 1) {
           /* Contiguous channels: one accumulator block per output pixel,
            * the inner loop a plain multiply-accumulate over channels. */
