@@ -7,6 +7,7 @@
         "native/core/activation_s8.c",
         "native/core/conv2d_s8.c",
         "native/core/crc32.c",
+        "native/core/depthwise_conv2d_s8.c",
         "native/core/dispatch.c",
         "native/core/fully_connected_s8.c",
         "native/core/sgd_s8.c",

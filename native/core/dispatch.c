@@ -319,6 +319,113 @@ static int op_conv2d_backward_weight(const int32_t *a, const xst_memory *m) {
                                    (int32_t *)t[2].ptr);
 }
 
+/* ---- depthwise conv2d (ops 14-17) ---- */
+
+/* args 0-12: xst_dwconv_dims. Each dim in [1, MAX_DIM], pads in [0, MAX_DIM];
+ * the kernel checks the geometry itself (pads, window overlap). */
+static int dw_dims(const int32_t *a, xst_dwconv_dims *d) {
+  for (int k = 0; k < 11; k++) {
+    if (!dim_ok(a[k])) return XST_ERR_DIMS;
+  }
+  if (a[11] < 0 || a[11] > MAX_DIM || a[12] < 0 || a[12] > MAX_DIM) return XST_ERR_DIMS;
+  xst_dwconv_dims v = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]};
+  *d = v;
+  return XST_OK;
+}
+
+/* Element counts of the depthwise tensors, in uint64 (no wrap on 32-bit). */
+typedef struct { uint64_t in, out, oc, w, pixels; } dw_sizes;
+
+static dw_sizes dw_size(const xst_dwconv_dims *d) {
+  dw_sizes z;
+  z.oc = (uint64_t)d->in_c * (uint64_t)d->mult;
+  z.in = (uint64_t)d->batch * (uint64_t)d->in_h * (uint64_t)d->in_w * (uint64_t)d->in_c;
+  z.pixels = (uint64_t)d->batch * (uint64_t)d->out_h * (uint64_t)d->out_w;
+  z.out = z.pixels * z.oc;
+  z.w = (uint64_t)d->k_h * (uint64_t)d->k_w * z.oc;
+  return z;
+}
+
+static int op_dw_forward(const int32_t *a, const xst_memory *m) {
+  xst_dwconv_dims d;
+  int st = dw_dims(a, &d);
+  if (st) return st;
+  dw_sizes z = dw_size(&d);
+  tref t[7] = {
+    REF(a[17], z.in, 1, 0, 0),              /* in    */
+    REF(a[18], z.w, 1, 0, 0),               /* w     */
+    REF(a[19], z.oc * 4, 4, 0, 1),          /* bias  */
+    REF(a[20], z.out, 1, 1, 0),             /* out   */
+    REF(a[21], (z.out + 7) / 8, 1, 1, 1),   /* mask  */
+    REF(a[22], z.oc * 4, 4, 0, 0),          /* multiplier */
+    REF(a[23], z.oc * 4, 4, 0, 0),          /* shift */
+  };
+  st = bind(m, t, 7);
+  if (st) return st;
+  xst_dwconv_quant q = {a[13], a[14], a[15], a[16], (const int32_t *)t[5].ptr, (const int32_t *)t[6].ptr};
+  return depthwise_conv2d_s8_forward(&d, &q, (const int8_t *)t[0].ptr, (const int8_t *)t[1].ptr,
+                                     (const int32_t *)t[2].ptr, (int8_t *)t[3].ptr, (uint8_t *)t[4].ptr);
+}
+
+static int op_dw_backward_input(const int32_t *a, const xst_memory *m) {
+  xst_dwconv_dims d;
+  int st = dw_dims(a, &d);
+  if (st) return st;
+  dw_sizes z = dw_size(&d);
+  tref t[7] = {
+    REF(a[13], z.oc * 2, 2, 0, 0),  /* wscale mantissa */
+    REF(a[15], z.out, 1, 0, 0),     /* grad_out */
+    CELL(a[16], 0),                 /* grad_out_exp */
+    REF(a[17], z.w, 1, 0, 0),       /* w */
+    REF(a[18], z.in, 1, 1, 0),      /* grad_in */
+    CELL(a[19], 1),                 /* grad_in_exp */
+    /* depthwise_conv2d_s8_backward_input_scratch_size(), in uint64 */
+    REF(a[20], z.in * 4 + z.oc * 2, 4, 1, 0), /* scratch */
+  };
+  st = bind(m, t, 7);
+  if (st) return st;
+  xst_wscale ws = {(const int16_t *)t[0].ptr, a[14]};
+  return depthwise_conv2d_s8_backward_input(&d, &ws, (const int8_t *)t[1].ptr, (const int32_t *)t[2].ptr,
+                                            (const int8_t *)t[3].ptr, (int8_t *)t[4].ptr,
+                                            (int32_t *)t[5].ptr, t[6].ptr);
+}
+
+static int op_dw_backward_bias(const int32_t *a, const xst_memory *m) {
+  xst_dwconv_dims d;
+  int st = dw_dims(a, &d);
+  if (st) return st;
+  dw_sizes z = dw_size(&d);
+  xst_block b = {a[13], a[14], 0, d.in_c};
+  if (z.oc > MAX_DIM) return XST_ERR_DIMS;
+  if (!block_ok((int32_t)z.oc, 1, b.oc_begin, b.oc_end, 0, 1)) return XST_ERR_RANGE;
+  tref t[2] = {
+    REF(a[15], z.out, 1, 0, 0),
+    REF(a[16], (uint64_t)(b.oc_end - b.oc_begin) * 4, 4, 1, 0),
+  };
+  st = bind(m, t, 2);
+  if (st) return st;
+  return depthwise_conv2d_s8_backward_bias(&d, &b, (const int8_t *)t[0].ptr, (int32_t *)t[1].ptr);
+}
+
+static int op_dw_backward_weight(const int32_t *a, const xst_memory *m) {
+  xst_dwconv_dims d;
+  int st = dw_dims(a, &d);
+  if (st) return st;
+  dw_sizes z = dw_size(&d);
+  xst_block b = {a[13], a[14], 0, d.in_c};
+  if (z.oc > MAX_DIM) return XST_ERR_DIMS;
+  if (!block_ok((int32_t)z.oc, 1, b.oc_begin, b.oc_end, 0, 1)) return XST_ERR_RANGE;
+  tref t[3] = {
+    REF(a[16], z.out, 1, 0, 0), /* grad_out */
+    REF(a[17], z.in, 1, 0, 0),  /* in */
+    REF(a[18], (uint64_t)d.k_h * (uint64_t)d.k_w * (uint64_t)(b.oc_end - b.oc_begin) * 4, 4, 1, 0), /* grad_w */
+  };
+  st = bind(m, t, 3);
+  if (st) return st;
+  return depthwise_conv2d_s8_backward_weight(&d, &b, a[15], (const int8_t *)t[0].ptr,
+                                             (const int8_t *)t[1].ptr, (int32_t *)t[2].ptr);
+}
+
 typedef int (*op_fn)(const int32_t *, const xst_memory *);
 /* Indexed by op id (designated initialisers: one line per op, any order);
  * ids without a row are unknown ops. */
@@ -336,6 +443,10 @@ static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
   [XST_OP_CONV2D_BACKWARD_INPUT] = {op_conv2d_backward_input, 21},
   [XST_OP_CONV2D_BACKWARD_BIAS] = {op_conv2d_backward_bias, 17},
   [XST_OP_CONV2D_BACKWARD_WEIGHT] = {op_conv2d_backward_weight, 21},
+  [XST_OP_DEPTHWISE_CONV2D_FORWARD] = {op_dw_forward, 24},
+  [XST_OP_DEPTHWISE_CONV2D_BACKWARD_INPUT] = {op_dw_backward_input, 21},
+  [XST_OP_DEPTHWISE_CONV2D_BACKWARD_BIAS] = {op_dw_backward_bias, 17},
+  [XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT] = {op_dw_backward_weight, 19},
 };
 
 int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs, const xst_memory *mem) {

@@ -314,4 +314,101 @@ enum {
   XST_OP_CONV2D_BACKWARD_WEIGHT = 13
 };
 
+/* ---- kernel library: depthwise conv2d (depthwise_conv2d_s8.c) ----------
+ * TFLite DEPTHWISE_CONV_2D, int8, per-channel weights, dilation 1.
+ * in (batch, in_h, in_w, in_c) NHWC int8; w (1, k_h, k_w, out_c) int8 with
+ * out_c = in_c * mult, output channel oc = ic * mult + m reads input channel
+ * ic = oc / mult; out (batch, out_h, out_w, out_c). pad_h / pad_w are the top
+ * and left pads (SAME: floor(total / 2), VALID: 0); taps outside the image
+ * are skipped (they contribute as the input zero point). Limits (else
+ * XST_ERR_DIMS): every dim in [1, 2^24], pads in [0, k - 1], k_h*k_w <=
+ * 65536, out_c <= 2^24, every output window overlaps the image
+ * ((out - 1) * stride - pad <= in - 1), which SAME and VALID both satisfy. */
+typedef struct {
+  int32_t batch;
+  int32_t in_h, in_w, in_c;
+  int32_t out_h, out_w;
+  int32_t mult;               /* depth multiplier: out_c = in_c * mult       */
+  int32_t k_h, k_w;
+  int32_t stride_h, stride_w;
+  int32_t pad_h, pad_w;       /* top and left padding                         */
+} xst_dwconv_dims;
+
+/* Forward quantisation: the fully-connected one, per output channel
+ * (multiplier and shift have out_c entries). */
+typedef xst_fc_quant xst_dwconv_quant;
+
+/* out[b][oy][ox][oc] = clamp(requant(bias[oc] + sum_{ky,kx inside}
+ *   (in[b][oy*sh-ph+ky][ox*sw-pw+kx][oc/mult] + input_offset) * w[ky][kx][oc]))
+ * bias (out_c) int32 or NULL; mask (ceil(batch*out_h*out_w*out_c / 8)) bit per
+ * output or NULL, set when act_min < out < act_max. Bit-exact with TFLite's
+ * reference DepthwiseConvPerChannel. Aliasing: out and mask must not overlap
+ * in, w, bias. Scratch: none (size twin returns 0). */
+int depthwise_conv2d_s8_forward(const xst_dwconv_dims *d, const xst_dwconv_quant *q,
+                                const int8_t *in, const int8_t *w,
+                                const int32_t *bias, int8_t *out,
+                                uint8_t *mask);
+size_t depthwise_conv2d_s8_forward_scratch_size(const xst_dwconv_dims *d);
+
+/* grad_in[b][iy][ix][ic] (int8, exponent *grad_in_exp) = sum over m, ky, kx
+ *   with oy*sh-ph+ky == iy, ox*sw-pw+kx == ix of
+ *   w[ky][kx][oc] * s_w[oc] * grad_out[b][oy][ox][oc] * 2^grad_out_exp,
+ *   oc = ic*mult + m; normalised so the largest magnitude lands in [64,127].
+ * grad_out is pre-scaled by the Q15 weight-scale mantissa into 16 bits with a
+ * shift `pre` chosen from mult*ceil(k_h/sh)*ceil(k_w/sw), the most terms one
+ * element sums, so the int32 sum stays below 2^30. Sets (does not accumulate).
+ * scratch: depthwise_conv2d_s8_backward_input_scratch_size() bytes, 4-aligned
+ * (int32 [batch*in_h*in_w*in_c] then int16 [out_c]).
+ * Aliasing: grad_in must not overlap grad_out, w or scratch. */
+int depthwise_conv2d_s8_backward_input(const xst_dwconv_dims *d,
+                                       const xst_wscale *ws,
+                                       const int8_t *grad_out,
+                                       const int32_t *grad_out_exp,
+                                       const int8_t *w, int8_t *grad_in,
+                                       int32_t *grad_in_exp, void *scratch);
+size_t depthwise_conv2d_s8_backward_input_scratch_size(const xst_dwconv_dims *d);
+
+/* grad_bias[oc - oc_begin] = sum_{b,oy,ox} grad_out[b][oy][ox][oc] (int32,
+ * exponent of grad_out), oc in [oc_begin, oc_end). Sets. Only the
+ * output-channel range of blk is used. batch*out_h*out_w <= 2^23 (exact).
+ * Aliasing: none allowed. Scratch: none. */
+int depthwise_conv2d_s8_backward_bias(const xst_dwconv_dims *d, const xst_block *blk,
+                                      const int8_t *grad_out, int32_t *grad_bias);
+
+/* grad_w[ky][kx][oc - oc_begin] = sum_{b,oy,ox, tap inside the image}
+ *   grad_out[b][oy][ox][oc] * (in[b][iy][ix][oc/mult] + input_offset)
+ * int32, real scale 2^grad_out_exp * s_in; oc in [oc_begin, oc_end). The block
+ * keeps the weights' (k_h, k_w, channel) layout, so the full range is shaped
+ * like w. Sets. Sparse update: only blk's output-channel range is used; a
+ * depthwise weight connects one output channel to one input channel (oc/mult),
+ * so there is no separate input-channel range (ic_begin/ic_end are ignored).
+ * batch*out_h*out_w <= 65535 keeps the sums exact (|sum| < 2^31).
+ * Aliasing: none allowed. Scratch: none. */
+int depthwise_conv2d_s8_backward_weight(const xst_dwconv_dims *d,
+                                        const xst_block *blk,
+                                        int32_t input_offset,
+                                        const int8_t *grad_out,
+                                        const int8_t *in, int32_t *grad_w);
+
+enum {
+  XST_OP_DEPTHWISE_CONV2D_FORWARD = 14,
+  XST_OP_DEPTHWISE_CONV2D_BACKWARD_INPUT = 15,
+  XST_OP_DEPTHWISE_CONV2D_BACKWARD_BIAS = 16,
+  XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT = 17
+};
+
+/* Argument layouts (count). DW = the 13 dims of xst_dwconv_dims in order:
+ * batch, in_h, in_w, in_c, out_h, out_w, mult, k_h, k_w, stride_h, stride_w,
+ * pad_h, pad_w (args 0-12); out_c = in_c * mult.
+ *  DEPTHWISE_CONV2D_FORWARD (24): DW, input_offset, output_offset, act_min,
+ *    act_max, in, w, bias(i32[out_c])|-1, out, mask|-1,
+ *    multiplier(i32[out_c]), shift(i32[out_c])
+ *  DEPTHWISE_CONV2D_BACKWARD_INPUT (21): DW, wscale_mantissa(i16[out_c]),
+ *    wscale_exp, grad_out, grad_out_exp(cell), w, grad_in,
+ *    grad_in_exp(cell), scratch
+ *  DEPTHWISE_CONV2D_BACKWARD_BIAS (17): DW, oc_begin, oc_end, grad_out,
+ *    grad_bias(i32[oc])
+ *  DEPTHWISE_CONV2D_BACKWARD_WEIGHT (19): DW, oc_begin, oc_end, input_offset,
+ *    grad_out, in, grad_w(i32[k_h][k_w][oc]) */
+
 #endif /* XST_H */

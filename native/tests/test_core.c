@@ -304,6 +304,130 @@ static void fuzz_conv2d(int iterations) {
   printf("conv2d fuzz: %d of %d calls ran\n", ran_ok, iterations);
   CHECK(ran_ok > iterations / 2, "conv2d fuzz reached the kernels (%d ran)", ran_ok);
 }
+/* ---- depthwise conv2d (ops 14-17) ---- */
+
+static void test_dwconv_known_answers(void) {
+  /* 1x3x3x1 image 1..9 (stored as v - 3, input_offset 3), 3x3 kernel, SAME,
+   * mult 2: channel 0 weights 1, channel 1 weights -1; requant x1. */
+  uint8_t *a = arena_new(1024);
+  int8_t *in = (int8_t *)a, *w = (int8_t *)(a + 16), *out = (int8_t *)(a + 48);
+  int32_t *bias = (int32_t *)(a + 80), *mult = (int32_t *)(a + 96), *shift = (int32_t *)(a + 104);
+  for (int i = 0; i < 9; i++) in[i] = (int8_t)(i + 1 - 3);
+  for (int t = 0; t < 9; t++) { w[2 * t] = 1; w[2 * t + 1] = -1; }
+  bias[0] = 1; bias[1] = 0;
+  mult[0] = mult[1] = 1 << 30; shift[0] = shift[1] = 1; /* 0.5 * 2^1 = 1 */
+  int32_t fw[24] = {1, 3, 3, 1, 3, 3, 2, 3, 3, 1, 1, 1, 1, 3, 0, -128, 127, 0, 16, 80, 48, -1, 96, 104};
+  CHECK(xst_dispatch(XST_OP_DEPTHWISE_CONV2D_FORWARD, fw, 24, a, 1024) == XST_OK, "dw forward runs");
+  static const int sums[9] = {12, 21, 16, 27, 45, 33, 24, 39, 28};
+  int ok = 1;
+  for (int k = 0; k < 9; k++) ok &= out[2 * k] == sums[k] + 1 && out[2 * k + 1] == -sums[k];
+  CHECK(ok, "dw forward 3x3 SAME sums, mult 2, bias, input offset");
+
+  /* Weight and bias gradients (mult 1, offset 0): grad_out all 1. */
+  int8_t *g = (int8_t *)(a + 128), *x = (int8_t *)(a + 144);
+  int32_t *gw = (int32_t *)(a + 160), *gb = (int32_t *)(a + 200);
+  for (int i = 0; i < 9; i++) { g[i] = 1; x[i] = (int8_t)(i + 1); }
+  int32_t bw[19] = {1, 3, 3, 1, 3, 3, 1, 3, 3, 1, 1, 1, 1, 0, 1, 0, 128, 144, 160};
+  CHECK(xst_dispatch(XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT, bw, 19, a, 1024) == XST_OK, "dw weight grad runs");
+  /* tap (ky,kx) meets input (oy+ky-1, ox+kx-1): the forward's window sums */
+  static const int32_t wsums[9] = {12, 21, 16, 27, 45, 33, 24, 39, 28};
+  ok = 1;
+  for (int t = 0; t < 9; t++) ok &= gw[t] == wsums[t];
+  CHECK(ok, "dw weight gradient 3x3 SAME");
+  int32_t bb[17] = {1, 3, 3, 1, 3, 3, 1, 3, 3, 1, 1, 1, 1, 0, 1, 128, 200};
+  CHECK(xst_dispatch(XST_OP_DEPTHWISE_CONV2D_BACKWARD_BIAS, bb, 17, a, 1024) == XST_OK && gb[0] == 9, "dw bias gradient");
+
+  /* Input gradient: w all 1 with s_w = 16384 * 2^(1-15) = 1, grad_out all 1
+   * (exp 0): the real gradient counts the windows covering each pixel
+   * (corner 4, edge 6, centre 9). pre = 8, gs = 64, max acc 576 -> s = 3,
+   * grad_in = count * 8, exponent 0 + 1 - 15 + 8 + 3 = -3. */
+  int16_t *ws = (int16_t *)(a + 208);
+  int8_t *w1 = (int8_t *)(a + 212), *gi = (int8_t *)(a + 224);
+  int32_t *ge = (int32_t *)(a + 236), *gie = (int32_t *)(a + 240);
+  ws[0] = 16384; *ge = 0;
+  for (int t = 0; t < 9; t++) w1[t] = 1;
+  int32_t bi[21] = {1, 3, 3, 1, 3, 3, 1, 3, 3, 1, 1, 1, 1, 208, 1, 128, 236, 212, 224, 240, 256};
+  CHECK(xst_dispatch(XST_OP_DEPTHWISE_CONV2D_BACKWARD_INPUT, bi, 21, a, 1024) == XST_OK, "dw input grad runs");
+  static const int8_t counts[9] = {4, 6, 4, 6, 9, 6, 4, 6, 4};
+  ok = *gie == -3;
+  for (int i = 0; i < 9; i++) ok &= gi[i] == counts[i] * 8;
+  CHECK(ok, "dw input gradient window counts (exp %d)", (int)*gie);
+  CHECK(depthwise_conv2d_s8_backward_input_scratch_size(&(xst_dwconv_dims){1, 3, 3, 1, 3, 3, 1, 3, 3, 1, 1, 1, 1}) == 38,
+        "dw scratch size");
+  /* Geometry rejections by the kernel itself. */
+  fw[11] = 3; /* pad_h >= k_h */
+  CHECK(xst_dispatch(XST_OP_DEPTHWISE_CONV2D_FORWARD, fw, 24, a, 1024) == XST_ERR_DIMS, "dw pad >= k");
+  fw[11] = 1; fw[1] = 1; /* in_h 1: the third output row's window misses the image */
+  CHECK(xst_dispatch(XST_OP_DEPTHWISE_CONV2D_FORWARD, fw, 24, a, 1024) == XST_ERR_DIMS, "dw window past the image");
+  free(a);
+}
+
+/* Plausible depthwise calls (valid geometry, tensors laid out back to back
+ * in an exactly-sized arena), one argument sometimes made hostile. */
+static void fuzz_dwconv(int iterations) {
+  int ran_ok = 0, rejected = 0;
+  for (int it = 0; it < iterations; it++) {
+    int32_t B = 1 + (int32_t)(rnd() % 2), H = 1 + (int32_t)(rnd() % 7), W = 1 + (int32_t)(rnd() % 7);
+    int32_t C = 1 + (int32_t)(rnd() % 40), M = 1 + (int32_t)(rnd() % 4);
+    int32_t KH = 1 + (int32_t)(rnd() % 5), KW = 1 + (int32_t)(rnd() % 5);
+    int32_t SH = 1 + (int32_t)(rnd() % 3), SW = 1 + (int32_t)(rnd() % 3);
+    /* SAME geometry */
+    int32_t OH = (H + SH - 1) / SH, OW = (W + SW - 1) / SW;
+    int32_t th = (OH - 1) * SH + KH - H, tw = (OW - 1) * SW + KW - W;
+    int32_t PH = th > 0 ? th / 2 : 0, PW = tw > 0 ? tw / 2 : 0;
+    int32_t OC = C * M;
+    uint32_t nin = (uint32_t)(B * H * W * C), nout = (uint32_t)(B * OH * OW * OC), nw = (uint32_t)(KH * KW * OC);
+    uint32_t top = 0;
+#define DW_PLACE(bytes) (top = (top + 3u) & ~3u, top += (uint32_t)(bytes), (int32_t)(top - (uint32_t)(bytes)))
+    int32_t o_in = DW_PLACE(nin), o_w = DW_PLACE(nw), o_bias = DW_PLACE(OC * 4), o_out = DW_PLACE(nout);
+    int32_t o_mask = DW_PLACE((nout + 7) / 8), o_mult = DW_PLACE(OC * 4), o_shift = DW_PLACE(OC * 4);
+    int32_t o_ws = DW_PLACE(OC * 2), o_ge = DW_PLACE(4), o_gin = DW_PLACE(nin), o_gie = DW_PLACE(4);
+    int32_t o_scr = DW_PLACE(nin * 4 + (uint32_t)OC * 2);
+    int32_t ob = (int32_t)(rnd() % (uint32_t)OC), oe = ob + 1 + (int32_t)(rnd() % (uint32_t)(OC - ob));
+    int32_t o_gw = DW_PLACE((uint32_t)(KH * KW * (oe - ob)) * 4), o_gb = DW_PLACE((uint32_t)(oe - ob) * 4);
+#undef DW_PLACE
+    uint32_t len = top;
+    uint8_t *a = arena_new(len);
+    fill_arena(a, len);
+    for (int32_t c = 0; c < OC; c++) { /* mostly valid requantisation and scales */
+      int32_t m = (int32_t)(rnd() & 0x7FFFFFFF), sh = (int32_t)(rnd() % 40) - 31;
+      int16_t ws = (int16_t)(rnd() % 32768);
+      memcpy(a + o_mult + 4 * c, &m, 4);
+      memcpy(a + o_shift + 4 * c, &sh, 4);
+      memcpy(a + o_ws + 2 * c, &ws, 2);
+    }
+    int32_t ge = (int32_t)(rnd() % 64) - 32;
+    memcpy(a + o_ge, &ge, 4);
+    const int32_t dims[13] = {B, H, W, C, OH, OW, M, KH, KW, SH, SW, PH, PW};
+    int32_t args[24];
+    int32_t op = XST_OP_DEPTHWISE_CONV2D_FORWARD + (int32_t)(rnd() % 4);
+    memcpy(args, dims, sizeof dims);
+    int32_t ioff = (int32_t)(rnd() % 256) - 127, zp = (int32_t)(rnd() % 256) - 128;
+    if (op == XST_OP_DEPTHWISE_CONV2D_FORWARD) {
+      const int32_t rest[11] = {ioff, zp, -128, 127, o_in, o_w, rnd() & 1 ? o_bias : -1, o_out,
+                                rnd() & 1 ? o_mask : -1, o_mult, o_shift};
+      memcpy(args + 13, rest, sizeof rest);
+    } else if (op == XST_OP_DEPTHWISE_CONV2D_BACKWARD_INPUT) {
+      const int32_t rest[8] = {o_ws, (int32_t)(rnd() % 20) - 10, o_out, o_ge, o_w, o_gin, o_gie, o_scr};
+      memcpy(args + 13, rest, sizeof rest);
+    } else if (op == XST_OP_DEPTHWISE_CONV2D_BACKWARD_BIAS) {
+      const int32_t rest[4] = {ob, oe, o_out, o_gb};
+      memcpy(args + 13, rest, sizeof rest);
+    } else {
+      const int32_t rest[6] = {ob, oe, ioff, o_out, o_in, o_gw};
+      memcpy(args + 13, rest, sizeof rest);
+    }
+    int32_t n = xst_op_nargs(op);
+    if (rnd() % 4 == 0) args[rnd() % (uint32_t)n] = rand_arg(len);
+    int st = xst_dispatch(op, args, n, a, len);
+    if (st == XST_OK) ran_ok++;
+    else rejected++;
+    free(a);
+  }
+  printf("dwconv fuzz: %d calls ran, %d rejected\n", ran_ok, rejected);
+  CHECK(ran_ok > iterations / 2, "dwconv fuzz reached the kernels (%d ran)", ran_ok);
+}
+/* ---- end depthwise conv2d ---- */
 
 int main(int argc, char **argv) {
   int iterations = argc > 1 ? atoi(argv[1]) : 200000;
@@ -312,6 +436,8 @@ int main(int argc, char **argv) {
   fuzz_dispatch(iterations);
   test_conv2d_known();
   fuzz_conv2d(iterations / 10);
+  test_dwconv_known_answers();
+  fuzz_dwconv(iterations / 10);
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

@@ -115,6 +115,76 @@ export interface SoftmaxXentArgs {
   pLabelQ16: Tensor | null;
 }
 
+// ---- depthwise conv2d (native/core/depthwise_conv2d_s8.c) ----
+// input (batch, inH, inW, inC) NHWC int8, weights (1, kH, kW, outC) with
+// outC = inC * depthMultiplier (oc = ic * depthMultiplier + m), output
+// (batch, outH, outW, outC); padH/padW are the top/left pads.
+export interface DepthwiseConv2dShape {
+  batch: number;
+  inH: number;
+  inW: number;
+  inC: number;
+  outH: number;
+  outW: number;
+  depthMultiplier: number;
+  kH: number;
+  kW: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+}
+
+export interface DepthwiseConv2dForwardArgs extends DepthwiseConv2dShape {
+  inputOffset: number;
+  outputOffset: number;
+  actMin: number;
+  actMax: number;
+  input: Tensor;
+  weights: Tensor;
+  bias: Tensor | null;
+  output: Tensor;
+  mask: Tensor | null;
+  multiplier: Tensor;
+  shift: Tensor;
+}
+
+export interface DepthwiseConv2dBackwardInputArgs extends DepthwiseConv2dShape {
+  wscaleMantissa: Tensor;
+  wscaleExp: number;
+  gradOut: Tensor;
+  gradOutExp: Tensor;
+  weights: Tensor;
+  gradIn: Tensor;
+  gradInExp: Tensor;
+  scratch: Tensor;
+}
+
+export interface DepthwiseConv2dBackwardBiasArgs extends DepthwiseConv2dShape {
+  ocBegin: number;
+  ocEnd: number;
+  gradOut: Tensor;
+  gradBias: Tensor;
+}
+
+// Sparse update: only an output-channel range; each depthwise weight
+// connects one output channel to one input channel (oc / depthMultiplier).
+// gradWeights is int32 (kH, kW, ocEnd - ocBegin), the weights' layout.
+export interface DepthwiseConv2dBackwardWeightArgs extends DepthwiseConv2dShape {
+  ocBegin: number;
+  ocEnd: number;
+  inputOffset: number;
+  gradOut: Tensor;
+  input: Tensor;
+  gradWeights: Tensor;
+}
+
+// Scratch bytes of depthwise_conv2d_s8_backward_input (native/core).
+export function depthwiseConv2dBackwardInputScratchBytes(s: DepthwiseConv2dShape): number {
+  return s.batch * s.inH * s.inW * s.inC * 4 + s.inC * s.depthMultiplier * 2;
+}
+// ---- end depthwise conv2d ----
+
 // Scratch bytes of fully_connected_s8_backward_input (native/core).
 export function fcBackwardInputScratchBytes(s: FcShape): number {
   return s.rows * s.inFeatures * 4 + s.outFeatures * 2;
@@ -249,6 +319,42 @@ function expectConvShape(op: OpId, s: ConvShape): void {
   expectDims(op, 'batch*out_h*out_w*out_c', s.batch * s.outH * s.outW * s.outC, 1, ELEMS);
   expectDims(op, 'out_c*k_h*k_w*in_c', s.outC * s.kH * s.kW * s.inC, 1, ELEMS);
 }
+
+// ---- depthwise conv2d shape checks (the C kernel's limits) ----
+function expectDwShape(op: OpId, s: DepthwiseConv2dShape): void {
+  const dims: [string, number][] = [
+    ['batch', s.batch], ['in_h', s.inH], ['in_w', s.inW], ['in_c', s.inC], ['out_h', s.outH], ['out_w', s.outW],
+    ['depth_multiplier', s.depthMultiplier], ['k_h', s.kH], ['k_w', s.kW], ['stride_h', s.strideH],
+    ['stride_w', s.strideW],
+  ];
+  for (const [what, v] of dims) expectDims(op, what, v, 1, 1 << 24);
+  expectDims(op, 'pad_h', s.padH, 0, s.kH - 1);
+  expectDims(op, 'pad_w', s.padW, 0, s.kW - 1);
+  expectDims(op, 'k_h*k_w', s.kH * s.kW, 1, 65536);
+  expectDims(op, 'out_c (in_c*depth_multiplier)', s.inC * s.depthMultiplier, 1, 1 << 24);
+  for (const [axis, out, stride, pad, inn] of [['h', s.outH, s.strideH, s.padH, s.inH], ['w', s.outW, s.strideW, s.padW, s.inW]] as const) {
+    const last = (out - 1) * stride - pad;
+    if (last > inn - 1) {
+      throw new KernelArgumentError(
+        `${opName[op]}: the last output window along ${axis} starts at ${last} = (out_${axis}-1)*stride_${axis}-pad_${axis}, ` +
+          `outside the input (in_${axis} = ${inn}); out_${axis} ${out} is too large for this geometry`,
+      );
+    }
+  }
+}
+
+function expectDwOcRange(op: OpId, s: DepthwiseConv2dShape, ocBegin: number, ocEnd: number): void {
+  const oc = s.inC * s.depthMultiplier;
+  if (!(Number.isInteger(ocBegin) && Number.isInteger(ocEnd) && ocBegin >= 0 && ocBegin < ocEnd && ocEnd <= oc)) {
+    throw new KernelArgumentError(`${opName[op]}: output-channel range [${ocBegin}, ${ocEnd}) is not inside [0, ${oc})`);
+  }
+}
+
+function dwDimArgs(s: DepthwiseConv2dShape): number[] {
+  return [s.batch, s.inH, s.inW, s.inC, s.outH, s.outW, s.depthMultiplier, s.kH, s.kW, s.strideH, s.strideW,
+    s.padH, s.padW];
+}
+// ---- end depthwise conv2d shape checks ----
 
 const off = (t: Tensor | null): number => (t ? t.offset : -1);
 
@@ -527,6 +633,82 @@ export class Kernels {
         a.input.offset, a.gradWeights.offset),
     );
   }
+
+  // ---- depthwise conv2d ----
+  depthwiseConv2dForward(a: DepthwiseConv2dForwardArgs): void {
+    const op = Op.DepthwiseConv2dForward;
+    expectDwShape(op, a);
+    const OC = a.inC * a.depthMultiplier, IN = a.batch * a.inH * a.inW * a.inC, OUT = a.batch * a.outH * a.outW * OC;
+    expectTensor(op, 'input', a.input, 'int8', IN, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
+    expectTensor(op, 'weights', a.weights, 'int8', a.kH * a.kW * OC, `1x${a.kH}x${a.kW}x${OC}`);
+    if (a.bias) expectTensor(op, 'bias', a.bias, 'int32', OC, `${OC}`);
+    expectTensor(op, 'output', a.output, 'int8', OUT, `${a.batch}x${a.outH}x${a.outW}x${OC}`);
+    if (a.mask) expectTensor(op, 'mask', a.mask, 'uint8', Math.ceil(OUT / 8), `${Math.ceil(OUT / 8)}`);
+    expectTensor(op, 'multiplier', a.multiplier, 'int32', OC, `${OC}`);
+    expectTensor(op, 'shift', a.shift, 'int32', OC, `${OC}`);
+    expectDims(op, 'input_offset', a.inputOffset, -127, 128);
+    expectDims(op, 'output_offset', a.outputOffset, -128, 127);
+    expectDims(op, 'act_min', a.actMin, -128, 127);
+    expectDims(op, 'act_max', a.actMax, a.actMin, 127);
+    this.dispatch.call(
+      op,
+      Int32Array.of(...dwDimArgs(a), a.inputOffset, a.outputOffset, a.actMin, a.actMax, a.input.offset,
+        a.weights.offset, off(a.bias), a.output.offset, off(a.mask), a.multiplier.offset, a.shift.offset),
+    );
+  }
+
+  depthwiseConv2dBackwardInput(a: DepthwiseConv2dBackwardInputArgs): void {
+    const op = Op.DepthwiseConv2dBackwardInput;
+    expectDwShape(op, a);
+    const OC = a.inC * a.depthMultiplier, IN = a.batch * a.inH * a.inW * a.inC, OUT = a.batch * a.outH * a.outW * OC;
+    expectTensor(op, 'wscale mantissa', a.wscaleMantissa, 'int16', OC, `${OC}`);
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', OUT, `${a.batch}x${a.outH}x${a.outW}x${OC}`);
+    expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
+    expectTensor(op, 'weights', a.weights, 'int8', a.kH * a.kW * OC, `1x${a.kH}x${a.kW}x${OC}`);
+    expectTensor(op, 'grad_in', a.gradIn, 'int8', IN, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
+    expectTensor(op, 'grad_in exponent', a.gradInExp, 'int32', 1, '1');
+    const sb = depthwiseConv2dBackwardInputScratchBytes(a);
+    if (a.scratch.bytes < sb || a.scratch.offset % 4) {
+      throw new KernelArgumentError(
+        `${opName[op]}: scratch tensor "${a.scratch.name}" has ${a.scratch.bytes} bytes, needs ${sb} (4-aligned)`,
+      );
+    }
+    expectDims(op, 'wscale exponent', a.wscaleExp, -64, 64);
+    this.dispatch.call(
+      op,
+      Int32Array.of(...dwDimArgs(a), a.wscaleMantissa.offset, a.wscaleExp, a.gradOut.offset, a.gradOutExp.offset,
+        a.weights.offset, a.gradIn.offset, a.gradInExp.offset, a.scratch.offset),
+    );
+  }
+
+  depthwiseConv2dBackwardBias(a: DepthwiseConv2dBackwardBiasArgs): void {
+    const op = Op.DepthwiseConv2dBackwardBias;
+    expectDwShape(op, a);
+    expectDwOcRange(op, a, a.ocBegin, a.ocEnd);
+    expectDims(op, 'batch*out_h*out_w', a.batch * a.outH * a.outW, 1, 1 << 23);
+    const OC = a.inC * a.depthMultiplier, n = a.ocEnd - a.ocBegin;
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', a.batch * a.outH * a.outW * OC, `${a.batch}x${a.outH}x${a.outW}x${OC}`);
+    expectTensor(op, 'grad_bias', a.gradBias, 'int32', n, `${n}`);
+    this.dispatch.call(op, Int32Array.of(...dwDimArgs(a), a.ocBegin, a.ocEnd, a.gradOut.offset, a.gradBias.offset));
+  }
+
+  depthwiseConv2dBackwardWeight(a: DepthwiseConv2dBackwardWeightArgs): void {
+    const op = Op.DepthwiseConv2dBackwardWeight;
+    expectDwShape(op, a);
+    expectDwOcRange(op, a, a.ocBegin, a.ocEnd);
+    expectDims(op, 'batch*out_h*out_w', a.batch * a.outH * a.outW, 1, 65535);
+    const OC = a.inC * a.depthMultiplier, n = a.ocEnd - a.ocBegin;
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', a.batch * a.outH * a.outW * OC, `${a.batch}x${a.outH}x${a.outW}x${OC}`);
+    expectTensor(op, 'input', a.input, 'int8', a.batch * a.inH * a.inW * a.inC, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
+    expectTensor(op, 'grad_weights', a.gradWeights, 'int32', a.kH * a.kW * n, `${a.kH}x${a.kW}x${n}`);
+    expectDims(op, 'input_offset', a.inputOffset, -127, 128);
+    this.dispatch.call(
+      op,
+      Int32Array.of(...dwDimArgs(a), a.ocBegin, a.ocEnd, a.inputOffset, a.gradOut.offset, a.input.offset,
+        a.gradWeights.offset),
+    );
+  }
+  // ---- end depthwise conv2d ----
 }
 
 // Offsets at or above FLASH_BASE refer to the read-only region beside the

@@ -15,6 +15,10 @@ export const Op = {
   Conv2dBackwardInput: 11,
   Conv2dBackwardBias: 12,
   Conv2dBackwardWeight: 13,
+  DepthwiseConv2dForward: 14,
+  DepthwiseConv2dBackwardInput: 15,
+  DepthwiseConv2dBackwardBias: 16,
+  DepthwiseConv2dBackwardWeight: 17,
 } as const;
 export type OpId = (typeof Op)[keyof typeof Op];
 
@@ -32,6 +36,10 @@ export const opNargs: Readonly<Record<OpId, number>> = {
   11: 21,
   12: 17,
   13: 21,
+  14: 24,
+  15: 21,
+  16: 17,
+  17: 19,
 };
 
 export const opName: Readonly<Record<OpId, string>> = {
@@ -48,6 +56,10 @@ export const opName: Readonly<Record<OpId, string>> = {
   11: 'conv2d_s8_backward_input',
   12: 'conv2d_s8_backward_bias',
   13: 'conv2d_s8_backward_weight',
+  14: 'depthwise_conv2d_s8_forward',
+  15: 'depthwise_conv2d_s8_backward_input',
+  16: 'depthwise_conv2d_s8_backward_bias',
+  17: 'depthwise_conv2d_s8_backward_weight',
 };
 
 // Status codes of the C core, in order (xst_status).

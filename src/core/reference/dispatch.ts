@@ -6,6 +6,7 @@ import { BufferDispatch } from '../kernels.js';
 import { Op, type OpId, opName, opNargs } from '../ops.js';
 import * as k from './kernels.js';
 import * as conv from './conv2d.js';
+import * as dw from './depthwise_conv2d.js';
 
 export class ReferenceDispatch extends BufferDispatch {
   readonly name = 'reference';
@@ -149,6 +150,52 @@ export class ReferenceDispatch extends BufferDispatch {
           this.i32(a[20]!, (b.ocEnd - b.ocBegin) * d.kH * d.kW * (b.icEnd - b.icBegin)));
         return;
       }
+      case Op.DepthwiseConv2dForward: {
+        const d = dwDims(a);
+        const [IN, OUT, OC, W] = dwSizes(d);
+        dw.dwForward(d,
+          { inputOffset: a[13]!, outputOffset: a[14]!, actMin: a[15]!, actMax: a[16]!,
+            multiplier: this.i32(a[22]!, OC), shift: this.i32(a[23]!, OC) },
+          this.i8(a[17]!, IN), this.i8(a[18]!, W), a[19] === -1 ? null : this.i32(a[19]!, OC),
+          this.i8(a[20]!, OUT), a[21] === -1 ? null : this.u8(a[21]!, Math.ceil(OUT / 8)));
+        return;
+      }
+      case Op.DepthwiseConv2dBackwardInput: {
+        const d = dwDims(a);
+        const [IN, OUT, OC, W] = dwSizes(d);
+        const e = dw.dwBackwardInput(d, this.i16(a[13]!, OC), a[14]!, this.i8(a[15]!, OUT), this.getCell(a[16]!),
+          this.i8(a[17]!, W), this.i8(a[18]!, IN));
+        this.setCell(a[19]!, e); // scratch (a[20]) left alone, as for the FC op
+        return;
+      }
+      case Op.DepthwiseConv2dBackwardBias: {
+        const d = dwDims(a);
+        const [, OUT] = dwSizes(d);
+        dw.dwBackwardBias(d, a[13]!, a[14]!, this.i8(a[15]!, OUT), this.i32(a[16]!, a[14]! - a[13]!));
+        return;
+      }
+      case Op.DepthwiseConv2dBackwardWeight: {
+        const d = dwDims(a);
+        const [IN, OUT] = dwSizes(d);
+        const blk = { ocBegin: a[13]!, ocEnd: a[14]! };
+        dw.dwBackwardWeight(d, blk, a[15]!, this.i8(a[16]!, OUT), this.i8(a[17]!, IN),
+          this.i32(a[18]!, d.kH * d.kW * (blk.ocEnd - blk.ocBegin)));
+        return;
+      }
     }
   }
+}
+
+// Depthwise conv2d: args 0-12 are the dims (xst_dwconv_dims order).
+function dwDims(a: Int32Array): dw.DwDims {
+  return {
+    batch: a[0]!, inH: a[1]!, inW: a[2]!, inC: a[3]!, outH: a[4]!, outW: a[5]!, mult: a[6]!, kH: a[7]!, kW: a[8]!,
+    strideH: a[9]!, strideW: a[10]!, padH: a[11]!, padW: a[12]!,
+  };
+}
+
+// Element counts [input, output, output channels, weights].
+function dwSizes(d: dw.DwDims): [number, number, number, number] {
+  const oc = d.inC * d.mult;
+  return [d.batch * d.inH * d.inW * d.inC, d.batch * d.outH * d.outW * oc, oc, d.kH * d.kW * oc];
 }
