@@ -72,10 +72,13 @@ const cases: Case[] = [
   { op: 'softmax_xent_s8_backward', shape: '10 classes', macs: C, run: (k) => k.softmaxXentBackward({ classes: C, logits: T.logits, log2eScaleQ16: 11819, label: T.label, grad: T.gl, gradExp: T.glExp, pLabelQ16: T.p }) },
 ];
 
-interface Row { op: string; target: string; shape: string; macs: number; instructions: number | null; instructionsPerMac?: number; nsPerCall?: number; nsPerMac?: number }
+interface Row { op: string; target: string; shape: string; macs: number; instructions: number | null; instructionsPerMac?: number; nsPerCall?: number; nsPerMac?: number; cmsisNnInstructionsPerMac?: number }
 const rows: Row[] = [];
+// cortex-m4: the DSP (SMLAD) paths; cortex-m4-portable: the same core built
+// with XST_PORTABLE (the C every other target runs).
+const TARGETS = ['cortex-m4', 'cortex-m4-portable', 'rv32'] as const;
 
-for (const target of ['cortex-m4', 'rv32'] as const) {
+for (const target of TARGETS) {
   const d = new TraceDispatch(L.used);
   const k = new Kernels(d);
   init(k);
@@ -90,12 +93,49 @@ for (const target of ['cortex-m4', 'rv32'] as const) {
   });
 }
 
+// The CMSIS-NN anchors (instructions/MAC, QEMU, Cortex-M4F, GCC 12 -O2): a
+// 1x1 stride-1 convolution over H*W pixels is fully_connected_s8_forward with
+// rows = H*W, so all four are the FC forward kernel.
+const anchors = [
+  { shape: '1x1 conv 6x6x128 -> 256 (rows 36)', rows: 36, inF: 128, outF: 256, cmsis: 1.83 },
+  { shape: 'FC 1x784 -> 100', rows: 1, inF: 784, outF: 100, cmsis: 1.94 },
+  { shape: '1x1 conv 24x24x32 -> 32 (rows 576)', rows: 576, inF: 32, outF: 32, cmsis: 2.70 },
+  { shape: '1x1 conv 48x48x8 -> 16 (rows 2304)', rows: 2304, inF: 8, outF: 16, cmsis: 6.63 },
+];
+for (const a of anchors) {
+  // One arena and trace per anchor (together they exceed the images' arena).
+  const AL = new ArenaLayout(ARENA);
+  const q = quantizeMultiplier(0.0007);
+  const t = {
+    x: AL.alloc('x', 'int8', [a.rows, a.inF]), w: AL.alloc('w', 'int8', [a.outF, a.inF]),
+    b: AL.alloc('b', 'int32', [a.outF]), y: AL.alloc('y', 'int8', [a.rows, a.outF]),
+    mask: AL.alloc('mask', 'uint8', [Math.ceil((a.rows * a.outF) / 8)]),
+    mult: AL.alloc('mult', 'int32', [a.outF]), shift: AL.alloc('shift', 'int32', [a.outF]),
+  };
+  for (const target of TARGETS) {
+    const d = new TraceDispatch(AL.used);
+    const k = new Kernels(d);
+    const r = new Xorshift32(11);
+    for (const x of [t.x, t.w]) k.write(x, Uint8Array.from({ length: x.bytes }, () => r.next() & 0xff));
+    k.writeInt32(t.b, Array.from({ length: a.outF }, () => r.int(-5000, 5000)));
+    k.writeInt32(t.mult, new Array(a.outF).fill(q.multiplier));
+    k.writeInt32(t.shift, new Array(a.outF).fill(q.shift));
+    k.fcForward({ rows: a.rows, inFeatures: a.inF, outFeatures: a.outF, inputOffset: 128, outputOffset: -128, actMin: -128, actMax: 127, input: t.x, weights: t.w, bias: t.b, output: t.y, mask: t.mask, multiplier: t.mult, shift: t.shift });
+    const res = await runTrace(target, d.writer.end());
+    if (res.exitCode !== 0 || res.parsed.calls.length !== 1) {
+      throw new Error(`${target}: anchor trace failed (exit ${res.exitCode}): ${res.parsed.errors.join('; ')}`);
+    }
+    const n = res.parsed.calls[0]!.instructions, macs = a.rows * a.inF * a.outF;
+    rows.push({ op: 'fully_connected_s8_forward', target, shape: a.shape, macs, instructions: n, instructionsPerMac: +(n / macs).toFixed(2), cmsisNnInstructionsPerMac: a.cmsis });
+  }
+}
+
 // A whole training step of the MNIST workload (forward, loss, backward, fused
 // updates) on real, sparse data: the mean over the first 200 steps.
 const train = loadMnist('train');
 const STEPS = 200;
 const { trace } = recordMlpTrace(train, shuffledIndices(train.count, 1), STEPS);
-for (const target of ['cortex-m4', 'rv32'] as const) {
+for (const target of TARGETS) {
   const r = await runTrace(target, trace);
   if (r.exitCode !== 0) throw new Error(`${target}: MLP trace failed (exit ${r.exitCode})`);
   const total = r.parsed.calls.reduce((a, c) => a + c.instructions, 0);
@@ -121,10 +161,24 @@ for (const c of cases) {
 }
 
 const pad = (s: string | number, n: number) => String(s).padEnd(n);
-console.log(pad('op', 40) + pad('shape', 36) + pad('target', 14) + pad('MACs', 8) + pad('instr', 10) + 'per MAC');
+console.log(pad('op', 40) + pad('shape', 36) + pad('target', 20) + pad('MACs', 9) + pad('instr', 10) + 'per MAC');
 for (const r of rows) {
   const per = r.instructionsPerMac !== undefined ? `${r.instructionsPerMac} instr` : r.nsPerMac !== undefined ? `${r.nsPerMac} ns` : '';
-  console.log(pad(r.op, 40) + pad(r.shape, 36) + pad(r.target, 14) + pad(r.macs, 8) + pad(r.instructions ?? '-', 10) + per);
+  console.log(pad(r.op, 40) + pad(r.shape, 36) + pad(r.target, 20) + pad(r.macs, 9) + pad(r.instructions ?? '-', 10) + per);
+}
+
+// Instructions per MAC side by side: DSP / portable M4 / RV32 / CMSIS-NN.
+const per = (op: string, shape: string, target: string) =>
+  rows.find((r) => r.op === op && r.shape === shape && r.target === target)?.instructionsPerMac ?? '-';
+const side: { op: string; shape: string; cmsis?: number }[] = [
+  ...anchors.map((a) => ({ op: 'fully_connected_s8_forward', shape: a.shape, cmsis: a.cmsis })),
+  { op: 'fully_connected_s8_backward_input', shape: '1x784 <- 100' },
+  { op: 'fully_connected_s8_backward_weight', shape: `784 -> 100, block 100x${BLOCK_IC}` },
+];
+console.log('\ninstructions/MAC' + ' '.repeat(60) + 'M4 DSP    M4 portable  RV32     CMSIS-NN (M4)');
+for (const s of side) {
+  console.log(pad(`${s.op.replace('fully_connected_s8_', 'fc ')} ${s.shape}`, 76) + pad(per(s.op, s.shape, 'cortex-m4'), 10) +
+    pad(per(s.op, s.shape, 'cortex-m4-portable'), 13) + pad(per(s.op, s.shape, 'rv32'), 9) + (s.cmsis ?? '-'));
 }
 const dir = join(repoRoot, 'bench', 'results');
 mkdirSync(dir, { recursive: true });

@@ -37,7 +37,8 @@ describe(`the ${STEPS}-step MLP run ends with the same weights everywhere`, () =
     expect(parseInt(m![1]!, 16)).toBe(expected);
   }, 60_000);
 
-  for (const target of ['cortex-m4', 'rv32'] as const) {
+  // cortex-m4-portable: the same core without the DSP (SMLAD) paths.
+  for (const target of ['cortex-m4', 'cortex-m4-portable', 'rv32'] as const) {
     it(`${target} image under QEMU`, async () => {
       const { trace, params } = recordMlpTrace(train, order, STEPS);
       const r = await runTrace(target, trace);

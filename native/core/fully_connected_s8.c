@@ -7,6 +7,7 @@
  */
 #include "xst.h"
 #include "xst_fixed.h"
+#include "nn_mat_mult_s8.h"
 
 #define XST_FC_MAX_IN 65536   /* keeps the int32 forward accumulator exact */
 #define XST_FC_MAX_ROWS 65535 /* keeps weight-gradient sums exact in int32 */
@@ -49,26 +50,34 @@ int fully_connected_s8_forward(const xst_fc_dims *d, const xst_fc_quant *q,
   for (int32_t c = 0; c < OUT; c++) {
     if (q->multiplier[c] < 0 || q->shift[c] < -31 || q->shift[c] > 30) return XST_ERR_PARAM;
   }
-  for (int32_t r = 0; r < d->rows; r++) {
-    const int8_t *x = in + (size_t)r * IN;
-    for (int32_t c = 0; c < OUT; c++) {
-      const int8_t *wc = w + (size_t)c * IN;
-      int32_t acc = 0; /* |acc| <= 255 * 128 * 65536 < 2^31 */
-      for (int32_t i = 0; i < IN; i++) acc += ((int32_t)x[i] + q->input_offset) * wc[i];
-      if (bias) acc = (int32_t)((uint32_t)acc + (uint32_t)bias[c]); /* wraps like the reference */
-      int32_t v = xst_requantize(acc, q->multiplier[c], q->shift[c]);
-      /* requantize returns an int32 near the int8 range; adding the offset
-       * cannot overflow unless the multiplier is absurd, so saturate first. */
-      if (v > 1 << 24) v = 1 << 24;
-      if (v < -(1 << 24)) v = -(1 << 24);
-      v += q->output_offset;
-      size_t k = (size_t)r * OUT + c;
-      if (mask) {
-        uint8_t bit = (uint8_t)(1u << (k & 7));
-        if (v > q->act_min && v < q->act_max) mask[k >> 3] |= bit;
-        else mask[k >> 3] &= (uint8_t)~bit;
+  /* Accumulators in tiles (xst_mat_mult_s8), each requantised right away. */
+  int32_t tile[XST_MM_TILE_ROWS * XST_MM_TILE_COLS];
+  for (int32_t r0 = 0; r0 < d->rows; r0 += XST_MM_TILE_ROWS) {
+    const int32_t nr = d->rows - r0 < XST_MM_TILE_ROWS ? d->rows - r0 : XST_MM_TILE_ROWS;
+    for (int32_t c0 = 0; c0 < OUT; c0 += XST_MM_TILE_COLS) {
+      const int32_t nc = OUT - c0 < XST_MM_TILE_COLS ? OUT - c0 : XST_MM_TILE_COLS;
+      /* |acc| <= 255 * 128 * 65536 < 2^31 */
+      xst_mat_mult_s8(in + (size_t)r0 * IN, nr, w + (size_t)c0 * IN, nc, IN,
+                      q->input_offset, tile, XST_MM_TILE_COLS);
+      for (int32_t r = r0; r < r0 + nr; r++) {
+        for (int32_t c = c0; c < c0 + nc; c++) {
+          int32_t acc = tile[(r - r0) * XST_MM_TILE_COLS + (c - c0)];
+          if (bias) acc = (int32_t)((uint32_t)acc + (uint32_t)bias[c]); /* wraps like the reference */
+          int32_t v = xst_requantize(acc, q->multiplier[c], q->shift[c]);
+          /* requantize returns an int32 near the int8 range; adding the offset
+           * cannot overflow unless the multiplier is absurd, so saturate first. */
+          if (v > 1 << 24) v = 1 << 24;
+          if (v < -(1 << 24)) v = -(1 << 24);
+          v += q->output_offset;
+          size_t k = (size_t)r * OUT + c;
+          if (mask) {
+            uint8_t bit = (uint8_t)(1u << (k & 7));
+            if (v > q->act_min && v < q->act_max) mask[k >> 3] |= bit;
+            else mask[k >> 3] &= (uint8_t)~bit;
+          }
+          out[k] = (int8_t)xst_clamp32(v, q->act_min, q->act_max);
+        }
       }
-      out[k] = (int8_t)xst_clamp32(v, q->act_min, q->act_max);
     }
   }
   return XST_OK;

@@ -3,6 +3,8 @@
 //
 //   cortex-m4: qemu-system-arm -M mps2-an386, -icount shift=6 (SysTick at
 //              25 MHz, 64 ns per instruction: exact instruction counts)
+//   cortex-m4-portable: the same machine, the image built with XST_PORTABLE
+//              (the portable C instead of the DSP/SMLAD paths)
 //   rv32:      qemu-system-riscv32 -M virt -bios none, -icount shift=0
 //              (minstret)
 import { spawn } from 'node:child_process';
@@ -14,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 import { parseTraceOutput, type TraceOutput } from '../core/trace.js';
 
-export type BaremetalTarget = 'cortex-m4' | 'rv32';
+export type BaremetalTarget = 'cortex-m4' | 'cortex-m4-portable' | 'rv32';
 
 export interface RunTraceOptions {
   /** Image to run instead of imagePath(target). */
@@ -69,7 +71,7 @@ function qemuEscape(value: string): string {
 
 /** The QEMU command line that runs image on traceFile. */
 export function qemuCommand(target: BaremetalTarget, image: string, traceFile: string): string[] {
-  const machine = target === 'cortex-m4'
+  const machine = target !== 'rv32'
     ? ['qemu-system-arm', '-M', 'mps2-an386', '-icount', 'shift=6']
     : ['qemu-system-riscv32', '-M', 'virt', '-bios', 'none', '-icount', 'shift=0'];
   return [
