@@ -11,6 +11,7 @@
 // integer kernels.
 
 import { type DType, type Tensor } from './arena.js';
+import { convGeometry } from './conv-geometry.js';
 import { type FusedActivation, type Graph, GraphError, type GraphOp, type GraphQuant, type GraphTensor, tensorElements } from './graph.js';
 import { FLASH_BASE, Kernels } from './kernels.js';
 import { planLifetimes } from './planner.js';
@@ -234,11 +235,63 @@ export class ForwardRunner {
     switch (op.kind) {
       case 'fully_connected':
         return this.lowerFullyConnected(op, what);
+      case 'conv2d':
+        return this.lowerConv2d(op, what);
+      case 'depthwise_conv2d':
+        return this.lowerDepthwiseConv2d(op, what);
       case 'reshape':
         return { index: op.index, kind: op.kind, macs: 0, run: () => {} }; // aliased: no copy
       default:
         throw new GraphError(`${what}: the forward runner does not lower ${op.kind} yet`);
     }
+  }
+
+  // Shape, geometry and requantisation shared by conv2d and depthwise conv2d.
+  private convCommon(op: Extract<GraphOp, { kind: 'conv2d' | 'depthwise_conv2d' }>, what: string, outC: number) {
+    if (op.dilationH !== 1 || op.dilationW !== 1) throw new GraphError(`${what}: dilation ${op.dilationH}x${op.dilationW} is not supported (only 1)`);
+    const x = this.activation(op.inputs[0]!, what), y = this.activation(op.outputs[0]!, what);
+    const wg = this.graph.tensors[op.inputs[1]!]!;
+    const [batch, inH, inW, inC] = x.g.shape as [number, number, number, number];
+    const [kH, kW] = [wg.shape[1]!, wg.shape[2]!];
+    const geo = convGeometry(inH, inW, kH, kW, op.strideH, op.strideW, op.padding);
+    const [, outH, outW, yC] = y.g.shape as [number, number, number, number];
+    if (outH !== geo.outH || outW !== geo.outW || yC !== outC || x.g.shape.length !== 4) {
+      throw new GraphError(`${what}: output [${y.g.shape}] does not match input [${x.g.shape}], weights [${wg.shape}], ` +
+        `stride ${op.strideH}x${op.strideW}, ${op.padding} padding`);
+    }
+    const w = this.graphConstant(op.inputs[1]!, what);
+    const bias = op.inputs[2]! >= 0 ? this.graphConstant(op.inputs[2]!, what) : null;
+    const m = outputMultipliers(x.q.scale[0]!, channelScales(quantOf(wg, what), outC, what), y.q.scale[0]!);
+    const multiplier = this.constant(`${wg.name}.multiplier`, 'int32', [outC], bytesOf(m.multiplier));
+    const shift = this.constant(`${wg.name}.shift`, 'int32', [outC], bytesOf(m.shift));
+    const [actMin, actMax] = activationRange(op.activation, y.q.scale[0]!, y.q.zeroPoint[0]!);
+    return {
+      shape: { batch, inH, inW, inC, outH, outW, outC, kH, kW, strideH: op.strideH, strideW: op.strideW, padH: geo.padH, padW: geo.padW },
+      quant: { inputOffset: -x.q.zeroPoint[0]!, outputOffset: y.q.zeroPoint[0]!, actMin, actMax, multiplier, shift },
+      input: x.t, output: y.t, weights: w, bias,
+    };
+  }
+
+  private lowerConv2d(op: Extract<GraphOp, { kind: 'conv2d' }>, what: string): Step {
+    const wg = this.graph.tensors[op.inputs[1]!]!;
+    const c = this.convCommon(op, what, wg.shape[0]!);
+    if (wg.shape[3] !== c.shape.inC) throw new GraphError(`${what}: weights [${wg.shape}] do not fit ${c.shape.inC} input channels`);
+    const args = { ...c.shape, ...c.quant, input: c.input, weights: c.weights, bias: c.bias, output: c.output, mask: null };
+    const s = c.shape;
+    return { index: op.index, kind: op.kind, macs: s.batch * s.outH * s.outW * s.outC * s.kH * s.kW * s.inC, run: (k) => k.conv2dForward(args) };
+  }
+
+  private lowerDepthwiseConv2d(op: Extract<GraphOp, { kind: 'depthwise_conv2d' }>, what: string): Step {
+    const wg = this.graph.tensors[op.inputs[1]!]!;
+    const outC = wg.shape[3]!;
+    const c = this.convCommon(op, what, outC);
+    if (outC !== c.shape.inC * op.depthMultiplier) {
+      throw new GraphError(`${what}: ${outC} output channels is not ${c.shape.inC} input channels x depth multiplier ${op.depthMultiplier}`);
+    }
+    const { outC: _, ...shape } = c.shape;
+    const args = { ...shape, depthMultiplier: op.depthMultiplier, ...c.quant, input: c.input, weights: c.weights, bias: c.bias, output: c.output, mask: null };
+    const s = c.shape;
+    return { index: op.index, kind: op.kind, macs: s.batch * s.outH * s.outW * outC * s.kH * s.kW, run: (k) => k.depthwiseConv2dForward(args) };
   }
 
   private lowerFullyConnected(op: Extract<GraphOp, { kind: 'fully_connected' }>, what: string): Step {
