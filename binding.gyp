@@ -5,10 +5,13 @@
       "sources": [
         "native/node/addon.c",
         "native/core/activation_s8.c",
+        "native/core/add_s8.c",
+        "native/core/average_pool_s8.c",
         "native/core/crc32.c",
         "native/core/dispatch.c",
         "native/core/fully_connected_s8.c",
         "native/core/sgd_s8.c",
+        "native/core/softmax_s8.c",
         "native/core/softmax_xent_s8.c"
       ],
       "cflags_c": ["-std=c99", "-O2", "-Wall", "-Wextra"],

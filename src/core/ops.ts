@@ -11,6 +11,13 @@ export const Op = {
   SgdS32Update: 7,
   ActivationBackward: 8,
   SoftmaxXentBackward: 9,
+  // average pool, global mean, add, softmax (ids 18-27)
+  AvgPoolForward: 18,
+  AvgPoolBackward: 19,
+  AddForward: 20,
+  GradAdd: 21,
+  SoftmaxForward: 22,
+  MeanForward: 23,
 } as const;
 export type OpId = (typeof Op)[keyof typeof Op];
 
@@ -24,6 +31,12 @@ export const opNargs: Readonly<Record<OpId, number>> = {
   7: 9,
   8: 3,
   9: 7,
+  18: 17,
+  19: 17,
+  20: 17,
+  21: 7,
+  22: 7,
+  23: 10,
 };
 
 export const opName: Readonly<Record<OpId, string>> = {
@@ -36,6 +49,12 @@ export const opName: Readonly<Record<OpId, string>> = {
   7: 'sgd_s32_update',
   8: 'activation_s8_backward',
   9: 'softmax_xent_s8_backward',
+  18: 'average_pool_s8_forward',
+  19: 'average_pool_s8_backward',
+  20: 'add_s8_forward',
+  21: 'add_s8_grad_sum',
+  22: 'softmax_s8_forward',
+  23: 'mean_s8_forward',
 };
 
 // Status codes of the C core, in order (xst_status).
