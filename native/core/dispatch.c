@@ -426,6 +426,113 @@ static int op_dw_backward_weight(const int32_t *a, const xst_memory *m) {
                                              (const int8_t *)t[1].ptr, (int32_t *)t[2].ptr);
 }
 
+/* ---- average pool, global mean, add, softmax (ids 18-23) ---------------- */
+
+static int pool_dims(const int32_t *a, xst_pool_dims *d) {
+  *d = (xst_pool_dims){a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]};
+  for (int k = 0; k < 10; k++) {
+    if (!dim_ok(a[k])) return XST_ERR_DIMS;
+  }
+  if (a[10] < 0 || a[11] < 0) return XST_ERR_DIMS;
+  return XST_OK;
+}
+
+static uint64_t pool_in_elems(const xst_pool_dims *d) {
+  return (uint64_t)d->batches * (uint64_t)d->in_h * (uint64_t)d->in_w * (uint64_t)d->channels;
+}
+
+static uint64_t pool_out_elems(const xst_pool_dims *d) {
+  return (uint64_t)d->batches * (uint64_t)d->out_h * (uint64_t)d->out_w * (uint64_t)d->channels;
+}
+
+static int op_avg_pool_forward(const int32_t *a, const xst_memory *m) {
+  xst_pool_dims d;
+  int st = pool_dims(a, &d);
+  if (st) return st;
+  const uint64_t I = pool_in_elems(&d), O = pool_out_elems(&d);
+  tref t[3] = {
+    REF(a[14], I, 1, 0, 0),           /* in   */
+    REF(a[15], O, 1, 1, 0),           /* out  */
+    REF(a[16], (O + 7) / 8, 1, 1, 1), /* mask */
+  };
+  st = bind(m, t, 3);
+  if (st) return st;
+  return average_pool_s8_forward(&d, a[12], a[13], (const int8_t *)t[0].ptr, (int8_t *)t[1].ptr,
+                                 (uint8_t *)t[2].ptr);
+}
+
+static int op_avg_pool_backward(const int32_t *a, const xst_memory *m) {
+  xst_pool_dims d;
+  int st = pool_dims(a, &d);
+  if (st) return st;
+  const uint64_t I = pool_in_elems(&d), O = pool_out_elems(&d);
+  tref t[5] = {
+    REF(a[12], O, 1, 0, 0),     /* grad_out */
+    CELL(a[13], 0),             /* grad_out_exp */
+    REF(a[14], I, 1, 1, 0),     /* grad_in */
+    CELL(a[15], 1),             /* grad_in_exp */
+    REF(a[16], I * 4, 4, 1, 0), /* scratch */
+  };
+  st = bind(m, t, 5);
+  if (st) return st;
+  return average_pool_s8_backward(&d, (const int8_t *)t[0].ptr, (const int32_t *)t[1].ptr, (int8_t *)t[2].ptr,
+                                  (int32_t *)t[3].ptr, t[4].ptr);
+}
+
+static int op_add_forward(const int32_t *a, const xst_memory *m) {
+  if (!dim_ok(a[0])) return XST_ERR_DIMS;
+  const uint64_t n = (uint64_t)a[0];
+  tref t[4] = {
+    REF(a[13], n, 1, 0, 0),           /* in1  */
+    REF(a[14], n, 1, 0, 0),           /* in2  */
+    REF(a[15], n, 1, 1, 0),           /* out  */
+    REF(a[16], (n + 7) / 8, 1, 1, 1), /* mask */
+  };
+  int st = bind(m, t, 4);
+  if (st) return st;
+  const xst_add_quant q = {a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]};
+  return add_s8_forward(a[0], &q, (const int8_t *)t[0].ptr, (const int8_t *)t[1].ptr, (int8_t *)t[2].ptr,
+                        (uint8_t *)t[3].ptr);
+}
+
+static int op_grad_add(const int32_t *a, const xst_memory *m) {
+  if (!dim_ok(a[0])) return XST_ERR_DIMS;
+  const uint64_t n = (uint64_t)a[0];
+  tref t[6] = {
+    REF(a[1], n, 1, 0, 0), /* a */
+    CELL(a[2], 0),         /* a_exp */
+    REF(a[3], n, 1, 0, 0), /* b */
+    CELL(a[4], 0),         /* b_exp */
+    REF(a[5], n, 1, 1, 0), /* out */
+    CELL(a[6], 1),         /* out_exp */
+  };
+  int st = bind(m, t, 6);
+  if (st) return st;
+  return add_s8_grad_sum(a[0], (const int8_t *)t[0].ptr, (const int32_t *)t[1].ptr, (const int8_t *)t[2].ptr,
+                         (const int32_t *)t[3].ptr, (int8_t *)t[4].ptr, (int32_t *)t[5].ptr);
+}
+
+static int op_softmax_forward(const int32_t *a, const xst_memory *m) {
+  if (!dim_ok(a[0]) || !dim_ok(a[1])) return XST_ERR_DIMS;
+  const uint64_t n = (uint64_t)a[0] * (uint64_t)a[1];
+  tref t[2] = {REF(a[5], n, 1, 0, 0), REF(a[6], n, 1, 1, 0)};
+  int st = bind(m, t, 2);
+  if (st) return st;
+  const xst_softmax_quant q = {a[2], a[3], a[4]};
+  return softmax_s8_forward(a[0], a[1], &q, (const int8_t *)t[0].ptr, (int8_t *)t[1].ptr);
+}
+
+static int op_mean_forward(const int32_t *a, const xst_memory *m) {
+  for (int k = 0; k < 4; k++) {
+    if (!dim_ok(a[k])) return XST_ERR_DIMS;
+  }
+  const xst_pool_dims d = {a[0], a[1], a[2], a[3], 1, 1, a[1], a[2], 1, 1, 0, 0};
+  tref t[2] = {REF(a[8], pool_in_elems(&d), 1, 0, 0), REF(a[9], pool_out_elems(&d), 1, 1, 0)};
+  int st = bind(m, t, 2);
+  if (st) return st;
+  return mean_s8_forward(&d, a[4], a[5], a[6], a[7], (const int8_t *)t[0].ptr, (int8_t *)t[1].ptr);
+}
+
 typedef int (*op_fn)(const int32_t *, const xst_memory *);
 /* Indexed by op id (designated initialisers: one line per op, any order);
  * ids without a row are unknown ops. */
@@ -447,6 +554,12 @@ static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
   [XST_OP_DEPTHWISE_CONV2D_BACKWARD_INPUT] = {op_dw_backward_input, 21},
   [XST_OP_DEPTHWISE_CONV2D_BACKWARD_BIAS] = {op_dw_backward_bias, 17},
   [XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT] = {op_dw_backward_weight, 19},
+  [XST_OP_AVG_POOL_FORWARD] = {op_avg_pool_forward, 17},
+  [XST_OP_AVG_POOL_BACKWARD] = {op_avg_pool_backward, 17},
+  [XST_OP_ADD_FORWARD] = {op_add_forward, 17},
+  [XST_OP_GRAD_ADD] = {op_grad_add, 7},
+  [XST_OP_SOFTMAX_FORWARD] = {op_softmax_forward, 7},
+  [XST_OP_MEAN_FORWARD] = {op_mean_forward, 10},
 };
 
 int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs, const xst_memory *mem) {

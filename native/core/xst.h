@@ -410,5 +410,122 @@ enum {
  *    grad_bias(i32[oc])
  *  DEPTHWISE_CONV2D_BACKWARD_WEIGHT (19): DW, oc_begin, oc_end, input_offset,
  *    grad_out, in, grad_w(i32[k_h][k_w][oc]) */
+/* ---- average pool, global mean, add, softmax (op ids 18-27) -------------
+ * Activations NHWC int8. TFLite semantics (reference_integer_ops), see the
+ * header comment of each kernel file for the rounding and bounds. */
+
+/* Shape of a 2-D pooling window sweep (TFLite PoolParams with explicit
+ * padding): SAME/VALID are turned into pad_h/pad_w (top/left) by the host.
+ * Every window must hold at least one in-image tap. */
+typedef struct {
+  int32_t batches, in_h, in_w, channels;
+  int32_t out_h, out_w;
+  int32_t filter_h, filter_w;
+  int32_t stride_h, stride_w;
+  int32_t pad_h, pad_w;
+} xst_pool_dims;
+
+/* TFLite ADD int8 parameters (ArithmeticParams). Multipliers Q31 in
+ * [0, 2^31), shifts in [-31, 0] (QuantizeMultiplierSmallerThanOneExp). */
+typedef struct {
+  int32_t input1_offset, input1_multiplier, input1_shift; /* offset = -zp1 */
+  int32_t input2_offset, input2_multiplier, input2_shift; /* offset = -zp2 */
+  int32_t left_shift;                                     /* 20 for int8   */
+  int32_t output_offset, output_multiplier, output_shift; /* offset = zp   */
+  int32_t act_min, act_max;
+} xst_add_quant;
+
+/* TFLite int8 softmax parameters (SoftmaxParams), from the host:
+ * PreprocessSoftmaxScaling(beta, s_in, 5 integer bits) and
+ * diff_min = -CalculateInputRadius(5, input_left_shift). */
+typedef struct {
+  int32_t input_multiplier;  /* Q31, >= 0                                  */
+  int32_t input_left_shift;  /* [0, 31]                                    */
+  int32_t diff_min;          /* <= 0: inputs further below the row max -> 0 */
+} xst_softmax_quant;
+
+/* out[b][oy][ox][c] = clamp(round_half_away(sum of the in-image taps of the
+ * window / their count), act_min, act_max): input and output share scale
+ * and zero point. in (b,in_h,in_w,c), out (b,out_h,out_w,c), mask
+ * ceil(out elements/8) or NULL (bit set when act_min < v < act_max).
+ * Aliasing: out and mask must not overlap in. Scratch: none. */
+int average_pool_s8_forward(const xst_pool_dims *d, int32_t act_min,
+                            int32_t act_max, const int8_t *in, int8_t *out,
+                            uint8_t *mask);
+
+/* grad_in[pixel] (exponent *grad_in_exp) = sum over the windows holding the
+ * pixel of grad_out[window] * 2^grad_out_exp / count(window), accumulated
+ * exactly in int32 with Q-format reciprocals of the counts, normalised so
+ * the largest magnitude lands in [64, 127]. Sets. Also the backward of the
+ * global mean (filter = whole image). scratch: _scratch_size() bytes,
+ * 4-aligned. Aliasing: grad_in must not overlap grad_out or scratch. */
+int average_pool_s8_backward(const xst_pool_dims *d, const int8_t *grad_out,
+                             const int32_t *grad_out_exp, int8_t *grad_in,
+                             int32_t *grad_in_exp, void *scratch);
+size_t average_pool_s8_backward_scratch_size(const xst_pool_dims *d);
+
+/* TFLite MEAN over axes [1, 2] with keep_dims, int8:
+ * out[b][c] = clamp(round_half_away(requant(sum_hw (in - zp_in),
+ * multiplier, shift) / (h*w)) + zp_out). multiplier/shift from
+ * s_in / s_out. in (b,h,w,c), out (b,1,1,c). Aliasing: none. Scratch: none. */
+int mean_s8_forward(const xst_pool_dims *d, int32_t input_zero_point,
+                    int32_t multiplier, int32_t shift,
+                    int32_t output_zero_point, const int8_t *in,
+                    int8_t *out);
+
+/* TFLite ADD int8 (same shapes, no broadcast): n elements, optional mask
+ * (bit set when act_min < v < act_max). Backward: out = a + b in reals, so
+ * the gradient of each input is the output gradient (after the mask).
+ * Aliasing: out and mask must not overlap the inputs. Scratch: none. */
+int add_s8_forward(int32_t n, const xst_add_quant *q, const int8_t *in1,
+                   const int8_t *in2, int8_t *out, uint8_t *mask);
+
+/* Gradient sum where two branches meet (residual fork):
+ * real out = qa*2^ea + qb*2^eb, written as int8 + exponent normalised so
+ * the largest magnitude lands in [64, 127]. Exact int32 sum when
+ * |ea - eb| <= 22; beyond that the smaller-exponent operand is rounded at
+ * 2^(top-30) first (top: the larger operand's leading bit), so the result
+ * is within 1 LSB of the correctly rounded sum. Sets.
+ * Aliasing: out must not overlap a or b. Scratch: none. */
+int add_s8_grad_sum(int32_t n, const int8_t *a, const int32_t *a_exp,
+                    const int8_t *b, const int32_t *b_exp, int8_t *out,
+                    int32_t *out_exp);
+
+/* TFLite int8 softmax over the last axis: rows x depth, output scale 1/256,
+ * zero point -128, gemmlowp fixed-point exp (Q5.26 input, Q12.19 sum),
+ * bit-exact with reference_ops::Softmax. depth in [1, 511] (keeps the sum
+ * of exps below 2^28 so the output shift stays <= 31).
+ * Aliasing: out must not overlap in. Scratch: none. */
+int softmax_s8_forward(int32_t rows, int32_t depth,
+                       const xst_softmax_quant *q, const int8_t *in,
+                       int8_t *out);
+
+enum {
+  XST_OP_AVG_POOL_FORWARD = 18,
+  XST_OP_AVG_POOL_BACKWARD = 19,
+  XST_OP_ADD_FORWARD = 20,
+  XST_OP_GRAD_ADD = 21,
+  XST_OP_SOFTMAX_FORWARD = 22,
+  XST_OP_MEAN_FORWARD = 23
+  /* 24-27 free: the mean backward is AVG_POOL_BACKWARD with a whole-image
+   * filter (VALID, out 1x1) */
+};
+
+/* Argument layouts (count), as above:
+ *  AVG_POOL_FORWARD (17): batches, in_h, in_w, channels, out_h, out_w,
+ *    filter_h, filter_w, stride_h, stride_w, pad_h, pad_w, act_min,
+ *    act_max, in, out, mask|-1
+ *  AVG_POOL_BACKWARD (17): batches, in_h, in_w, channels, out_h, out_w,
+ *    filter_h, filter_w, stride_h, stride_w, pad_h, pad_w, grad_out,
+ *    grad_out_exp(cell), grad_in, grad_in_exp(cell), scratch
+ *  ADD_FORWARD (17): n, input1_offset, input1_multiplier, input1_shift,
+ *    input2_offset, input2_multiplier, input2_shift, left_shift,
+ *    output_offset, output_multiplier, output_shift, act_min, act_max,
+ *    in1, in2, out, mask|-1
+ *  GRAD_ADD (7): n, a, a_exp(cell), b, b_exp(cell), out, out_exp(cell)
+ *  SOFTMAX_FORWARD (7): rows, depth, input_multiplier, input_left_shift,
+ *    diff_min, in, out
+ *  MEAN_FORWARD (10): batches, h, w, channels, input_zero_point,
+ *    multiplier, shift, output_zero_point, in, out */
 
 #endif /* XST_H */

@@ -96,6 +96,51 @@ static void test_rejections(void) {
   free(a);
 }
 
+/* ---- average pool, global mean, add, softmax: known answers ------------ */
+static void test_poolops(void) {
+  /* average pool 2x2 VALID on a 2x2 image: (1+2+2+2)/4 = 1.75 -> 2 and
+   * (-1-1-1-3)/4 = -1.5 -> -2 (half away from zero, as TFLite) */
+  xst_pool_dims d = {1, 2, 2, 1, 1, 1, 2, 2, 1, 1, 0, 0};
+  int8_t in[4] = {1, 2, 2, 2}, out[4];
+  CHECK(average_pool_s8_forward(&d, -128, 127, in, out, 0) == XST_OK && out[0] == 2, "avg pool 1.75: %d", out[0]);
+  int8_t in2[4] = {-1, -1, -1, -3};
+  CHECK(average_pool_s8_forward(&d, -128, 127, in2, out, 0) == XST_OK && out[0] == -2, "avg pool -1.5: %d", out[0]);
+  /* backward: one window of 4 taps, g = 64 * 2^0 -> each tap 16 = 64 * 2^-2 */
+  int8_t g[1] = {64}, gi[4];
+  int32_t ge = 0, gie = 0, scratch[4];
+  CHECK(average_pool_s8_backward(&d, g, &ge, gi, &gie, scratch) == XST_OK, "avg pool backward");
+  CHECK(gi[0] == 64 && gi[3] == 64 && gie == -2, "avg pool backward 64/4: %d * 2^%d", gi[0], (int)gie);
+  xst_pool_dims bad = d;
+  bad.pad_h = 2;
+  CHECK(average_pool_s8_forward(&bad, -128, 127, in, out, 0) == XST_ERR_DIMS, "pad >= filter");
+  /* mean: 4 pixels, s_in = s_out: multiplier 2^30 shift 1 (1.0) */
+  int8_t m[1];
+  CHECK(mean_s8_forward(&d, 0, 1 << 30, 1, 0, in, m) == XST_OK && m[0] == 2, "mean 1.75 -> %d", m[0]);
+  /* ADD: s1 = s2 = 1/256, s_out = 1/128: 10 + 20 -> 15; -1 + 0 -> -0.5 -> -1 */
+  xst_add_quant q = {0, 1 << 30, 0, 0, 1 << 30, 0, 20, 0, 1 << 30, -19, -128, 127};
+  int8_t a[2] = {10, -1}, b[2] = {20, 0}, o[2];
+  CHECK(add_s8_forward(2, &q, a, b, o, 0) == XST_OK && o[0] == 15 && o[1] == -1, "add: %d %d", o[0], o[1]);
+  q.left_shift = 23;
+  CHECK(add_s8_forward(2, &q, a, b, o, 0) == XST_ERR_PARAM, "add left_shift 23");
+  /* GRAD_ADD: 100*2^-7 + 100*2^-7 = 100*2^-6; 3*2^-7 -> 1.5 -> 2 */
+  int8_t ga[2] = {100, 3}, gb[2] = {100, 0}, gs[2];
+  int32_t ea = -7, eb = -7, es = 0;
+  CHECK(add_s8_grad_sum(2, ga, &ea, gb, &eb, gs, &es) == XST_OK && gs[0] == 100 && gs[1] == 2 && es == -6,
+        "grad sum: %d %d 2^%d", gs[0], gs[1], (int)es);
+  int8_t z[2] = {0, 0};
+  ea = 1024, eb = -1024;
+  CHECK(add_s8_grad_sum(2, z, &ea, gb, &eb, gs, &es) == XST_OK && gs[0] == 100 && es == -1024,
+        "grad sum with an all-zero operand of a far exponent: %d 2^%d", gs[0], (int)es);
+  /* softmax, beta = scale = 1: multiplier 2^30, left shift 27, diff_min -15:
+   * [3, 3] -> 1/2 each -> 0; [10, 9] -> [0.731, 0.269] -> [59, -59] */
+  xst_softmax_quant sq = {1 << 30, 27, -15};
+  int8_t x[4] = {3, 3, 10, 9}, p[4];
+  CHECK(softmax_s8_forward(2, 2, &sq, x, p) == XST_OK && p[0] == 0 && p[1] == 0 && p[2] == 59 && p[3] == -59,
+        "softmax: %d %d %d %d", p[0], p[1], p[2], p[3]);
+  sq.input_left_shift = 28; /* 15 << 28 overflows int32 */
+  CHECK(softmax_s8_forward(2, 2, &sq, x, p) == XST_ERR_PARAM, "softmax radius overflow");
+}
+
 static uint32_t rnd_state = 12345;
 static uint32_t rnd(void) { return xst_xorshift32(&rnd_state); }
 static int32_t pick(const int32_t *v, int n) { return v[rnd() % (uint32_t)n]; }
@@ -428,16 +473,104 @@ static void fuzz_dwconv(int iterations) {
   CHECK(ran_ok > iterations / 2, "dwconv fuzz reached the kernels (%d ran)", ran_ok);
 }
 /* ---- end depthwise conv2d ---- */
+/* Plausible argument vectors for ops 18-23 (small shapes, tensors laid out
+ * one after another in an exactly sized arena), one or two arguments then
+ * replaced by a hostile value, so the kernels run often and the checks are
+ * hit at their edges. */
+static void fuzz_poolops(int iterations) {
+  static const int32_t ops[6] = {XST_OP_AVG_POOL_FORWARD, XST_OP_AVG_POOL_BACKWARD, XST_OP_ADD_FORWARD,
+                                 XST_OP_GRAD_ADD, XST_OP_SOFTMAX_FORWARD, XST_OP_MEAN_FORWARD};
+  int ran[6] = {0, 0, 0, 0, 0, 0};
+  for (int it = 0; it < iterations; it++) {
+    const int which = (int)(rnd() % 6);
+    const int32_t op = ops[which];
+    int32_t a[32];
+    uint32_t top = 0;
+#define PLACE(bytes) (top = (top + 3u) & ~3u, top += (uint32_t)(bytes), (int32_t)(top - (uint32_t)(bytes)))
+    if (op == XST_OP_AVG_POOL_FORWARD || op == XST_OP_AVG_POOL_BACKWARD || op == XST_OP_MEAN_FORWARD) {
+      const int32_t B = 1 + (int32_t)(rnd() % 2), H = 1 + (int32_t)(rnd() % 6), W = 1 + (int32_t)(rnd() % 6);
+      const int32_t C = 1 + (int32_t)(rnd() % 5);
+      const int32_t fh = 1 + (int32_t)(rnd() % 4), fw = 1 + (int32_t)(rnd() % 4);
+      const int32_t sh = 1 + (int32_t)(rnd() % 3), sw = 1 + (int32_t)(rnd() % 3);
+      const int32_t ph = (int32_t)(rnd() % (uint32_t)fh), pw = (int32_t)(rnd() % (uint32_t)fw);
+      const int32_t oh = (H - 1 + ph) / sh + 1, ow = (W - 1 + pw) / sw + 1;
+      const uint32_t I = (uint32_t)(B * H * W * C), O = (uint32_t)(B * oh * ow * C);
+      if (op == XST_OP_MEAN_FORWARD) {
+        int32_t m[10] = {B, H, W, C, (int32_t)(rnd() % 256) - 128, (int32_t)(rnd() >> 1), (int32_t)(rnd() % 40) - 31,
+                         (int32_t)(rnd() % 256) - 128, 0, 0};
+        m[8] = PLACE(I);
+        m[9] = PLACE((uint32_t)(B * C));
+        memcpy(a, m, sizeof m);
+      } else {
+        int32_t p[12] = {B, H, W, C, oh, ow, fh, fw, sh, sw, ph, pw};
+        memcpy(a, p, sizeof p);
+        if (op == XST_OP_AVG_POOL_FORWARD) {
+          a[12] = -128 + (int32_t)(rnd() % 128);
+          a[13] = a[12] + (int32_t)(rnd() % (uint32_t)(128 - a[12]));
+          a[14] = PLACE(I);
+          a[15] = PLACE(O);
+          a[16] = rnd() % 3 ? PLACE((O + 7) / 8) : -1;
+        } else {
+          a[12] = PLACE(O);
+          a[13] = PLACE(4);
+          a[14] = PLACE(I);
+          a[15] = PLACE(4);
+          a[16] = PLACE(I * 4);
+        }
+      }
+    } else if (op == XST_OP_ADD_FORWARD) {
+      const int32_t n = 1 + (int32_t)(rnd() % 40);
+      int32_t q[13] = {n, (int32_t)(rnd() % 256) - 127, (int32_t)(rnd() >> 1), -(int32_t)(rnd() % 32),
+                       (int32_t)(rnd() % 256) - 127, (int32_t)(rnd() >> 1), -(int32_t)(rnd() % 32), 20,
+                       (int32_t)(rnd() % 256) - 128, (int32_t)(rnd() >> 1), -(int32_t)(rnd() % 32), -128, 127};
+      memcpy(a, q, sizeof q);
+      a[13] = PLACE(n);
+      a[14] = PLACE(n);
+      a[15] = PLACE(n);
+      a[16] = rnd() % 3 ? PLACE(((uint32_t)n + 7) / 8) : -1;
+    } else if (op == XST_OP_GRAD_ADD) {
+      const int32_t n = 1 + (int32_t)(rnd() % 40);
+      a[0] = n;
+      a[1] = PLACE(n);
+      a[2] = PLACE(4);
+      a[3] = PLACE(n);
+      a[4] = PLACE(4);
+      a[5] = PLACE(n);
+      a[6] = PLACE(4);
+    } else {
+      const int32_t rows = 1 + (int32_t)(rnd() % 3), depth = 1 + (int32_t)(rnd() % 40);
+      const int32_t ls = (int32_t)(rnd() % 32);
+      a[0] = rows;
+      a[1] = depth;
+      a[2] = (int32_t)(rnd() >> 1);
+      a[3] = ls;
+      a[4] = -(int32_t)(rnd() % 300);
+      a[5] = PLACE((uint32_t)(rows * depth));
+      a[6] = PLACE((uint32_t)(rows * depth));
+    }
+#undef PLACE
+    const int32_t n = xst_op_nargs(op);
+    for (int k = 0, m = (int)(rnd() % 3); k < m; k++) a[rnd() % (uint32_t)n] = rand_arg(top);
+    uint8_t *arena = arena_new(top);
+    fill_arena(arena, top);
+    if (xst_dispatch(op, a, n, arena, top) == XST_OK) ran[which]++;
+    free(arena);
+  }
+  printf("fuzz ops 18-23: %d %d %d %d %d %d ran\n", ran[0], ran[1], ran[2], ran[3], ran[4], ran[5]);
+  for (int k = 0; k < 6; k++) CHECK(ran[k] > iterations / 200, "op %d reached its kernel (%d runs)", (int)ops[k], ran[k]);
+}
 
 int main(int argc, char **argv) {
   int iterations = argc > 1 ? atoi(argv[1]) : 200000;
   test_fixed_point();
   test_rejections();
+  test_poolops();
   fuzz_dispatch(iterations);
   test_conv2d_known();
   fuzz_conv2d(iterations / 10);
   test_dwconv_known_answers();
   fuzz_dwconv(iterations / 10);
+  fuzz_poolops(iterations / 4);
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

@@ -357,6 +357,125 @@ function dwDimArgs(s: DepthwiseConv2dShape): number[] {
 // ---- end depthwise conv2d shape checks ----
 
 const off = (t: Tensor | null): number => (t ? t.offset : -1);
+// ---- average pool, global mean, add, softmax (native/core/average_pool_s8.c,
+// add_s8.c, softmax_s8.c) ----
+
+// A pooling window sweep over NHWC int8 (TFLite PoolParams, explicit
+// top/left padding: SAME/VALID become padH/padW on the host).
+export interface PoolShape {
+  batches: number;
+  inH: number;
+  inW: number;
+  channels: number;
+  outH: number;
+  outW: number;
+  filterH: number;
+  filterW: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+}
+
+export interface AvgPoolForwardArgs extends PoolShape {
+  actMin: number;
+  actMax: number;
+  input: Tensor;
+  output: Tensor;
+  mask: Tensor | null;
+}
+
+export interface AvgPoolBackwardArgs extends PoolShape {
+  gradOut: Tensor;
+  gradOutExp: Tensor;
+  gradIn: Tensor;
+  gradInExp: Tensor;
+  scratch: Tensor;
+}
+
+export interface MeanForwardArgs {
+  batches: number;
+  h: number;
+  w: number;
+  channels: number;
+  inputZeroPoint: number;
+  multiplier: number;
+  shift: number;
+  outputZeroPoint: number;
+  input: Tensor;
+  output: Tensor;
+}
+
+export interface AddForwardArgs {
+  n: number;
+  input1Offset: number;
+  input1Multiplier: number;
+  input1Shift: number;
+  input2Offset: number;
+  input2Multiplier: number;
+  input2Shift: number;
+  leftShift: number;
+  outputOffset: number;
+  outputMultiplier: number;
+  outputShift: number;
+  actMin: number;
+  actMax: number;
+  input1: Tensor;
+  input2: Tensor;
+  output: Tensor;
+  mask: Tensor | null;
+}
+
+export interface GradAddArgs {
+  n: number;
+  a: Tensor;
+  aExp: Tensor;
+  b: Tensor;
+  bExp: Tensor;
+  output: Tensor;
+  outputExp: Tensor;
+}
+
+export interface SoftmaxForwardArgs {
+  rows: number;
+  depth: number;
+  inputMultiplier: number;
+  inputLeftShift: number;
+  diffMin: number;
+  input: Tensor;
+  output: Tensor;
+}
+
+// Scratch bytes of average_pool_s8_backward (native/core).
+export function avgPoolBackwardScratchBytes(s: PoolShape): number {
+  return s.batches * s.inH * s.inW * s.channels * 4;
+}
+
+// The same checks as the C core (average_pool_s8.c check_dims): every
+// window holds an in-image tap, the window area is at most 65536.
+function expectPoolShape(op: OpId, s: PoolShape): void {
+  const MAX = 1 << 24;
+  expectDims(op, 'batches', s.batches, 1, MAX);
+  expectDims(op, 'in_h', s.inH, 1, MAX);
+  expectDims(op, 'in_w', s.inW, 1, MAX);
+  expectDims(op, 'channels', s.channels, 1, MAX);
+  expectDims(op, 'filter_h', s.filterH, 1, MAX);
+  expectDims(op, 'filter_w', s.filterW, 1, Math.floor(65536 / s.filterH));
+  expectDims(op, 'stride_h', s.strideH, 1, MAX);
+  expectDims(op, 'stride_w', s.strideW, 1, MAX);
+  expectDims(op, 'pad_h', s.padH, 0, s.filterH - 1);
+  expectDims(op, 'pad_w', s.padW, 0, s.filterW - 1);
+  // the last window must start inside the image
+  expectDims(op, 'out_h', s.outH, 1, Math.floor((s.inH - 1 + s.padH) / s.strideH) + 1);
+  expectDims(op, 'out_w', s.outW, 1, Math.floor((s.inW - 1 + s.padW) / s.strideW) + 1);
+}
+
+const poolArgs = (s: PoolShape): number[] => [s.batches, s.inH, s.inW, s.channels, s.outH, s.outW, s.filterH,
+  s.filterW, s.strideH, s.strideW, s.padH, s.padW];
+
+// ---- end of average pool, global mean, add, softmax ----
+
+
 
 export class Kernels {
   constructor(readonly dispatch: Dispatch) {}
@@ -709,6 +828,103 @@ export class Kernels {
     );
   }
   // ---- end depthwise conv2d ----
+
+  // ---- average pool, global mean, add, softmax ----
+
+  avgPoolForward(a: AvgPoolForwardArgs): void {
+    const op = Op.AvgPoolForward;
+    expectPoolShape(op, a);
+    const I = a.batches * a.inH * a.inW * a.channels, O = a.batches * a.outH * a.outW * a.channels;
+    expectTensor(op, 'input', a.input, 'int8', I, `${a.batches}x${a.inH}x${a.inW}x${a.channels}`);
+    expectTensor(op, 'output', a.output, 'int8', O, `${a.batches}x${a.outH}x${a.outW}x${a.channels}`);
+    if (a.mask) expectTensor(op, 'mask', a.mask, 'uint8', Math.ceil(O / 8), `${Math.ceil(O / 8)}`);
+    expectDims(op, 'act_min', a.actMin, -128, 127);
+    expectDims(op, 'act_max', a.actMax, a.actMin, 127);
+    this.dispatch.call(op, Int32Array.of(...poolArgs(a), a.actMin, a.actMax, a.input.offset, a.output.offset, off(a.mask)));
+  }
+
+  avgPoolBackward(a: AvgPoolBackwardArgs): void {
+    const op = Op.AvgPoolBackward;
+    expectPoolShape(op, a);
+    const I = a.batches * a.inH * a.inW * a.channels, O = a.batches * a.outH * a.outW * a.channels;
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', O, `${a.batches}x${a.outH}x${a.outW}x${a.channels}`);
+    expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
+    expectTensor(op, 'grad_in', a.gradIn, 'int8', I, `${a.batches}x${a.inH}x${a.inW}x${a.channels}`);
+    expectTensor(op, 'grad_in exponent', a.gradInExp, 'int32', 1, '1');
+    const sb = avgPoolBackwardScratchBytes(a);
+    if (a.scratch.bytes < sb || a.scratch.offset % 4) {
+      throw new KernelArgumentError(
+        `${opName[op]}: scratch tensor "${a.scratch.name}" has ${a.scratch.bytes} bytes, needs ${sb} (4-aligned)`,
+      );
+    }
+    this.dispatch.call(op, Int32Array.of(...poolArgs(a), a.gradOut.offset, a.gradOutExp.offset, a.gradIn.offset,
+      a.gradInExp.offset, a.scratch.offset));
+  }
+
+  meanForward(a: MeanForwardArgs): void {
+    const op = Op.MeanForward;
+    expectDims(op, 'batches', a.batches, 1, 1 << 24);
+    expectDims(op, 'h', a.h, 1, 1 << 24);
+    expectDims(op, 'w', a.w, 1, Math.floor(65536 / a.h));
+    expectDims(op, 'channels', a.channels, 1, 1 << 24);
+    expectTensor(op, 'input', a.input, 'int8', a.batches * a.h * a.w * a.channels, `${a.batches}x${a.h}x${a.w}x${a.channels}`);
+    expectTensor(op, 'output', a.output, 'int8', a.batches * a.channels, `${a.batches}x1x1x${a.channels}`);
+    expectDims(op, 'input zero point', a.inputZeroPoint, -128, 127);
+    expectDims(op, 'output zero point', a.outputZeroPoint, -128, 127);
+    expectDims(op, 'multiplier', a.multiplier, 0, 2147483647);
+    expectDims(op, 'shift', a.shift, -31, 30);
+    this.dispatch.call(op, Int32Array.of(a.batches, a.h, a.w, a.channels, a.inputZeroPoint, a.multiplier, a.shift,
+      a.outputZeroPoint, a.input.offset, a.output.offset));
+  }
+
+  addForward(a: AddForwardArgs): void {
+    const op = Op.AddForward;
+    expectDims(op, 'n', a.n, 1, 1 << 24);
+    expectTensor(op, 'input1', a.input1, 'int8', a.n, `${a.n}`);
+    expectTensor(op, 'input2', a.input2, 'int8', a.n, `${a.n}`);
+    expectTensor(op, 'output', a.output, 'int8', a.n, `${a.n}`);
+    if (a.mask) expectTensor(op, 'mask', a.mask, 'uint8', Math.ceil(a.n / 8), `${Math.ceil(a.n / 8)}`);
+    expectDims(op, 'input1_offset', a.input1Offset, -127, 128);
+    expectDims(op, 'input2_offset', a.input2Offset, -127, 128);
+    expectDims(op, 'output_offset', a.outputOffset, -128, 127);
+    expectDims(op, 'left_shift', a.leftShift, 0, 22);
+    for (const [what, m, sh] of [['input1', a.input1Multiplier, a.input1Shift], ['input2', a.input2Multiplier,
+      a.input2Shift], ['output', a.outputMultiplier, a.outputShift]] as const) {
+      expectDims(op, `${what} multiplier`, m, 0, 2147483647);
+      expectDims(op, `${what} shift`, sh, -31, 0);
+    }
+    expectDims(op, 'act_min', a.actMin, -128, 127);
+    expectDims(op, 'act_max', a.actMax, a.actMin, 127);
+    this.dispatch.call(op, Int32Array.of(a.n, a.input1Offset, a.input1Multiplier, a.input1Shift, a.input2Offset,
+      a.input2Multiplier, a.input2Shift, a.leftShift, a.outputOffset, a.outputMultiplier, a.outputShift, a.actMin,
+      a.actMax, a.input1.offset, a.input2.offset, a.output.offset, off(a.mask)));
+  }
+
+  gradAdd(a: GradAddArgs): void {
+    const op = Op.GradAdd;
+    expectDims(op, 'n', a.n, 1, 1 << 24);
+    expectTensor(op, 'a', a.a, 'int8', a.n, `${a.n}`);
+    expectTensor(op, 'a exponent', a.aExp, 'int32', 1, '1');
+    expectTensor(op, 'b', a.b, 'int8', a.n, `${a.n}`);
+    expectTensor(op, 'b exponent', a.bExp, 'int32', 1, '1');
+    expectTensor(op, 'output', a.output, 'int8', a.n, `${a.n}`);
+    expectTensor(op, 'output exponent', a.outputExp, 'int32', 1, '1');
+    this.dispatch.call(op, Int32Array.of(a.n, a.a.offset, a.aExp.offset, a.b.offset, a.bExp.offset, a.output.offset,
+      a.outputExp.offset));
+  }
+
+  softmaxForward(a: SoftmaxForwardArgs): void {
+    const op = Op.SoftmaxForward;
+    expectDims(op, 'rows', a.rows, 1, 1 << 24);
+    expectDims(op, 'depth', a.depth, 1, 511);
+    expectTensor(op, 'input', a.input, 'int8', a.rows * a.depth, `${a.rows}x${a.depth}`);
+    expectTensor(op, 'output', a.output, 'int8', a.rows * a.depth, `${a.rows}x${a.depth}`);
+    expectDims(op, 'input multiplier', a.inputMultiplier, 0, 2147483647);
+    expectDims(op, 'input left shift', a.inputLeftShift, 0, 31);
+    expectDims(op, 'diff_min', a.diffMin, -Math.floor(2147483647 / 2 ** a.inputLeftShift), 0);
+    this.dispatch.call(op, Int32Array.of(a.rows, a.depth, a.inputMultiplier, a.inputLeftShift, a.diffMin,
+      a.input.offset, a.output.offset));
+  }
 }
 
 // Offsets at or above FLASH_BASE refer to the read-only region beside the

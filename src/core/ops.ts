@@ -19,6 +19,13 @@ export const Op = {
   DepthwiseConv2dBackwardInput: 15,
   DepthwiseConv2dBackwardBias: 16,
   DepthwiseConv2dBackwardWeight: 17,
+  // average pool, global mean, add, softmax (ids 18-27)
+  AvgPoolForward: 18,
+  AvgPoolBackward: 19,
+  AddForward: 20,
+  GradAdd: 21,
+  SoftmaxForward: 22,
+  MeanForward: 23,
 } as const;
 export type OpId = (typeof Op)[keyof typeof Op];
 
@@ -40,6 +47,12 @@ export const opNargs: Readonly<Record<OpId, number>> = {
   15: 21,
   16: 17,
   17: 19,
+  18: 17,
+  19: 17,
+  20: 17,
+  21: 7,
+  22: 7,
+  23: 10,
 };
 
 export const opName: Readonly<Record<OpId, string>> = {
@@ -60,6 +73,12 @@ export const opName: Readonly<Record<OpId, string>> = {
   15: 'depthwise_conv2d_s8_backward_input',
   16: 'depthwise_conv2d_s8_backward_bias',
   17: 'depthwise_conv2d_s8_backward_weight',
+  18: 'average_pool_s8_forward',
+  19: 'average_pool_s8_backward',
+  20: 'add_s8_forward',
+  21: 'add_s8_grad_sum',
+  22: 'softmax_s8_forward',
+  23: 'mean_s8_forward',
 };
 
 // Status codes of the C core, in order (xst_status).

@@ -7,6 +7,9 @@ import { Op, type OpId, opName, opNargs } from '../ops.js';
 import * as k from './kernels.js';
 import * as conv from './conv2d.js';
 import * as dw from './depthwise_conv2d.js';
+import * as pool from './average-pool.js';
+import * as add from './add.js';
+import * as softmax from './softmax.js';
 
 export class ReferenceDispatch extends BufferDispatch {
   readonly name = 'reference';
@@ -45,6 +48,11 @@ export class ReferenceDispatch extends BufferDispatch {
     const r = { state: cell[0]!, store: () => (cell[0] = r.state) };
     if (r.state === 0) throw new Error(`${this.name}: rng state is 0 (xorshift32 needs a nonzero seed)`);
     return r;
+  }
+
+  private poolDims(a: Int32Array): pool.PoolDims {
+    return { batches: a[0]!, inH: a[1]!, inW: a[2]!, channels: a[3]!, outH: a[4]!, outW: a[5]!, filterH: a[6]!,
+      filterW: a[7]!, strideH: a[8]!, strideW: a[9]!, padH: a[10]!, padW: a[11]! };
   }
 
   call(op: OpId, a: Int32Array): void {
@@ -180,6 +188,47 @@ export class ReferenceDispatch extends BufferDispatch {
         const blk = { ocBegin: a[13]!, ocEnd: a[14]! };
         dw.dwBackwardWeight(d, blk, a[15]!, this.i8(a[16]!, OUT), this.i8(a[17]!, IN),
           this.i32(a[18]!, d.kH * d.kW * (blk.ocEnd - blk.ocBegin)));
+        return;
+      }
+      // ---- average pool, global mean, add, softmax ----
+      case Op.AvgPoolForward: {
+        const d = this.poolDims(a);
+        const I = d.batches * d.inH * d.inW * d.channels, O = d.batches * d.outH * d.outW * d.channels;
+        pool.averagePoolForward(d, a[12]!, a[13]!, this.i8(a[14]!, I), this.i8(a[15]!, O),
+          a[16] === -1 ? null : this.u8(a[16]!, Math.ceil(O / 8)));
+        return;
+      }
+      case Op.AvgPoolBackward: {
+        const d = this.poolDims(a);
+        const I = d.batches * d.inH * d.inW * d.channels, O = d.batches * d.outH * d.outW * d.channels;
+        // The C kernel also uses its scratch; the reference leaves it alone.
+        this.setCell(a[15]!, pool.averagePoolBackward(d, this.i8(a[12]!, O), this.getCell(a[13]!), this.i8(a[14]!, I)));
+        return;
+      }
+      case Op.MeanForward: {
+        const [B, H, W, C] = [a[0]!, a[1]!, a[2]!, a[3]!];
+        pool.meanForward(B, H, W, C, a[4]!, a[5]!, a[6]!, a[7]!, this.i8(a[8]!, B * H * W * C), this.i8(a[9]!, B * C));
+        return;
+      }
+      case Op.AddForward: {
+        const n = a[0]!;
+        add.addForward(n,
+          { input1Offset: a[1]!, input1Multiplier: a[2]!, input1Shift: a[3]!, input2Offset: a[4]!,
+            input2Multiplier: a[5]!, input2Shift: a[6]!, leftShift: a[7]!, outputOffset: a[8]!,
+            outputMultiplier: a[9]!, outputShift: a[10]!, actMin: a[11]!, actMax: a[12]! },
+          this.i8(a[13]!, n), this.i8(a[14]!, n), this.i8(a[15]!, n), a[16] === -1 ? null : this.u8(a[16]!, Math.ceil(n / 8)));
+        return;
+      }
+      case Op.GradAdd: {
+        const n = a[0]!;
+        this.setCell(a[6]!, add.gradAdd(n, this.i8(a[1]!, n), this.getCell(a[2]!), this.i8(a[3]!, n), this.getCell(a[4]!),
+          this.i8(a[5]!, n)));
+        return;
+      }
+      case Op.SoftmaxForward: {
+        const n = a[0]! * a[1]!;
+        softmax.softmaxForward(a[0]!, a[1]!, { inputMultiplier: a[2]!, inputLeftShift: a[3]!, diffMin: a[4]! },
+          this.i8(a[5]!, n), this.i8(a[6]!, n));
         return;
       }
     }
