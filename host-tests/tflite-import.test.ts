@@ -3,6 +3,7 @@
 // out as the notice says, and every refusal is a TfliteImportError whose
 // message names the operator or tensor and what to do.
 import { readFileSync } from 'node:fs';
+import * as flatbuffers from 'flatbuffers';
 import { describe, expect, it } from 'vitest';
 import type { Graph, GraphOp, GraphTensor } from '../src/core/graph.js';
 import * as tfl from '../src/compiler/tflite/generated/tflite_subset_generated.js';
@@ -260,5 +261,38 @@ describe('importTflite: models it refuses, and why', () => {
     expect(refused(new Uint8Array(5))).toContain('shorter than the 8-byte flatbuffer header');
     const truncated = buildTflite(tinyFcSpec()).subarray(0, 100);
     expect(refused(truncated)).toContain('not a valid .tflite file');
+  });
+});
+
+describe('importTflite: hostile files', () => {
+  // Positions inside the tiny model, found with the generated accessors.
+  function layout() {
+    const bytes = buildTflite(tinyFcSpec());
+    const bb = new flatbuffers.ByteBuffer(bytes);
+    const model = tfl.Model.getRootAsModel(bb);
+    const sg = model.subgraphs(0)!;
+    const tensorsField = sg.bb_pos + bb.__offset(sg.bb_pos, 4);
+    const tensorsLen = bb.__vector(tensorsField) - 4;
+    return { bytes, view: new DataView(bytes.buffer), tensorsField, tensorsLen, sgPos: sg.bb_pos };
+  }
+
+  it('an absurd vector length is refused, not looped over', () => {
+    const { bytes, view, tensorsLen } = layout();
+    view.setUint32(tensorsLen, 0x7fffffff, true);
+    expect(refused(bytes)).toMatch(/^tiny: not a valid \.tflite file: Model\.subgraphs\[0\]\.tensors: vector of 2147483647 elements runs past the end/);
+  });
+
+  it('an offset outside the buffer is refused', () => {
+    const { bytes, view, tensorsField } = layout();
+    view.setUint32(tensorsField, bytes.length, true);
+    expect(refused(bytes)).toContain('Model.subgraphs[0].tensors: offset at byte');
+    view.setUint32(0, 0xfffffff0, true); // the root offset
+    expect(refused(bytes)).toContain('root: offset 4294967280 at byte 0 is out of range');
+  });
+
+  it('a vtable outside the buffer is refused', () => {
+    const { bytes, view, sgPos } = layout();
+    view.setInt32(sgPos, -0x100000, true);
+    expect(refused(bytes)).toContain(`Model.subgraphs[0]: table at byte ${sgPos} has its vtable outside the file`);
   });
 });
