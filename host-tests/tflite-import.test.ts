@@ -295,4 +295,11 @@ describe('importTflite: hostile files', () => {
     view.setInt32(sgPos, -0x100000, true);
     expect(refused(bytes)).toContain(`Model.subgraphs[0]: table at byte ${sgPos} has its vtable outside the file`);
   });
+
+  it('one operator table shared by 20,000 entries is refused before the reader walks it', () => {
+    const spec = tinyFcSpec();
+    spec.opRepeat = 20_000;
+    expect(refused(spec)).toContain('Model.subgraphs[0].operators[');
+    expect(refused(spec)).toContain('(shared or looping offsets)');
+  });
 });

@@ -29,6 +29,9 @@ export interface ModelSpec {
   ops: OpSpec[];
   inputs: number[];
   outputs: number[];
+  // Hostile layouts: the operators vector names each operator table this
+  // many times (shared offsets), as no converter writes.
+  opRepeat?: number;
 }
 
 export function buildTflite(spec: ModelSpec): Uint8Array {
@@ -108,7 +111,7 @@ export function buildTflite(spec: ModelSpec): Uint8Array {
   const tensors = tfl.SubGraph.createTensorsVector(b, tensorOffsets);
   const inputs = tfl.SubGraph.createInputsVector(b, spec.inputs);
   const outputs = tfl.SubGraph.createOutputsVector(b, spec.outputs);
-  const operators = tfl.SubGraph.createOperatorsVector(b, opOffsets);
+  const operators = tfl.SubGraph.createOperatorsVector(b, opOffsets.flatMap((o) => Array<number>(spec.opRepeat ?? 1).fill(o)));
   const sgName = b.createString('main');
   const sg = tfl.SubGraph.createSubGraph(b, tensors, inputs, outputs, operators, sgName);
   const model = tfl.Model.createModel(

@@ -74,6 +74,9 @@ function readModel(bytes: Uint8Array, name: string): Graph {
   const nTensors = sg.tensorsLength();
   const tensors: GraphTensor[] = [];
   const sparsitySlot = 4 + 2 * 6; // Tensor.sparsity (field 6 in the real schema)
+  // Tensors refer to buffers by index, so many tensors can name one large
+  // buffer; each gets its own copy, within a budget of a few times the file.
+  let copyBudget = 4 * bytes.length;
   for (let i = 0; i < nTensors; i++) {
     const t = sg.tensors(i)!;
     const tname = t.name() ?? `tensor${i}`;
@@ -111,6 +114,8 @@ function readModel(bytes: Uint8Array, name: string): Graph {
         if (raw.length !== want) {
           fail(`${where} is ${dtype}[${shape.join('x')}] (${want} bytes) but its buffer ${bufIndex} has ${raw.length} bytes`);
         }
+        copyBudget -= raw.length;
+        if (copyBudget < 0) fail(`${where}: constant buffers shared by too many tensors (more data than 4x the file size)`);
         data = raw.slice();
       }
     }

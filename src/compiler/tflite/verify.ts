@@ -107,6 +107,7 @@ class Verifier {
   private readonly view: DataView;
   private readonly n: number;
   private tablesLeft: number;
+  private bytesLeft: number;
 
   constructor(private readonly bytes: Uint8Array) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -115,6 +116,11 @@ class Verifier {
     // visits than that means offsets are shared or loop, which a real model
     // does not need.
     this.tablesLeft = Math.floor(this.n / 4) + 16;
+    // Distinct tables, vectors and strings do not overlap, so the bytes they
+    // cover add up to at most the file size; more means the same vector is
+    // reached through many offsets (say 30,000 operators sharing one inputs
+    // vector of 30,000 entries), which would make the reader do quadratic work.
+    this.bytesLeft = this.n;
   }
 
   private fail(where: string, what: string): never {
@@ -169,6 +175,7 @@ class Verifier {
     if (tableSize < 4 || tableSize >= 0x8000 || pos + tableSize > this.n) {
       this.fail(where, `table at byte ${pos} has bad size ${tableSize}`);
     }
+    this.spend(tableSize, where);
     // Every vtable entry must point inside the table, whether we read it or
     // not (the runtime would read any of them for a field of that id).
     for (let e = 4; e < vtSize; e += 2) {
@@ -187,6 +194,7 @@ class Verifier {
           const len = this.u32(t);
           if (len >= 0x80000000 || t + 4 + len + 1 > this.n) this.fail(w, `string of length ${len} runs past the end`);
           if (this.bytes[t + 4 + len] !== 0) this.fail(w, 'string is not zero-terminated');
+          this.spend(4 + len, w);
           break;
         }
         case 'vector':
@@ -219,6 +227,11 @@ class Verifier {
     }
   }
 
+  private spend(bytes: number, where: string): void {
+    this.bytesLeft -= bytes;
+    if (this.bytesLeft < 0) this.fail(where, 'tables and vectors cover more bytes than the file has (shared or looping offsets)');
+  }
+
   // Absolute position of field `id` (0 when absent), checked to lie in the table.
   private fieldPos(pos: number, vt: number, vtSize: number, tableSize: number, id: number, size: number, where: string): number {
     const e = 4 + 2 * id;
@@ -236,6 +249,7 @@ class Verifier {
     const len = this.u32(t);
     // The runtime reads the length as int32 too.
     if (len >= 0x80000000 || t + 4 + len * elem > this.n) this.fail(where, `vector of ${len} elements runs past the end`);
+    this.spend(4 + len * elem, where);
     const start = t + 4;
     if (elem === 8 && start % 8 !== 0) this.fail(where, `vector of 8-byte elements at byte ${start} is not 8-aligned`);
     return { start, len };
