@@ -16,6 +16,7 @@ import { type FusedActivation, type Graph, GraphError, type GraphOp, type GraphQ
 import { FLASH_BASE, Kernels } from './kernels.js';
 import { planLifetimes } from './planner.js';
 import { quantizeMultiplier } from './quant.js';
+import { addQuantParams, meanQuantParams, softmaxQuantParams } from './tflite-params.js';
 
 export interface RunnerOptions {
   arenaCapacity: number;
@@ -239,11 +240,81 @@ export class ForwardRunner {
         return this.lowerConv2d(op, what);
       case 'depthwise_conv2d':
         return this.lowerDepthwiseConv2d(op, what);
+      case 'average_pool2d':
+        return this.lowerAveragePool(op, what);
+      case 'mean':
+        return this.lowerMean(op, what);
+      case 'add':
+        return this.lowerAdd(op, what);
+      case 'softmax':
+        return this.lowerSoftmax(op, what);
       case 'reshape':
         return { index: op.index, kind: op.kind, macs: 0, run: () => {} }; // aliased: no copy
-      default:
-        throw new GraphError(`${what}: the forward runner does not lower ${op.kind} yet`);
     }
+  }
+
+  private sameQuant(a: GraphQuant, b: GraphQuant, what: string): void {
+    if (a.scale[0] !== b.scale[0] || a.zeroPoint[0] !== b.zeroPoint[0]) {
+      throw new GraphError(`${what}: input and output quantisation differ (TFLite requires them equal for this op)`);
+    }
+  }
+
+  private lowerAveragePool(op: Extract<GraphOp, { kind: 'average_pool2d' }>, what: string): Step {
+    const x = this.activation(op.inputs[0]!, what), y = this.activation(op.outputs[0]!, what);
+    this.sameQuant(x.q, y.q, what);
+    const [batches, inH, inW, channels] = x.g.shape as [number, number, number, number];
+    const geo = convGeometry(inH, inW, op.filterH, op.filterW, op.strideH, op.strideW, op.padding);
+    if (y.g.shape[1] !== geo.outH || y.g.shape[2] !== geo.outW || y.g.shape[3] !== channels) {
+      throw new GraphError(`${what}: output [${y.g.shape}] does not match input [${x.g.shape}] pooled ${op.filterH}x${op.filterW}`);
+    }
+    const [actMin, actMax] = activationRange(op.activation, y.q.scale[0]!, y.q.zeroPoint[0]!);
+    const args = {
+      batches, inH, inW, channels, ...geo, filterH: op.filterH, filterW: op.filterW, strideH: op.strideH,
+      strideW: op.strideW, actMin, actMax, input: x.t, output: y.t, mask: null,
+    };
+    return { index: op.index, kind: op.kind, macs: 0, run: (k) => k.avgPoolForward(args) };
+  }
+
+  private lowerMean(op: Extract<GraphOp, { kind: 'mean' }>, what: string): Step {
+    const x = this.activation(op.inputs[0]!, what), y = this.activation(op.outputs[0]!, what);
+    const axes = this.graph.tensors[op.inputs[1]!];
+    const ax = axes?.data ? Array.from(new Int32Array(axes.data.slice().buffer)) : [];
+    if (x.g.shape.length !== 4 || ax.length !== 2 || !ax.includes(1) || !ax.includes(2)) {
+      throw new GraphError(`${what}: only the mean over height and width of an NHWC tensor (axes [1, 2]) is supported`);
+    }
+    const [batches, h, w, channels] = x.g.shape as [number, number, number, number];
+    const q = meanQuantParams(x.q.scale[0]!, y.q.scale[0]!);
+    const args = {
+      batches, h, w, channels, inputZeroPoint: x.q.zeroPoint[0]!, multiplier: q.multiplier, shift: q.shift,
+      outputZeroPoint: y.q.zeroPoint[0]!, input: x.t, output: { ...y.t, shape: [batches, channels] },
+    };
+    return { index: op.index, kind: op.kind, macs: 0, run: (k) => k.meanForward(args) };
+  }
+
+  private lowerAdd(op: Extract<GraphOp, { kind: 'add' }>, what: string): Step {
+    const a = this.activation(op.inputs[0]!, what), b = this.activation(op.inputs[1]!, what);
+    const y = this.activation(op.outputs[0]!, what);
+    const n = tensorElements(y.g);
+    if (tensorElements(a.g) !== n || tensorElements(b.g) !== n) {
+      throw new GraphError(`${what}: shapes [${a.g.shape}] + [${b.g.shape}] -> [${y.g.shape}] need broadcasting, which is not supported`);
+    }
+    const p = addQuantParams(
+      { scale: a.q.scale[0]!, zeroPoint: a.q.zeroPoint[0]! }, { scale: b.q.scale[0]!, zeroPoint: b.q.zeroPoint[0]! },
+      { scale: y.q.scale[0]!, zeroPoint: y.q.zeroPoint[0]! });
+    const [actMin, actMax] = activationRange(op.activation, y.q.scale[0]!, y.q.zeroPoint[0]!);
+    const args = { n, ...p, actMin, actMax, input1: a.t, input2: b.t, output: y.t, mask: null };
+    return { index: op.index, kind: op.kind, macs: 0, run: (k) => k.addForward(args) };
+  }
+
+  private lowerSoftmax(op: Extract<GraphOp, { kind: 'softmax' }>, what: string): Step {
+    const x = this.activation(op.inputs[0]!, what), y = this.activation(op.outputs[0]!, what);
+    if (y.q.scale[0] !== 1 / 256 || y.q.zeroPoint[0] !== -128) {
+      throw new GraphError(`${what}: int8 softmax output must have scale 1/256 and zero point -128 (TFLite's int8 spec)`);
+    }
+    const depth = x.g.shape[x.g.shape.length - 1]!;
+    const p = softmaxQuantParams(op.beta, x.q.scale[0]!);
+    const args = { rows: tensorElements(x.g) / depth, depth, ...p, input: x.t, output: y.t };
+    return { index: op.index, kind: op.kind, macs: 0, run: (k) => k.softmaxForward(args) };
   }
 
   // Shape, geometry and requantisation shared by conv2d and depthwise conv2d.
