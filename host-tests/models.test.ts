@@ -1,0 +1,125 @@
+// The three real TFLite Micro models through the forward runner:
+//  - every layer's int8 output is within 1 LSB of float64 math on its
+//    dequantised inputs (the oracle of support/float-graph.ts);
+//  - the C kernels and the TypeScript reference kernels agree bit for bit on
+//    every intermediate tensor;
+//  - Node, the XS engine, Cortex-M4F (DSP and portable builds) and RV32 give
+//    the same outputs on fixed inputs;
+//  - hello_world's output tracks sin(x).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { importTflite } from '../src/compiler/tflite/import.js';
+import type { Graph } from '../src/core/graph.js';
+import { Kernels } from '../src/core/kernels.js';
+import { ReferenceDispatch } from '../src/core/reference/dispatch.js';
+import { Xorshift32 } from '../src/core/rng.js';
+import { ForwardRunner } from '../src/core/runner.js';
+import { NodeDispatch, repoRoot } from '../src/node/addon.js';
+import { inferBaremetal, inferXs } from '../src/node/infer.js';
+import { dequantize, floatOp, quantize } from './support/float-graph.js';
+
+const models = ['person_detect', 'micro_speech_quantized', 'hello_world_int8'] as const;
+const load = (m: string): Graph => importTflite(new Uint8Array(readFileSync(join(repoRoot, 'models', `${m}.tflite`))), m);
+
+// Fixed inputs: seeded random bytes plus, for hello_world, x = 0..2π.
+function inputs(g: Graph, runner: ForwardRunner, count: number): Uint8Array[] {
+  const rng = new Xorshift32(20261122);
+  const out = Array.from({ length: count }, () => Uint8Array.from({ length: runner.input.bytes }, () => rng.next() & 0xff));
+  if (runner.input.bytes === 1) {
+    const q = g.tensors[g.inputs[0]!]!.quant!;
+    for (let i = 0; i < count; i++) {
+      const x = (2 * Math.PI * i) / (count - 1);
+      out[i] = Uint8Array.of(Math.max(-128, Math.min(127, Math.round(x / q.scale[0]!) + q.zeroPoint[0]!)) & 0xff);
+    }
+  }
+  return out;
+}
+
+function kernelsFor(runner: ForwardRunner, engine: 'c' | 'ref'): Kernels {
+  const a = new ArrayBuffer(runner.arenaBytes), f = new ArrayBuffer(runner.flashBytes);
+  const k = new Kernels(engine === 'c' ? new NodeDispatch(a, f) : new ReferenceDispatch(a, f));
+  runner.load(k);
+  return k;
+}
+
+describe.each(models)('%s', (name) => {
+  const graph = load(name);
+  const runner = new ForwardRunner(graph);
+
+  it('every layer is within 1 LSB of float64 math, and C equals the TypeScript reference on every tensor', () => {
+    const c = kernelsFor(runner, 'c'), ref = kernelsFor(runner, 'ref');
+    let outputs = 0, off = 0, worst = 0;
+    for (const input of inputs(graph, runner, 2)) {
+      runner.writeInput(c, input);
+      runner.writeInput(ref, input);
+      const values = new Map<number, Float64Array>();
+      const real = (t: number): Float64Array => {
+        const v = values.get(t);
+        if (v) return v;
+        return dequantize(graph.tensors[t]!, c.readInt8(runner.tensors[t]!));
+      };
+      runner.steps.forEach((step, s) => {
+        const op = graph.ops[s]!;
+        // The oracle reads this step's inputs before the step overwrites anything.
+        const expected = quantize(graph.tensors[op.outputs[0]!]!, floatOp(graph, op, real));
+        step.run(c);
+        step.run(ref);
+        const out = runner.tensors[op.outputs[0]!]!;
+        const got = c.readInt8(out);
+        expect(Array.from(ref.readInt8(out)), `step ${s} (${op.kind}): C vs reference`).toEqual(Array.from(got));
+        for (let i = 0; i < got.length; i++) {
+          const d = Math.abs(got[i]! - expected[i]!);
+          worst = Math.max(worst, d);
+          if (d) off++;
+        }
+        outputs += got.length;
+        values.clear();
+      });
+    }
+    expect(worst, `${off} of ${outputs} outputs differ from float64`).toBeLessThanOrEqual(1);
+    expect(off / outputs).toBeLessThan(0.05); // mostly exact, as requantisation rounds like float math
+  }, 120_000);
+
+  const fixed = inputs(graph, runner, name === 'hello_world_int8' ? 8 : 2);
+  const expected = fixed.map((x) => Array.from(runner.run(kernelsFor(runner, 'c'), x)));
+
+  it('XS engine gives the same outputs', async () => {
+    for (let i = 0; i < fixed.length; i++) {
+      expect(Array.from((await inferXs(graph, fixed[i]!)).output), `input ${i}`).toEqual(expected[i]);
+    }
+  }, 120_000);
+
+  for (const target of ['cortex-m4', 'cortex-m4-portable', 'rv32'] as const) {
+    it(`${target} image gives the same outputs`, async () => {
+      for (let i = 0; i < Math.min(2, fixed.length); i++) {
+        const r = await inferBaremetal(runner, fixed[i]!, target);
+        expect(Array.from(r.output), `input ${i}`).toEqual(expected[i]);
+        expect(r.instructions!.length).toBe(runner.steps.filter((s) => s.kind !== 'reshape').length);
+      }
+    }, 300_000);
+  }
+});
+
+describe('hello_world_int8', () => {
+  it('tracks sin(x) on [0, 2π]', () => {
+    const graph = load('hello_world_int8');
+    const runner = new ForwardRunner(graph);
+    const k = kernelsFor(runner, 'c');
+    const qi = graph.tensors[graph.inputs[0]!]!.quant!, qo = graph.tensors[graph.outputs[0]!]!.quant!;
+    let worst = 0, sumSq = 0;
+    const N = 200;
+    for (let i = 0; i < N; i++) {
+      const x = (2 * Math.PI * i) / (N - 1);
+      const xq = Math.max(-128, Math.min(127, Math.round(x / qi.scale[0]!) + qi.zeroPoint[0]!));
+      const xr = (xq - qi.zeroPoint[0]!) * qi.scale[0]!; // the x the model actually sees
+      const y = (runner.run(k, Int8Array.of(xq))[0]! - qo.zeroPoint[0]!) * qo.scale[0]!;
+      const e = Math.abs(y - Math.sin(xr));
+      worst = Math.max(worst, e);
+      sumSq += e * e;
+    }
+    // The model is a small MLP fit of sin; its error plus one output LSB (0.0083).
+    expect(worst).toBeLessThan(0.12);
+    expect(Math.sqrt(sumSq / N)).toBeLessThan(0.05);
+  });
+});
