@@ -4,6 +4,7 @@
 import type { DepthwiseConv2dShape } from '../../src/core/kernels.js';
 import type { DwDims } from '../../src/core/reference/depthwise_conv2d.js';
 import { convGeometry } from '../../src/core/conv-geometry.js';
+export { cosine, relErr } from './gradient-report.js';
 
 export function dwDims(batch: number, inH: number, inW: number, inC: number, mult: number, kH: number, kW: number,
   strideH: number, strideW: number, padding: 'same' | 'valid'): DwDims {
@@ -62,22 +63,3 @@ export function floatGradients(d: DwDims, x: ArrayLike<number>, w: ArrayLike<num
   return { dx, dw, db };
 }
 
-export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return aa === 0 && bb === 0 ? 1 : ab / Math.sqrt(aa * bb);
-}
-
-// ||a - b|| / ||b||
-export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dd = 0, bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dd += (a[i]! - b[i]!) ** 2;
-    bb += b[i]! * b[i]!;
-  }
-  return bb === 0 ? Math.sqrt(dd) : Math.sqrt(dd / bb);
-}

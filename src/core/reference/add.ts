@@ -1,7 +1,7 @@
 // Reference elementwise add, int8: TFLite reference_integer_ops::Add, and the
 // sum of two int8 gradients with their own exponents (native/core/add_s8.c).
 
-import { clamp, requantize } from './fixed.js';
+import { requantize, bitLength, normalizeToInt8, storeActivation } from './fixed.js';
 
 export interface AddQuant {
   input1Offset: number;
@@ -24,22 +24,10 @@ export function addForward(n: number, q: AddQuant, in1: Int8Array, in2: Int8Arra
     const s1 = requantize((in1[k]! + q.input1Offset) * 2 ** q.leftShift, q.input1Multiplier, q.input1Shift);
     const s2 = requantize((in2[k]! + q.input2Offset) * 2 ** q.leftShift, q.input2Multiplier, q.input2Shift);
     const v = requantize(s1 + s2, q.outputMultiplier, q.outputShift) + q.outputOffset;
-    if (mask) {
-      if (v > q.actMin && v < q.actMax) mask[k >> 3]! |= 1 << (k & 7);
-      else mask[k >> 3]! &= ~(1 << (k & 7));
-    }
-    out[k] = clamp(v, q.actMin, q.actMax);
+    storeActivation(out, mask, k, v, q.actMin, q.actMax);
   }
 }
 
-function bitLength(v: number): number {
-  let n = 0;
-  while (v > 0) {
-    n++;
-    v = Math.floor(v / 2);
-  }
-  return n;
-}
 
 // q * 2^sh, rounding half up when sh < 0 (exact in float64: |q| <= 128, |sh| <= 1e3).
 function scalePot(q: number, sh: number): number {
@@ -63,12 +51,6 @@ export function gradAdd(n: number, a: Int8Array, ea: number, b: Int8Array, eb: n
   if (tops.length) ew = Math.max(ew, Math.max(...tops) - 30);
   const v: number[] = [];
   for (let k = 0; k < n; k++) v.push(scalePot(a[k]!, ea - ew) + scalePot(b[k]!, eb - ew));
-  let maxabs = 0;
-  for (const x of v) maxabs = Math.max(maxabs, Math.abs(x));
-  const s = maxabs ? bitLength(maxabs) - 7 : 0;
-  for (let k = 0; k < n; k++) {
-    const r = s > 0 ? Math.floor((v[k]! + 2 ** (s - 1)) / 2 ** s) : v[k]! * 2 ** -s;
-    out[k] = clamp(r, -128, 127);
-  }
+  const s = normalizeToInt8(v, out);
   return ew + s;
 }

@@ -3,7 +3,7 @@
 // average as exact integer sums. Plain loops; see native/core/average_pool_s8.c
 // for the bounds.
 
-import { clamp, requantize } from './fixed.js';
+import { clamp, requantize, bitLength, normalizeToInt8, storeActivation } from './fixed.js';
 
 export interface PoolDims {
   batches: number;
@@ -58,25 +58,13 @@ export function averagePoolForward(d: PoolDims, actMin: number, actMax: number, 
           }
           const v = roundedDivide(sum, count);
           const k = nhwc(d, d.outH, d.outW, b, oy, ox, c);
-          if (mask) {
-            if (v > actMin && v < actMax) mask[k >> 3]! |= 1 << (k & 7);
-            else mask[k >> 3]! &= ~(1 << (k & 7));
-          }
-          out[k] = clamp(v, actMin, actMax);
+          storeActivation(out, mask, k, v, actMin, actMax);
         }
       }
     }
   }
 }
 
-function bitLength(v: number): number {
-  let n = 0;
-  while (v > 0) {
-    n++;
-    v = Math.floor(v / 2);
-  }
-  return n;
-}
 
 // Q of the reciprocals round(2^Q / count): 22 - L + C, at most 30, where
 // 2^L > ceil(fh/sh)*ceil(fw/sw) (windows per pixel) and 2^C <= the smallest count.
@@ -113,13 +101,7 @@ export function averagePoolBackward(d: PoolDims, gradOut: Int8Array, gradOutExp:
       }
     }
   }
-  let maxabs = 0;
-  for (const v of acc) maxabs = Math.max(maxabs, Math.abs(v));
-  const s = maxabs ? bitLength(maxabs) - 7 : 0;
-  for (let k = 0; k < acc.length; k++) {
-    const v = s > 0 ? Math.floor((acc[k]! + 2 ** (s - 1)) / 2 ** s) : acc[k]! * 2 ** -s;
-    gradIn[k] = clamp(v, -128, 127);
-  }
+  const s = normalizeToInt8(acc, gradIn);
   return gradOutExp - q + s;
 }
 

@@ -9,7 +9,7 @@
 // output pixels whose taps read it), the C kernel as a scatter: two
 // formulations of one transposed convolution.
 
-import { clamp, requantize } from './fixed.js';
+import { clamp, requantize, bitLength, normalizeToInt8, storeActivation } from './fixed.js';
 import type { Block, FcQuant } from './kernels.js';
 
 export interface ConvDims {
@@ -61,25 +61,13 @@ export function conv2dForward(d: ConvDims, q: FcQuant, input: Int8Array, w: Int8
           let v = requantize(acc, q.multiplier[c]!, q.shift[c]!);
           v = clamp(v, -(1 << 24), 1 << 24) + q.outputOffset;
           const k = outIndex(d, b, oy, ox, c);
-          if (mask) {
-            if (v > q.actMin && v < q.actMax) mask[k >> 3]! |= 1 << (k & 7);
-            else mask[k >> 3]! &= ~(1 << (k & 7));
-          }
-          out[k] = clamp(v, q.actMin, q.actMax);
+          storeActivation(out, mask, k, v, q.actMin, q.actMax);
         }
       }
     }
   }
 }
 
-function bitLength(v: number): number {
-  let n = 0;
-  while (v > 0) {
-    n++;
-    v = Math.floor(v / 2);
-  }
-  return n;
-}
 
 // Returns the exponent of grad_in. pre as in the C kernel: from the number of
 // terms summed into one element, outC * ceil(kH/strideH) * ceil(kW/strideW).
@@ -112,13 +100,7 @@ export function conv2dBackwardInput(d: ConvDims, mantissaQ15: Int16Array, wscale
       }
     }
   }
-  let maxabs = 0;
-  for (const v of acc) maxabs = Math.max(maxabs, Math.abs(v));
-  const s = maxabs ? bitLength(maxabs) - 7 : 0;
-  for (let j = 0; j < acc.length; j++) {
-    const v = s > 0 ? Math.floor((acc[j]! + 2 ** (s - 1)) / 2 ** s) : acc[j]! * 2 ** -s;
-    gradIn[j] = clamp(v, -128, 127);
-  }
+  const s = normalizeToInt8(acc, gradIn);
   return gradOutExp + wscaleExp - 15 + pre + s;
 }
 

@@ -6,7 +6,7 @@
 // outC = inC * mult and oc = ic * mult + m, output (batch, outH, outW, outC).
 // Taps outside the image are skipped (they contribute as the zero point).
 
-import { clamp, requantize } from './fixed.js';
+import { clamp, requantize, bitLength, normalizeToInt8, storeActivation } from './fixed.js';
 import type { Block, FcQuant } from './kernels.js';
 
 export interface DwDims {
@@ -54,11 +54,7 @@ export function dwForward(
             let v = requantize(acc, q.multiplier[oc]!, q.shift[oc]!);
             v = clamp(v, -(1 << 24), 1 << 24) + q.outputOffset;
             const k = outIndex(d, b, oy, ox, oc);
-            if (mask) {
-              if (v > q.actMin && v < q.actMax) mask[k >> 3]! |= 1 << (k & 7);
-              else mask[k >> 3]! &= ~(1 << (k & 7));
-            }
-            out[k] = clamp(v, q.actMin, q.actMax);
+            storeActivation(out, mask, k, v, q.actMin, q.actMax);
           }
         }
       }
@@ -66,14 +62,6 @@ export function dwForward(
   }
 }
 
-function bitLength(v: number): number {
-  let n = 0;
-  while (v > 0) {
-    n++;
-    v = Math.floor(v / 2);
-  }
-  return n;
-}
 
 // The pre-scale shift of the output gradient: from the most terms one input
 // element sums, mult * ceil(kH/strideH) * ceil(kW/strideW) (native/core).
@@ -115,13 +103,7 @@ export function dwBackwardInput(
       }
     }
   }
-  let maxabs = 0;
-  for (const v of acc) maxabs = Math.max(maxabs, Math.abs(v));
-  const s = maxabs ? bitLength(maxabs) - 7 : 0;
-  for (let j = 0; j < acc.length; j++) {
-    const v = s > 0 ? Math.floor((acc[j]! + 2 ** (s - 1)) / 2 ** s) : acc[j]! * 2 ** -s;
-    gradIn[j] = clamp(v, -128, 127);
-  }
+  const s = normalizeToInt8(acc, gradIn);
   return gradOutExp + wscaleExp - 15 + pre + s;
 }
 

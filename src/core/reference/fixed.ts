@@ -52,3 +52,36 @@ export function sgdStep(g: number, m: number, shift: number, exp: number, rng: {
   if (step < -STEP_MAX) step = -STEP_MAX;
   return Number(step);
 }
+
+export function bitLength(v: number): number {
+  let n = 0;
+  while (v > 0) {
+    n++;
+    v = Math.floor(v / 2);
+  }
+  return n;
+}
+
+// Block floating point: writes acc scaled by 2^-s into int8 (round half up),
+// with s chosen so the largest magnitude lands in [64, 127]; returns s.
+export function normalizeToInt8(acc: ArrayLike<number>, out: Int8Array): number {
+  let maxabs = 0;
+  for (let j = 0; j < acc.length; j++) maxabs = Math.max(maxabs, Math.abs(acc[j]!));
+  const s = maxabs ? bitLength(maxabs) - 7 : 0;
+  for (let j = 0; j < acc.length; j++) {
+    const v = s > 0 ? Math.floor((acc[j]! + 2 ** (s - 1)) / 2 ** s) : acc[j]! * 2 ** -s;
+    out[j] = clamp(v, -128, 127);
+  }
+  return s;
+}
+
+// The epilogue of every forward kernel with a fused activation: out[k] is v
+// clamped to [actMin, actMax]; mask bit k (if any) is set when the clamp let
+// the value through (what ReLU/ReLU6 backward reads).
+export function storeActivation(out: Int8Array, mask: Uint8Array | null, k: number, v: number, actMin: number, actMax: number): void {
+  if (mask) {
+    if (v > actMin && v < actMax) mask[k >> 3]! |= 1 << (k & 7);
+    else mask[k >> 3]! &= ~(1 << (k & 7));
+  }
+  out[k] = clamp(v, actMin, actMax);
+}

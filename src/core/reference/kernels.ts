@@ -2,7 +2,7 @@
 // Every C kernel is tested bit-for-bit against these. Loops follow the math,
 // not speed. Layouts: in (rows, in), w (out, in), out (rows, out).
 
-import { clamp, requantize, sgdStep } from './fixed.js';
+import { bitLength, clamp, normalizeToInt8, requantize, sgdStep, storeActivation } from './fixed.js';
 
 export interface FcQuant {
   inputOffset: number;
@@ -24,25 +24,11 @@ export function fcForward(
       if (bias) acc = (acc + bias[c]!) | 0;
       let v = requantize(acc, q.multiplier[c]!, q.shift[c]!);
       v = clamp(v, -(1 << 24), 1 << 24) + q.outputOffset;
-      const k = r * outF + c;
-      if (mask) {
-        const pass = v > q.actMin && v < q.actMax;
-        if (pass) mask[k >> 3]! |= 1 << (k & 7);
-        else mask[k >> 3]! &= ~(1 << (k & 7));
-      }
-      out[k] = clamp(v, q.actMin, q.actMax);
+      storeActivation(out, mask, r * outF + c, v, q.actMin, q.actMax);
     }
   }
 }
 
-function bitLength(v: number): number {
-  let n = 0;
-  while (v > 0) {
-    n++;
-    v = Math.floor(v / 2);
-  }
-  return n;
-}
 
 // Returns the exponent of grad_in.
 export function fcBackwardInput(
@@ -58,13 +44,7 @@ export function fcBackwardInput(
       for (let i = 0; i < inF; i++) acc[r * inF + i]! += w[c * inF + i]! * gs;
     }
   }
-  let maxabs = 0;
-  for (const v of acc) maxabs = Math.max(maxabs, Math.abs(v));
-  const s = maxabs ? bitLength(maxabs) - 7 : 0;
-  for (let j = 0; j < acc.length; j++) {
-    const v = s > 0 ? Math.floor((acc[j]! + 2 ** (s - 1)) / 2 ** s) : acc[j]! * 2 ** -s;
-    gradIn[j] = clamp(v, -128, 127);
-  }
+  const s = normalizeToInt8(acc, gradIn);
   return gradOutExp + wscaleExp - 15 + pre + s;
 }
 
