@@ -104,6 +104,19 @@ size_t conv2d_s8_forward_scratch_size(const xst_conv_dims *d) {
 }
 
 #if XST_MM_DSP
+#include <arm_acle.h>
+
+static inline int32_t mm_sxtb16_ror8(uint32_t x) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+static inline int32_t mm_sxtab16_ror8(int32_t a, uint32_t x) {
+  int32_t r;
+  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+  return r;
+}
+
 #define XST_CONV_IM2COL_BYTES 1024 /* two patches of k_h*k_w*in_c <= 512 int8 */
 
 /* One output pixel's patch, (k_h, k_w, in_c) as the weights: in-image taps
@@ -127,6 +140,62 @@ static void im2col_pixel(const xst_conv_dims *d, const int8_t *xb, int32_t oy, i
     for (size_t i = 0; i < run; i++) col[left + i] = x[i];
     for (size_t i = 0; i < right; i++) col[left + run + i] = pad;
   }
+}
+
+/* Tiny patches (k_h*k_w*in_c <= 16, e.g. a 3x3 convolution of a 1-channel
+ * image) and out_c <= 32: the weights are split into int16 pairs once (on
+ * the stack, 1 KB at most), the patch of one output pixel once (with the
+ * input offset added), then one SMLAD per two taps and output channel; the
+ * patch is zero-padded to a multiple of 4, where the weights are 0.
+ * Returns 0 when the shape or a shift >= 0 does not fit this path. */
+static __attribute__((noinline)) int conv_forward_dsp_small(const xst_conv_dims *d, const xst_fc_quant *q,
+                                                            const int8_t *in, const int8_t *w,
+                                                            const int32_t *bias, int8_t *out, uint8_t *mask) {
+  const int32_t K = d->k_h * d->k_w * d->in_c, OC = d->out_c, K4 = (K + 3) & ~3, NP = K4 / 2;
+  if (K4 > 16 || OC > XST_MM_TILE_COLS) return 0;
+  xst_rq_fast rq[XST_MM_TILE_COLS];
+  for (int32_t c = 0; c < OC; c++) {
+    if (!xst_rq_fast_init(&rq[c], q->multiplier[c], q->shift[c])) return 0;
+  }
+  int32_t ws[XST_MM_TILE_COLS * 8];
+  for (int32_t c = 0; c < OC; c++) {
+    for (int32_t j = 0; j < K4; j += 4) {
+      uint32_t u = 0;
+      for (int32_t i = 0; i < 4; i++) {
+        if (j + i < K) u |= (uint32_t)(uint8_t)w[(size_t)c * K + j + i] << (8 * i);
+      }
+      ws[c * NP + j / 2] = __sxtb16((int32_t)u);
+      ws[c * NP + j / 2 + 1] = mm_sxtb16_ror8(u);
+    }
+  }
+  const int32_t off2 = (int32_t)(((uint32_t)q->input_offset & 0xFFFFu) * 0x10001u);
+  const int8_t pad = (int8_t)-q->input_offset;
+  const int32_t oo = q->output_offset, lo = q->act_min, hi = q->act_max;
+  const size_t x_img = (size_t)d->in_h * d->in_w * d->in_c;
+  uint32_t colw[4];
+  int8_t *col = (int8_t *)colw;
+  int32_t xs[8];
+  size_t k = 0;
+  for (int32_t b = 0; b < d->batch; b++) {
+    const int8_t *xb = in + (size_t)b * x_img;
+    for (int32_t oy = 0; oy < d->out_h; oy++) {
+      for (int32_t ox = 0; ox < d->out_w; ox++) {
+        im2col_pixel(d, xb, oy, ox, pad, col);
+        for (int32_t i = K; i < K4; i++) col[i] = 0;
+        for (int32_t j = 0; j < K4 / 4; j++) {
+          xs[2 * j] = __sxtab16(off2, (int32_t)colw[j]);
+          xs[2 * j + 1] = mm_sxtab16_ror8(off2, colw[j]);
+        }
+        const int32_t *wc = ws;
+        for (int32_t c = 0; c < OC; c++, k++, wc += NP) {
+          int32_t acc = bias ? bias[c] : 0; /* SMLAD adds modulo 2^32: the wrapping bias add */
+          for (int32_t j = 0; j < NP; j++) acc = __smlad(xs[j], wc[j], acc);
+          xst_rq_fast_store(xst_rq_fast_apply(&rq[c], acc) + oo, lo, hi, k, out, mask);
+        }
+      }
+    }
+  }
+  return 1;
 }
 
 /* The general path on the DSP extension: im2col two output pixels into a
@@ -182,6 +251,7 @@ int conv2d_s8_forward(const xst_conv_dims *d, const xst_fc_quant *q,
   xst_fc_dims fc;
   if (as_fc(d, &fc)) return fully_connected_s8_forward(&fc, q, in, w, bias, out, mask);
 #if XST_MM_DSP
+  if (conv_forward_dsp_small(d, q, in, w, bias, out, mask)) return XST_OK;
   if (conv_forward_dsp(d, q, in, w, bias, out, mask)) return XST_OK;
 #endif
   const int32_t IC = d->in_c, OC = d->out_c, KH = d->k_h, KW = d->k_w;
