@@ -202,7 +202,7 @@ static __attribute__((noinline)) int conv_forward_dsp_small(const xst_conv_dims 
  * stack buffer (XST_CONV_IM2COL_BYTES), xst_mat_mult_s8 against the weights
  * in tiles of XST_MM_TILE_COLS output channels, requantise the tile.
  * Returns 0 (nothing written) when a patch does not fit the buffer. */
-static int conv_forward_dsp(const xst_conv_dims *d, const xst_fc_quant *q, const int8_t *in,
+static __attribute__((noinline)) int conv_forward_dsp(const xst_conv_dims *d, const xst_fc_quant *q, const int8_t *in,
                             const int8_t *w, const int32_t *bias, int8_t *out, uint8_t *mask) {
   const int32_t K = d->k_h * d->k_w * d->in_c, OC = d->out_c;
   if (2 * K > XST_CONV_IM2COL_BYTES) return 0;
@@ -214,14 +214,18 @@ static int conv_forward_dsp(const xst_conv_dims *d, const xst_fc_quant *q, const
   const int8_t pad = (int8_t)-q->input_offset; /* input_offset in [-127, 128] */
   const int32_t oo = q->output_offset, lo = q->act_min, hi = q->act_max;
   const size_t x_img = (size_t)d->in_h * d->in_w * d->in_c;
-  const int32_t OW = d->out_w, per_img = d->out_h * OW;
+  const int32_t OW = d->out_w;
+  const int64_t per_img = (int64_t)d->out_h * OW;
   const int64_t P = (int64_t)d->batch * per_img;
+  int32_t pb = 0, py = 0, px = 0;
   for (int64_t p = 0; p < P; p += 2) {
     const int32_t nr = P - p < 2 ? 1 : 2;
-    for (int32_t r = 0; r < nr; r++) {
-      const int64_t pr = p + r;
-      const int32_t b = (int32_t)(pr / per_img), yx = (int32_t)(pr % per_img);
-      im2col_pixel(d, in + (size_t)b * x_img, yx / OW, yx % OW, pad, col + (size_t)r * K);
+    for (int32_t r = 0; r < nr; r++) { /* pixel p + r is (pb, py, px) */
+      im2col_pixel(d, in + (size_t)pb * x_img, py, px, pad, col + (size_t)r * K);
+      if (++px == OW) {
+        px = 0;
+        if (++py == d->out_h) py = 0, pb++;
+      }
     }
     for (int32_t c0 = 0; c0 < OC; c0 += XST_MM_TILE_COLS) {
       const int32_t nc = OC - c0 < XST_MM_TILE_COLS ? OC - c0 : XST_MM_TILE_COLS;
