@@ -15,6 +15,7 @@ import { shuffledIndices } from '../src/core/rng.js';
 import { loadMnist } from '../src/node/mnist.js';
 import { NodeDispatch, repoRoot } from '../src/node/addon.js';
 import { runTrace } from '../src/node/qemu.js';
+import { convBench } from './kernels-conv.js';
 
 const ARENA = 190 * 1024; // below the images' 200 KB capacity
 const L = new ArenaLayout(ARENA);
@@ -141,6 +142,8 @@ for (const target of TARGETS) {
   const total = r.parsed.calls.reduce((a, c) => a + c.instructions, 0);
   rows.push({ op: 'mlp_train_step', target, shape: 'MNIST 784-100-10, batch 1, mean of 200 steps', macs: 3 * (784 * 100 + 100 * 10), instructions: Math.round(total / STEPS) });
 }
+
+rows.push(...(await convBench())); // conv2d / depthwise section: bench/kernels-conv.ts
 
 const host = `host-${arch()}`;
 const nd = new NodeDispatch(new ArrayBuffer(ARENA));

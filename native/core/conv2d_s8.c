@@ -21,6 +21,8 @@
  */
 #include "xst.h"
 #include "xst_fixed.h"
+#include "nn_mat_mult_s8.h"
+#include "nn_requant_s8.h"
 
 #define XST_CONV_MAX_TAPS 65536      /* k_h*k_w*in_c: keeps the forward int32 sum exact */
 #define XST_CONV_MAX_WG_PIXELS 65535 /* batch*out_h*out_w for the weight gradient      */
@@ -101,6 +103,149 @@ size_t conv2d_s8_forward_scratch_size(const xst_conv_dims *d) {
   return 0;
 }
 
+#if XST_MM_DSP
+#include <arm_acle.h>
+
+static inline int32_t mm_sxtb16_ror8(uint32_t x) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+static inline int32_t mm_sxtab16_ror8(int32_t a, uint32_t x) {
+  int32_t r;
+  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+  return r;
+}
+
+#define XST_CONV_IM2COL_BYTES 1024 /* two patches of k_h*k_w*in_c <= 512 int8 */
+
+/* One output pixel's patch, (k_h, k_w, in_c) as the weights: in-image taps
+ * copied, out-of-image taps written as -input_offset (the input zero point),
+ * which the product's (x + input_offset) turns into 0, as skipping them. */
+static void im2col_pixel(const xst_conv_dims *d, const int8_t *xb, int32_t oy, int32_t ox, int8_t pad,
+                         int8_t *col) {
+  const int32_t IC = d->in_c, KW = d->k_w;
+  const size_t x_row = (size_t)d->in_w * IC, w_row = (size_t)KW * IC;
+  int32_t ky0, ky1, iy0, kx0, kx1, ix0;
+  clip_taps(oy, d->stride_h, d->pad_h, d->k_h, d->in_h, &ky0, &ky1, &iy0);
+  clip_taps(ox, d->stride_w, d->pad_w, KW, d->in_w, &kx0, &kx1, &ix0);
+  const size_t left = (size_t)kx0 * IC, run = (size_t)(kx1 - kx0) * IC, right = w_row - left - run;
+  for (int32_t ky = 0; ky < d->k_h; ky++, col += w_row) {
+    if (ky < ky0 || ky >= ky1) {
+      for (size_t i = 0; i < w_row; i++) col[i] = pad;
+      continue;
+    }
+    const int8_t *x = xb + (size_t)(iy0 + ky - ky0) * x_row + (size_t)ix0 * IC;
+    for (size_t i = 0; i < left; i++) col[i] = pad;
+    for (size_t i = 0; i < run; i++) col[left + i] = x[i];
+    for (size_t i = 0; i < right; i++) col[left + run + i] = pad;
+  }
+}
+
+/* Tiny patches (k_h*k_w*in_c <= 16, e.g. a 3x3 convolution of a 1-channel
+ * image) and out_c <= 32: the weights are split into int16 pairs once (on
+ * the stack, 1 KB at most), the patch of one output pixel once (with the
+ * input offset added), then one SMLAD per two taps and output channel; the
+ * patch is zero-padded to a multiple of 4, where the weights are 0.
+ * Returns 0 when the shape or a shift >= 0 does not fit this path. */
+static __attribute__((noinline)) int conv_forward_dsp_small(const xst_conv_dims *d, const xst_fc_quant *q,
+                                                            const int8_t *in, const int8_t *w,
+                                                            const int32_t *bias, int8_t *out, uint8_t *mask) {
+  const int32_t K = d->k_h * d->k_w * d->in_c, OC = d->out_c, K4 = (K + 3) & ~3, NP = K4 / 2;
+  if (K4 > 16 || OC > XST_MM_TILE_COLS) return 0;
+  xst_rq_fast rq[XST_MM_TILE_COLS];
+  for (int32_t c = 0; c < OC; c++) {
+    if (!xst_rq_fast_init(&rq[c], q->multiplier[c], q->shift[c])) return 0;
+  }
+  int32_t ws[XST_MM_TILE_COLS * 8];
+  for (int32_t c = 0; c < OC; c++) {
+    for (int32_t j = 0; j < K4; j += 4) {
+      uint32_t u = 0;
+      for (int32_t i = 0; i < 4; i++) {
+        if (j + i < K) u |= (uint32_t)(uint8_t)w[(size_t)c * K + j + i] << (8 * i);
+      }
+      ws[c * NP + j / 2] = __sxtb16((int32_t)u);
+      ws[c * NP + j / 2 + 1] = mm_sxtb16_ror8(u);
+    }
+  }
+  const int32_t off2 = (int32_t)(((uint32_t)q->input_offset & 0xFFFFu) * 0x10001u);
+  const int8_t pad = (int8_t)-q->input_offset;
+  const int32_t oo = q->output_offset, lo = q->act_min, hi = q->act_max;
+  const size_t x_img = (size_t)d->in_h * d->in_w * d->in_c;
+  uint32_t colw[4];
+  int8_t *col = (int8_t *)colw;
+  int32_t xs[8];
+  size_t k = 0;
+  for (int32_t b = 0; b < d->batch; b++) {
+    const int8_t *xb = in + (size_t)b * x_img;
+    for (int32_t oy = 0; oy < d->out_h; oy++) {
+      for (int32_t ox = 0; ox < d->out_w; ox++) {
+        im2col_pixel(d, xb, oy, ox, pad, col);
+        for (int32_t i = K; i < K4; i++) col[i] = 0;
+        for (int32_t j = 0; j < K4 / 4; j++) {
+          xs[2 * j] = __sxtab16(off2, (int32_t)colw[j]);
+          xs[2 * j + 1] = mm_sxtab16_ror8(off2, colw[j]);
+        }
+        const int32_t *wc = ws;
+        for (int32_t c = 0; c < OC; c++, k++, wc += NP) {
+          int32_t acc = bias ? bias[c] : 0; /* SMLAD adds modulo 2^32: the wrapping bias add */
+          for (int32_t j = 0; j < NP; j++) acc = __smlad(xs[j], wc[j], acc);
+          xst_rq_fast_store(xst_rq_fast_apply(&rq[c], acc) + oo, lo, hi, k, out, mask);
+        }
+      }
+    }
+  }
+  return 1;
+}
+
+/* The general path on the DSP extension: im2col two output pixels into a
+ * stack buffer (XST_CONV_IM2COL_BYTES), xst_mat_mult_s8 against the weights
+ * in tiles of XST_MM_TILE_COLS output channels, requantise the tile.
+ * Returns 0 (nothing written) when a patch does not fit the buffer. */
+static __attribute__((noinline)) int conv_forward_dsp(const xst_conv_dims *d, const xst_fc_quant *q, const int8_t *in,
+                            const int8_t *w, const int32_t *bias, int8_t *out, uint8_t *mask) {
+  const int32_t K = d->k_h * d->k_w * d->in_c, OC = d->out_c;
+  if (2 * K > XST_CONV_IM2COL_BYTES) return 0;
+  int8_t col[XST_CONV_IM2COL_BYTES];
+  int32_t tile[XST_MM_TILE_ROWS * XST_MM_TILE_COLS];
+  xst_rq_fast rq[XST_MM_TILE_COLS];
+  int fast = OC <= XST_MM_TILE_COLS; /* one tile: requantisation constants set once */
+  for (int32_t c = 0; fast && c < OC; c++) fast = xst_rq_fast_init(&rq[c], q->multiplier[c], q->shift[c]);
+  const int8_t pad = (int8_t)-q->input_offset; /* input_offset in [-127, 128] */
+  const int32_t oo = q->output_offset, lo = q->act_min, hi = q->act_max;
+  const size_t x_img = (size_t)d->in_h * d->in_w * d->in_c;
+  const int32_t OW = d->out_w;
+  const int64_t per_img = (int64_t)d->out_h * OW;
+  const int64_t P = (int64_t)d->batch * per_img;
+  int32_t pb = 0, py = 0, px = 0;
+  for (int64_t p = 0; p < P; p += 2) {
+    const int32_t nr = P - p < 2 ? 1 : 2;
+    for (int32_t r = 0; r < nr; r++) { /* pixel p + r is (pb, py, px) */
+      im2col_pixel(d, in + (size_t)pb * x_img, py, px, pad, col + (size_t)r * K);
+      if (++px == OW) {
+        px = 0;
+        if (++py == d->out_h) py = 0, pb++;
+      }
+    }
+    for (int32_t c0 = 0; c0 < OC; c0 += XST_MM_TILE_COLS) {
+      const int32_t nc = OC - c0 < XST_MM_TILE_COLS ? OC - c0 : XST_MM_TILE_COLS;
+      xst_mat_mult_s8(col, nr, w + (size_t)c0 * K, nc, K, q->input_offset, tile, XST_MM_TILE_COLS);
+      for (int32_t r = 0; r < nr; r++) {
+        const int32_t *t = tile + r * XST_MM_TILE_COLS;
+        size_t k = (size_t)(p + r) * OC + c0;
+        for (int32_t c = c0; c < c0 + nc; c++, k++) {
+          int32_t acc = t[c - c0];
+          if (bias) acc = (int32_t)((uint32_t)acc + (uint32_t)bias[c]); /* wraps like the reference */
+          if (fast) xst_rq_fast_store(xst_rq_fast_apply(&rq[c], acc) + oo, lo, hi, k, out, mask);
+          else xst_requant_store(acc, q->multiplier[c], q->shift[c], oo, lo, hi, k, out, mask);
+        }
+      }
+    }
+  }
+  return 1;
+}
+#endif
+
 int conv2d_s8_forward(const xst_conv_dims *d, const xst_fc_quant *q,
                       const int8_t *in, const int8_t *w, const int32_t *bias,
                       int8_t *out, uint8_t *mask) {
@@ -109,6 +254,10 @@ int conv2d_s8_forward(const xst_conv_dims *d, const xst_fc_quant *q,
   if (st) return st;
   xst_fc_dims fc;
   if (as_fc(d, &fc)) return fully_connected_s8_forward(&fc, q, in, w, bias, out, mask);
+#if XST_MM_DSP
+  if (conv_forward_dsp_small(d, q, in, w, bias, out, mask)) return XST_OK;
+  if (conv_forward_dsp(d, q, in, w, bias, out, mask)) return XST_OK;
+#endif
   const int32_t IC = d->in_c, OC = d->out_c, KH = d->k_h, KW = d->k_w;
   const size_t w_row = (size_t)KW * IC, w_chan = (size_t)KH * w_row; /* OHWI strides */
   const size_t x_row = (size_t)d->in_w * IC, x_img = (size_t)d->in_h * x_row;
@@ -130,16 +279,7 @@ int conv2d_s8_forward(const xst_conv_dims *d, const xst_fc_quant *q,
             for (size_t i = 0; i < run; i++) acc += ((int32_t)x[i] + q->input_offset) * wk[i];
           }
           if (bias) acc = (int32_t)((uint32_t)acc + (uint32_t)bias[c]); /* wraps like the reference */
-          int32_t v = xst_requantize(acc, q->multiplier[c], q->shift[c]);
-          if (v > 1 << 24) v = 1 << 24; /* as fully_connected_s8_forward */
-          if (v < -(1 << 24)) v = -(1 << 24);
-          v += q->output_offset;
-          if (mask) {
-            uint8_t bit = (uint8_t)(1u << (k & 7));
-            if (v > q->act_min && v < q->act_max) mask[k >> 3] |= bit;
-            else mask[k >> 3] &= (uint8_t)~bit;
-          }
-          out[k] = (int8_t)xst_clamp32(v, q->act_min, q->act_max);
+          xst_requant_store(acc, q->multiplier[c], q->shift[c], q->output_offset, q->act_min, q->act_max, k, out, mask);
         }
       }
     }

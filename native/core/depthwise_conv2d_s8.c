@@ -15,6 +15,8 @@
  */
 #include "xst.h"
 #include "xst_fixed.h"
+#include "nn_mat_mult_s8.h" /* XST_MM_DSP */
+#include "nn_requant_s8.h"
 
 #define XST_DW_MAX_DIM (1 << 24)
 #define XST_DW_MAX_TAPS 65536       /* k_h*k_w: keeps the forward int32 sum exact */
@@ -62,17 +64,143 @@ size_t depthwise_conv2d_s8_forward_scratch_size(const xst_dwconv_dims *d) {
 static void finish_output(const xst_dwconv_quant *q, const int32_t *bias, int32_t acc, int32_t c,
                           size_t k, int8_t *out, uint8_t *mask) {
   if (bias) acc = (int32_t)((uint32_t)acc + (uint32_t)bias[c]); /* wraps like the reference */
-  int32_t v = xst_requantize(acc, q->multiplier[c], q->shift[c]);
-  if (v > 1 << 24) v = 1 << 24; /* as fully_connected_s8_forward: no overflow */
-  if (v < -(1 << 24)) v = -(1 << 24);
-  v += q->output_offset;
-  if (mask) {
-    uint8_t bit = (uint8_t)(1u << (k & 7));
-    if (v > q->act_min && v < q->act_max) mask[k >> 3] |= bit;
-    else mask[k >> 3] &= (uint8_t)~bit;
-  }
-  out[k] = (int8_t)xst_clamp32(v, q->act_min, q->act_max);
+  xst_requant_store(acc, q->multiplier[c], q->shift[c], q->output_offset, q->act_min, q->act_max, k, out, mask);
 }
+
+#if XST_MM_DSP
+#include <arm_acle.h>
+
+#define XST_DW_DSP_MAX_TAPS 64 /* k_h*k_w of the DSP path: 512 bytes of stack */
+
+/* A 32-bit load from any address (Cortex-M4 allows unaligned LDR; the
+ * aligned(1) type makes GCC emit one, where memcpy would be a library call
+ * under -ffreestanding). */
+typedef uint32_t xst_dw_u32_unaligned __attribute__((aligned(1), may_alias));
+static inline uint32_t dw_ld4(const int8_t *p) { return *(const xst_dw_u32_unaligned *)(const void *)p; }
+/* Bytes 1 and 3 of x sign-extended to int16 lanes, plus a (lane-wise). */
+static inline int32_t dw_sxtab16_ror8(int32_t a, uint32_t x) {
+  int32_t r;
+  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+  return r;
+}
+static inline int32_t dw_sxtb16_ror8(uint32_t x) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+
+/* Depth multiplier 1, channels [c0, c0 + 4) of every output pixel, on the
+ * DSP extension: one 32-bit load brings the 4 channels of a tap, SXTAB16
+ * splits it into (c0, c0+2) and (c0+1, c0+3) int16 pairs with the input
+ * offset added, and SMLABB/SMLATT multiply each lane by the same lane of the
+ * tap's weights, pre-split once per channel group into wx (2 words a tap).
+ * The accumulators start at the bias: SMLAxy adds modulo 2^32, which is the
+ * reference's wrapping bias add (the sum without bias is exact). */
+/* One tap of 4 channels: x at xp, split weights wp[0..1]. */
+#define DW_TAP(xp, wp)                                                            \
+  do {                                                                            \
+    const uint32_t v_ = dw_ld4(xp);                                               \
+    const int32_t xl_ = __sxtab16(off2, (int32_t)v_), xh_ = dw_sxtab16_ror8(off2, v_); \
+    const int32_t wl_ = (wp)[0], wh_ = (wp)[1];                                   \
+    a0 = __smlabb(xl_, wl_, a0);                                                  \
+    a2 = __smlatt(xl_, wl_, a2);                                                  \
+    a1 = __smlabb(xh_, wh_, a1);                                                  \
+    a3 = __smlatt(xh_, wh_, a3);                                                  \
+  } while (0)
+
+static __attribute__((noinline)) void dw_forward_dsp4(const xst_dwconv_dims *d, const xst_dwconv_quant *q, const int8_t *in,
+                            const int8_t *w, const int32_t *bias, int8_t *out, uint8_t *mask,
+                            int32_t c0) {
+  const int32_t H = d->in_h, W = d->in_w, C = d->in_c, KW = d->k_w, KT = d->k_h * d->k_w;
+  int32_t wx[2 * XST_DW_DSP_MAX_TAPS];
+  for (int32_t t = 0; t < KT; t++) {
+    const uint32_t u = dw_ld4(w + (size_t)t * C + c0);
+    wx[2 * t] = __sxtb16((int32_t)u);
+    wx[2 * t + 1] = dw_sxtb16_ror8(u);
+  }
+  const int32_t off2 = (int32_t)(((uint32_t)q->input_offset & 0xFFFFu) * 0x10001u);
+  const int32_t b0 = bias ? bias[c0] : 0, b1 = bias ? bias[c0 + 1] : 0;
+  const int32_t b2 = bias ? bias[c0 + 2] : 0, b3 = bias ? bias[c0 + 3] : 0;
+  const int32_t *mult = q->multiplier + c0, *shift = q->shift + c0;
+  const int32_t oo = q->output_offset, lo = q->act_min, hi = q->act_max;
+  const uint32_t span = hi - lo > 0 ? (uint32_t)(hi - lo - 1) : 0u; /* outputs strictly inside */
+  xst_rq_fast rq[4];
+  int fast = 1;
+  for (int i = 0; i < 4; i++) fast &= xst_rq_fast_init(&rq[i], mult[i], shift[i]);
+  const size_t xcol = (size_t)C, xrow = (size_t)W * C;
+  const int k3x3 = d->k_h == 3 && KW == 3;
+  size_t k = (size_t)c0; /* index of out[b][oy][ox][c0] */
+  for (int32_t b = 0; b < d->batch; b++) {
+    const int8_t *xb = in + (size_t)b * H * W * C + c0;
+    for (int32_t oy = 0; oy < d->out_h; oy++) {
+      const int32_t y0 = oy * d->stride_h - d->pad_h;
+      int32_t ky0, ky1;
+      tap_range(y0, d->k_h, H, &ky0, &ky1);
+      for (int32_t ox = 0; ox < d->out_w; ox++, k += (size_t)C) {
+        const int32_t x0 = ox * d->stride_w - d->pad_w;
+        int32_t kx0, kx1;
+        tap_range(x0, KW, W, &kx0, &kx1);
+        int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3;
+        if (k3x3 && ky1 - ky0 == 3 && kx1 - kx0 == 3) { /* 3x3 inside the image */
+          const int8_t *x0p = xb + (size_t)y0 * xrow + (size_t)x0 * xcol, *x1p = x0p + xrow, *x2p = x1p + xrow;
+          DW_TAP(x0p, wx); DW_TAP(x0p + xcol, wx + 2); DW_TAP(x0p + 2 * xcol, wx + 4);
+          DW_TAP(x1p, wx + 6); DW_TAP(x1p + xcol, wx + 8); DW_TAP(x1p + 2 * xcol, wx + 10);
+          DW_TAP(x2p, wx + 12); DW_TAP(x2p + xcol, wx + 14); DW_TAP(x2p + 2 * xcol, wx + 16);
+          goto store;
+        }
+        const int8_t *xr = xb + (size_t)(y0 + ky0) * xrow + (size_t)(x0 + kx0) * xcol;
+        const int32_t *wr = wx + 2 * (ky0 * KW + kx0);
+        const int32_t nx = kx1 - kx0;
+        for (int32_t ky = ky0; ky < ky1; ky++, xr += xrow, wr += 2 * KW) {
+          const int8_t *xp = xr;
+          const int32_t *wp = wr;
+          if (nx == 3) { /* 3x3 kernels away from the left/right edges */
+            DW_TAP(xp, wp);
+            DW_TAP(xp + xcol, wp + 2);
+            DW_TAP(xp + 2 * xcol, wp + 4);
+            continue;
+          }
+          for (int32_t i = 0; i < nx; i++, xp += xcol, wp += 2) {
+            const uint32_t v = dw_ld4(xp);
+            const int32_t xl = __sxtab16(off2, (int32_t)v), xh = dw_sxtab16_ror8(off2, v);
+            const int32_t wl = wp[0], wh = wp[1];
+            a0 = __smlabb(xl, wl, a0);
+            a2 = __smlatt(xl, wl, a2);
+            a1 = __smlabb(xh, wh, a1);
+            a3 = __smlatt(xh, wh, a3);
+          }
+        }
+      store:
+        if (fast) {
+          const int32_t v0 = xst_rq_fast_apply(&rq[0], a0) + oo, v1 = xst_rq_fast_apply(&rq[1], a1) + oo;
+          const int32_t v2 = xst_rq_fast_apply(&rq[2], a2) + oo, v3 = xst_rq_fast_apply(&rq[3], a3) + oo;
+          if (mask && (k & 7) <= 4) { /* the 4 mask bits share a byte */
+            /* lo < v < hi  <=>  (unsigned)(v - lo - 1) < span */
+            const uint32_t bits = ((uint32_t)(v0 - lo - 1) < span) | (uint32_t)((uint32_t)(v1 - lo - 1) < span) << 1 |
+                                  (uint32_t)((uint32_t)(v2 - lo - 1) < span) << 2 | (uint32_t)((uint32_t)(v3 - lo - 1) < span) << 3;
+            const unsigned sh = (unsigned)(k & 7);
+            mask[k >> 3] = (uint8_t)((mask[k >> 3] & ~(0xFu << sh)) | bits << sh);
+            out[k] = (int8_t)xst_clamp32(v0, lo, hi);
+            out[k + 1] = (int8_t)xst_clamp32(v1, lo, hi);
+            out[k + 2] = (int8_t)xst_clamp32(v2, lo, hi);
+            out[k + 3] = (int8_t)xst_clamp32(v3, lo, hi);
+          } else {
+            xst_rq_fast_store(v0, lo, hi, k, out, mask);
+            xst_rq_fast_store(v1, lo, hi, k + 1, out, mask);
+            xst_rq_fast_store(v2, lo, hi, k + 2, out, mask);
+            xst_rq_fast_store(v3, lo, hi, k + 3, out, mask);
+          }
+        } else {
+          xst_requant_store(a0, mult[0], shift[0], oo, lo, hi, k, out, mask);
+          xst_requant_store(a1, mult[1], shift[1], oo, lo, hi, k + 1, out, mask);
+          xst_requant_store(a2, mult[2], shift[2], oo, lo, hi, k + 2, out, mask);
+          xst_requant_store(a3, mult[3], shift[3], oo, lo, hi, k + 3, out, mask);
+        }
+      }
+    }
+  }
+}
+#endif
 
 int depthwise_conv2d_s8_forward(const xst_dwconv_dims *d, const xst_dwconv_quant *q,
                                 const int8_t *in, const int8_t *w,
@@ -88,6 +216,13 @@ int depthwise_conv2d_s8_forward(const xst_dwconv_dims *d, const xst_dwconv_quant
     if (q->multiplier[c] < 0 || q->shift[c] < -31 || q->shift[c] > 30) return XST_ERR_PARAM;
   }
   const int32_t off = q->input_offset;
+  int32_t cb = 0; /* mult 1: channels [0, cb) are done */
+#if XST_MM_DSP
+  if (M == 1 && (int64_t)d->k_h * d->k_w <= XST_DW_DSP_MAX_TAPS) {
+    for (; cb + 4 <= C; cb += 4) dw_forward_dsp4(d, q, in, w, bias, out, mask, cb);
+    if (cb == C) return XST_OK;
+  }
+#endif
   for (int32_t b = 0; b < d->batch; b++) {
     const int8_t *xb = in + (size_t)b * H * W * C;
     for (int32_t oy = 0; oy < d->out_h; oy++) {
@@ -102,7 +237,7 @@ int depthwise_conv2d_s8_forward(const xst_dwconv_dims *d, const xst_dwconv_quant
         if (M == 1) {
           /* Contiguous channels: one accumulator block per output pixel,
            * the inner loop a plain multiply-accumulate over channels. */
-          for (int32_t c0 = 0; c0 < C; c0 += XST_DW_CHUNK) {
+          for (int32_t c0 = cb; c0 < C; c0 += XST_DW_CHUNK) {
             const int32_t n = C - c0 < XST_DW_CHUNK ? C - c0 : XST_DW_CHUNK;
             int32_t acc[XST_DW_CHUNK]; /* |acc| <= 255 * 128 * 65536 < 2^31 */
             for (int32_t i = 0; i < n; i++) acc[i] = 0;
