@@ -359,6 +359,19 @@ export class ForwardRunner {
     if (outC !== c.shape.inC * op.depthMultiplier) {
       throw new GraphError(`${what}: ${outC} output channels is not ${c.shape.inC} input channels x depth multiplier ${op.depthMultiplier}`);
     }
+    if (c.shape.inC === 1 && op.depthMultiplier > 1) {
+      // One input channel: the same math as a conv2d with out_c = multiplier
+      // (a first layer on a grayscale image). Conv weights are OHWI: the
+      // depthwise [1][kh][kw][oc] transposed once at load time; the conv
+      // kernel has the faster paths for this shape.
+      const [kH, kW] = [c.shape.kH, c.shape.kW];
+      const src = this.graph.tensors[op.inputs[1]!]!.data!;
+      const t = new Uint8Array(src.length);
+      for (let o = 0; o < outC; o++) for (let p = 0; p < kH * kW; p++) t[o * kH * kW + p] = src[p * outC + o]!;
+      const weights = this.constant(`${wg.name}.ohwi`, 'int8', [outC, kH, kW, 1], t);
+      const args = { ...c.shape, ...c.quant, input: c.input, weights, bias: c.bias, output: c.output, mask: null };
+      return { index: op.index, kind: op.kind, macs: c.shape.batch * c.shape.outH * c.shape.outW * outC * kH * kW, run: (k) => k.conv2dForward(args) };
+    }
     const { outC: _, ...shape } = c.shape;
     const args = { ...shape, depthMultiplier: op.depthMultiplier, ...c.quant, input: c.input, weights: c.weights, bias: c.bias, output: c.output, mask: null };
     const s = c.shape;
