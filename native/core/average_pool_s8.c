@@ -153,19 +153,8 @@ int average_pool_s8_backward(const xst_pool_dims *d, const int8_t *grad_out,
       }
     }
   }
-  uint32_t maxabs = 0;
-  for (size_t i = 0; i < n; i++) {
-    uint32_t m = acc[i] < 0 ? (uint32_t)0 - (uint32_t)acc[i] : (uint32_t)acc[i];
-    if (m > maxabs) maxabs = m;
-  }
   /* Normalise: the largest magnitude lands in [64, 127]. */
-  const int s = maxabs ? xst_bit_length(maxabs) - 7 : 0;
-  for (size_t i = 0; i < n; i++) {
-    int32_t v;
-    if (s > 0) v = xst_floor_shr32(acc[i] + (1 << (s - 1)), s);
-    else v = acc[i] * (1 << -s);
-    grad_in[i] = (int8_t)xst_clamp32(v, -128, 127);
-  }
+  const int s = xst_normalize_s8(acc, n, grad_in);
   *grad_in_exp = *grad_out_exp - q + s;
   return XST_OK;
 }

@@ -365,19 +365,8 @@ int conv2d_s8_backward_input(const xst_conv_dims *d, const xst_wscale *ws,
       }
     }
   }
-  uint32_t maxabs = 0;
-  for (size_t j = 0; j < n; j++) {
-    uint32_t m = acc[j] < 0 ? (uint32_t)0 - (uint32_t)acc[j] : (uint32_t)acc[j];
-    if (m > maxabs) maxabs = m;
-  }
   /* Normalise: the largest magnitude lands in [64, 127]. */
-  const int s = maxabs ? xst_bit_length(maxabs) - 7 : 0;
-  for (size_t j = 0; j < n; j++) {
-    int32_t v;
-    if (s > 0) v = xst_floor_shr32(acc[j] + (1 << (s - 1)), s);
-    else v = acc[j] * (1 << -s);
-    grad_in[j] = (int8_t)xst_clamp32(v, -128, 127);
-  }
+  const int s = xst_normalize_s8(acc, n, grad_in);
   *grad_in_exp = *grad_out_exp + ws->exp - 15 + pre + s;
   return XST_OK;
 }

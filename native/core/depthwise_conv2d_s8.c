@@ -339,19 +339,8 @@ int depthwise_conv2d_s8_backward_input(const xst_dwconv_dims *d,
       }
     }
   }
-  uint32_t maxabs = 0;
-  for (size_t k = 0; k < n; k++) {
-    uint32_t m = acc[k] < 0 ? (uint32_t)0 - (uint32_t)acc[k] : (uint32_t)acc[k];
-    if (m > maxabs) maxabs = m;
-  }
   /* Normalise: the largest magnitude lands in [64, 127]. */
-  const int s = maxabs ? xst_bit_length(maxabs) - 7 : 0;
-  for (size_t k = 0; k < n; k++) {
-    int32_t v;
-    if (s > 0) v = xst_floor_shr32(acc[k] + (1 << (s - 1)), s);
-    else v = acc[k] * (1 << -s);
-    grad_in[k] = (int8_t)xst_clamp32(v, -128, 127);
-  }
+  const int s = xst_normalize_s8(acc, n, grad_in);
   *grad_in_exp = *grad_out_exp + ws->exp - 15 + pre + s;
   return XST_OK;
 }

@@ -113,7 +113,6 @@ int fully_connected_s8_backward_input(const xst_fc_dims *d,
   int32_t *acc = (int32_t *)scratch;
   int16_t *gs = (int16_t *)(acc + (size_t)d->rows * IN);
   const int pre = backward_input_prescale(OUT);
-  uint32_t maxabs = 0;
   for (int32_t r = 0; r < d->rows; r++) {
     const int8_t *g = grad_out + (size_t)r * OUT;
     int32_t *a = acc + (size_t)r * IN;
@@ -127,20 +126,9 @@ int fully_connected_s8_backward_input(const xst_fc_dims *d,
       const int8_t *wc = w + (size_t)c * IN;
       for (int32_t i = 0; i < IN; i++) a[i] += wc[i] * gc;
     }
-    for (int32_t i = 0; i < IN; i++) {
-      uint32_t m = a[i] < 0 ? (uint32_t)0 - (uint32_t)a[i] : (uint32_t)a[i];
-      if (m > maxabs) maxabs = m;
-    }
   }
   /* Normalise: the largest magnitude lands in [64, 127]. */
-  const int s = maxabs ? xst_bit_length(maxabs) - 7 : 0;
-  const size_t n = (size_t)d->rows * IN;
-  for (size_t k = 0; k < n; k++) {
-    int32_t v;
-    if (s > 0) v = xst_floor_shr32(acc[k] + (1 << (s - 1)), s);
-    else v = acc[k] * (1 << -s);
-    grad_in[k] = (int8_t)xst_clamp32(v, -128, 127);
-  }
+  const int s = xst_normalize_s8(acc, (size_t)d->rows * IN, grad_in);
   *grad_in_exp = *grad_out_exp + ws->exp - 15 + pre + s;
   return XST_OK;
 }

@@ -125,4 +125,24 @@ static inline int8_t xst_sgd_s8_fast(int8_t w, int32_t g, int32_t m, int R, uint
   return (int8_t)(v < -127 ? -127 : (v > 127 ? 127 : v));
 }
 
+/* Block floating point (the activation-gradient format): writes acc[0..n)
+ * scaled by 2^-s into int8, rounding half up, with s chosen so the largest
+ * magnitude lands in [64, 127]; returns s (negative: scaled up). Needs
+ * |acc[k]| < 2^30, which every caller's sum bound guarantees. */
+static inline int xst_normalize_s8(const int32_t *acc, size_t n, int8_t *out) {
+  uint32_t maxabs = 0;
+  for (size_t k = 0; k < n; k++) {
+    uint32_t m = acc[k] < 0 ? (uint32_t)0 - (uint32_t)acc[k] : (uint32_t)acc[k];
+    if (m > maxabs) maxabs = m;
+  }
+  const int s = maxabs ? xst_bit_length(maxabs) - 7 : 0;
+  for (size_t k = 0; k < n; k++) {
+    int32_t v;
+    if (s > 0) v = xst_floor_shr32(acc[k] + (1 << (s - 1)), s);
+    else v = acc[k] * (1 << -s);
+    out[k] = (int8_t)xst_clamp32(v, -128, 127);
+  }
+  return s;
+}
+
 #endif /* XST_FIXED_H */
