@@ -257,10 +257,11 @@ int conv2d_s8_check_dims(const xst_conv_dims *d);
  * act_max. Bit-exact with TFLite ConvPerChannel. 1x1/stride 1/no padding
  * runs fully_connected_s8_forward over batch*h*w rows.
  * Aliasing: out and mask must not overlap in, w, bias. Scratch: none.
- * Stack: Cortex-M DSP builds use at most 1.9 KB for the general path
- * (im2col of two pixels, 1 KB, when k_h*k_w*in_c <= 512; else the portable
- * loop) or the tiny-patch path (split weights, 1 KB, k_h*k_w*in_c <= 16 and
- * out_c <= 32). */
+ * Stack (GCC 12 -O2 -fstack-usage, Cortex-M4F): DSP builds 168 + 1,992
+ * bytes for the general path (im2col of two pixels, 1 KB, when
+ * k_h*k_w*in_c <= 512; else the portable loop) or 168 + 1,728 for the
+ * tiny-patch path (split weights, k_h*k_w*in_c <= 16 and out_c <= 32);
+ * portable builds 168. */
 int conv2d_s8_forward(const xst_conv_dims *d, const xst_fc_quant *q,
                       const int8_t *in, const int8_t *w, const int32_t *bias,
                       int8_t *out, uint8_t *mask);
@@ -347,9 +348,10 @@ typedef xst_fc_quant xst_dwconv_quant;
  * bias (out_c) int32 or NULL; mask (ceil(batch*out_h*out_w*out_c / 8)) bit per
  * output or NULL, set when act_min < out < act_max. Bit-exact with TFLite's
  * reference DepthwiseConvPerChannel. Aliasing: out and mask must not overlap
- * in, w, bias. Scratch: none (size twin returns 0). Stack: Cortex-M DSP
- * builds, depth multiplier 1 and k_h*k_w <= 64: 512 bytes of split weights
- * (other shapes: the portable loop). */
+ * in, w, bias. Scratch: none (size twin returns 0). Stack (GCC 12 -O2
+ * -fstack-usage, Cortex-M4F): DSP builds with depth multiplier 1 and
+ * k_h*k_w <= 64: 296 + 768 bytes (512 of them split weights); other shapes
+ * and portable builds: 296. */
 int depthwise_conv2d_s8_forward(const xst_dwconv_dims *d, const xst_dwconv_quant *q,
                                 const int8_t *in, const int8_t *w,
                                 const int32_t *bias, int8_t *out,
