@@ -37,6 +37,118 @@ size_t fully_connected_s8_forward_scratch_size(const xst_fc_dims *d) {
   return 0;
 }
 
+#if defined(__GNUC__)
+#define XST_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define XST_ALWAYS_INLINE inline
+#endif
+
+/* One output: clamp(requantize(acc) , lo, hi) + off, where lo/hi are the
+ * activation bounds minus the output offset. The reference first saturates
+ * requantize() to +-2^24 and then adds the offset and clamps; clamping to
+ * [act_min - offset, act_max - offset] before adding it gives the same byte
+ * (both bounds lie within +-255) without any overflow. */
+static inline int8_t clamp_out(int32_t v, int32_t lo, int32_t hi, int32_t off) {
+  v = v < lo ? lo : (v > hi ? hi : v);
+  return (int8_t)(v + off);
+}
+
+#if XST_MM_DSP
+/* xst_requantize_fast for a right shift e = -shift >= 2, in five
+ * instructions: hi:lo = (acc < 0 ? -2^30 : 2^30) + rnd * 2^32 with rnd =
+ * 2^(e-2) (the rounding constant of xst_requantize_fast: 2^30 + 2^(30+e) -
+ * [acc < 0] 2^31), SMLAL adds acc * m, and the result is hi >> (e - 1). */
+static inline int32_t requant_e2(int32_t acc, int32_t m, int32_t rnd, int32_t sft) {
+  int32_t lo, hi;
+  __asm__("asr %[hi], %[acc], #31\n\t"
+          "orr %[lo], %[c30], %[hi], lsl #31\n\t"
+          "add %[hi], %[hi], %[rnd]\n\t"
+          "smlal %[lo], %[hi], %[acc], %[m]\n\t"
+          "asr %[hi], %[hi], %[sft]"
+          : [lo] "=&r"(lo), [hi] "=&r"(hi)
+          : [acc] "r"(acc), [m] "r"(m), [rnd] "r"(rnd), [sft] "r"(sft), [c30] "r"(0x40000000));
+  return hi;
+}
+#else
+/* The same in C (the portable path: host, RV32, Xtensa). */
+static inline int32_t requant_e2(int32_t acc, int32_t m, int32_t rnd, int32_t sft) {
+  const int64_t t = (int64_t)acc * m + (acc < 0 ? -((int64_t)1 << 30) : ((int64_t)1 << 30));
+  return xst_floor_shr32((int32_t)xst_floor_shr64(t, 32) + rnd, sft);
+}
+#endif
+
+/* Requantises a tile of accumulators (nr = 1 or 2 rows x nc columns, row
+ * stride XST_MM_TILE_COLS) for output channels c0.. into o (row stride
+ * ostride), adding the bias with wrap-around like the reference.
+ * always_inline: the bias == NULL call gets its own copy without the bias. */
+static XST_ALWAYS_INLINE void
+requant_tile(const int32_t *tile, int32_t nr, int32_t nc, const int32_t *bias,
+             const xst_fc_quant *q, int32_t c0, int8_t *o, int32_t ostride) {
+  const int32_t off = q->output_offset;
+  const int32_t lo = q->act_min - off, hi = q->act_max - off;
+  const int32_t *mult = q->multiplier + c0, *shift = q->shift + c0;
+  const int32_t *t1 = tile + XST_MM_TILE_COLS;
+  int8_t *o1 = o + ostride;
+  for (int32_t c = 0; c < nc; c++) {
+    const int32_t m = mult[c], sh = shift[c];
+    const uint32_t b = bias ? (uint32_t)bias[c] : 0u;
+    const int32_t a0 = (int32_t)((uint32_t)tile[c] + b);
+    if (sh <= -2) {
+      const int32_t rnd = (int32_t)(1u << (-sh - 2)), sft = -sh - 1;
+      o[c] = clamp_out(requant_e2(a0, m, rnd, sft), lo, hi, off);
+      if (nr == 2) o1[c] = clamp_out(requant_e2((int32_t)((uint32_t)t1[c] + b), m, rnd, sft), lo, hi, off);
+    } else {
+      o[c] = clamp_out(xst_requantize_fast(a0, m, sh), lo, hi, off);
+      if (nr == 2) o1[c] = clamp_out(xst_requantize_fast((int32_t)((uint32_t)t1[c] + b), m, sh), lo, hi, off);
+    }
+  }
+}
+
+/* The activation mask of the outputs: bit k set iff act_min < v < act_max
+ * before the clamp, which is act_min < out[k] < act_max after it (a clamped
+ * value sits on a bound). Whole bytes are written; a partial last byte keeps
+ * its bits beyond n. act_min < x < act_max is (uint32)(x - act_min - 1) <=
+ * act_max - act_min - 2 when act_max - act_min >= 2, and never otherwise. */
+static void set_mask(const int8_t *out, size_t n, int32_t act_min, int32_t act_max, uint8_t *mask) {
+  const int32_t base = act_min + 1;
+  const int any = act_max - act_min >= 2;
+  const uint32_t wm1 = any ? (uint32_t)(act_max - act_min - 2) : 0u;
+  size_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    uint32_t bits = 0;
+    if (any) {
+#if XST_MM_DSP
+      /* bits = 2 bits + (wm1 >= x - base), from bit 7 down: 4 instructions
+       * an output (GCC makes ~7 of the C below). */
+      const int8_t *p = out + k;
+      int32_t x;
+#define XST_MASK_BIT(j)                                                         \
+      __asm__("ldrsb %[x], [%[p], #" #j "]\n\t"                                \
+              "sub %[x], %[x], %[base]\n\t"                                    \
+              "cmp %[wm1], %[x]\n\t"                                           \
+              "adc %[bits], %[bits], %[bits]"                                   \
+              : [x] "=&r"(x), [bits] "+r"(bits)                                 \
+              : [p] "r"(p), [base] "r"(base), [wm1] "r"(wm1), "m"(*(const int8_t(*)[8])p) \
+              : "cc")
+      XST_MASK_BIT(7); XST_MASK_BIT(6); XST_MASK_BIT(5); XST_MASK_BIT(4);
+      XST_MASK_BIT(3); XST_MASK_BIT(2); XST_MASK_BIT(1); XST_MASK_BIT(0);
+#undef XST_MASK_BIT
+#else
+      for (int j = 0; j < 8; j++) bits |= (uint32_t)((uint32_t)(out[k + j] - base) <= wm1) << j;
+#endif
+    }
+    mask[k >> 3] = (uint8_t)bits;
+  }
+  if (k < n) {
+    uint32_t bits = 0, keep = 0xFFu;
+    for (int j = 0; k + (size_t)j < n; j++) {
+      if (any && (uint32_t)(out[k + j] - base) <= wm1) bits |= 1u << j;
+      keep &= ~(1u << j);
+    }
+    mask[k >> 3] = (uint8_t)((mask[k >> 3] & keep) | bits);
+  }
+}
+
 int fully_connected_s8_forward(const xst_fc_dims *d, const xst_fc_quant *q,
                                const int8_t *in, const int8_t *w,
                                const int32_t *bias, int8_t *out,
@@ -59,27 +171,12 @@ int fully_connected_s8_forward(const xst_fc_dims *d, const xst_fc_quant *q,
       /* |acc| <= 255 * 128 * 65536 < 2^31 */
       xst_mat_mult_s8(in + (size_t)r0 * IN, nr, w + (size_t)c0 * IN, nc, IN,
                       q->input_offset, tile, XST_MM_TILE_COLS);
-      for (int32_t r = r0; r < r0 + nr; r++) {
-        for (int32_t c = c0; c < c0 + nc; c++) {
-          int32_t acc = tile[(r - r0) * XST_MM_TILE_COLS + (c - c0)];
-          if (bias) acc = (int32_t)((uint32_t)acc + (uint32_t)bias[c]); /* wraps like the reference */
-          int32_t v = xst_requantize(acc, q->multiplier[c], q->shift[c]);
-          /* requantize returns an int32 near the int8 range; adding the offset
-           * cannot overflow unless the multiplier is absurd, so saturate first. */
-          if (v > 1 << 24) v = 1 << 24;
-          if (v < -(1 << 24)) v = -(1 << 24);
-          v += q->output_offset;
-          size_t k = (size_t)r * OUT + c;
-          if (mask) {
-            uint8_t bit = (uint8_t)(1u << (k & 7));
-            if (v > q->act_min && v < q->act_max) mask[k >> 3] |= bit;
-            else mask[k >> 3] &= (uint8_t)~bit;
-          }
-          out[k] = (int8_t)xst_clamp32(v, q->act_min, q->act_max);
-        }
-      }
+      int8_t *o = out + (size_t)r0 * OUT + c0;
+      if (bias) requant_tile(tile, nr, nc, bias + c0, q, c0, o, OUT);
+      else requant_tile(tile, nr, nc, NULL, q, c0, o, OUT);
     }
   }
+  if (mask) set_mask(out, (size_t)d->rows * (size_t)OUT, q->act_min, q->act_max, mask);
   return XST_OK;
 }
 
