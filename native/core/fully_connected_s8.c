@@ -8,6 +8,9 @@
 #include "xst.h"
 #include "xst_fixed.h"
 #include "nn_mat_mult_s8.h"
+#if XST_MM_DSP
+#include <arm_acle.h>
+#endif
 
 #define XST_FC_MAX_IN 65536   /* keeps the int32 forward accumulator exact */
 #define XST_FC_MAX_ROWS 65535 /* keeps weight-gradient sums exact in int32 */
@@ -77,30 +80,56 @@ static inline int32_t requant_e2(int32_t acc, int32_t m, int32_t rnd, int32_t sf
 }
 #endif
 
-/* Requantises a tile of accumulators (nr = 1 or 2 rows x nc columns, row
- * stride XST_MM_TILE_COLS) for output channels c0.. into o (row stride
- * ostride), adding the bias with wrap-around like the reference.
- * always_inline: the bias == NULL call gets its own copy without the bias. */
+/* The forward's accumulator tile: XST_FC_TILE_ROWS x XST_MM_TILE_COLS int32
+ * on the stack (1 KB with the DSP path, whose epilogue then loads each
+ * column's parameters once for 8 rows; 256 bytes elsewhere). */
+#if XST_MM_DSP
+#define XST_FC_TILE_ROWS 8
+#else
+#define XST_FC_TILE_ROWS XST_MM_TILE_ROWS
+#endif
+
+/* Requantises one tile column: nr accumulators at tp (stride
+ * XST_MM_TILE_COLS) plus the bias b (wrapping like the reference) to the
+ * bytes at op (stride ostride). full: the activation range is [-128, 127],
+ * where the clamp is a saturation to int8. */
+static XST_ALWAYS_INLINE void
+requant_col(const int32_t *tp, int32_t nr, int8_t *op, int32_t ostride, uint32_t b,
+            int32_t m, int32_t sh, int32_t lo, int32_t hi, int32_t off, int full) {
+  if (sh <= -2) {
+    const int32_t rnd = (int32_t)(1u << (-sh - 2)), sft = -sh - 1;
+    for (int32_t r = 0; r < nr; r++) {
+      const int32_t v = requant_e2((int32_t)((uint32_t)*tp + b), m, rnd, sft);
+#if XST_MM_DSP
+      *op = (int8_t)(full ? __ssat(v + off, 8) : clamp_out(v, lo, hi, off));
+#else
+      (void)full;
+      *op = clamp_out(v, lo, hi, off);
+#endif
+      tp += XST_MM_TILE_COLS;
+      op += ostride;
+    }
+  } else {
+    for (int32_t r = 0; r < nr; r++) {
+      *op = clamp_out(xst_requantize_fast((int32_t)((uint32_t)*tp + b), m, sh), lo, hi, off);
+      tp += XST_MM_TILE_COLS;
+      op += ostride;
+    }
+  }
+}
+
+/* Requantises a tile (nr rows x nc columns, row stride XST_MM_TILE_COLS)
+ * for output channels c0.. into o (row stride ostride). always_inline: the
+ * calls with bias == NULL and full get their own copies. */
 static XST_ALWAYS_INLINE void
 requant_tile(const int32_t *tile, int32_t nr, int32_t nc, const int32_t *bias,
-             const xst_fc_quant *q, int32_t c0, int8_t *o, int32_t ostride) {
+             const xst_fc_quant *q, int32_t c0, int8_t *o, int32_t ostride, int full) {
   const int32_t off = q->output_offset;
   const int32_t lo = q->act_min - off, hi = q->act_max - off;
   const int32_t *mult = q->multiplier + c0, *shift = q->shift + c0;
-  const int32_t *t1 = tile + XST_MM_TILE_COLS;
-  int8_t *o1 = o + ostride;
   for (int32_t c = 0; c < nc; c++) {
-    const int32_t m = mult[c], sh = shift[c];
-    const uint32_t b = bias ? (uint32_t)bias[c] : 0u;
-    const int32_t a0 = (int32_t)((uint32_t)tile[c] + b);
-    if (sh <= -2) {
-      const int32_t rnd = (int32_t)(1u << (-sh - 2)), sft = -sh - 1;
-      o[c] = clamp_out(requant_e2(a0, m, rnd, sft), lo, hi, off);
-      if (nr == 2) o1[c] = clamp_out(requant_e2((int32_t)((uint32_t)t1[c] + b), m, rnd, sft), lo, hi, off);
-    } else {
-      o[c] = clamp_out(xst_requantize_fast(a0, m, sh), lo, hi, off);
-      if (nr == 2) o1[c] = clamp_out(xst_requantize_fast((int32_t)((uint32_t)t1[c] + b), m, sh), lo, hi, off);
-    }
+    requant_col(tile + c, nr, o + c, ostride, bias ? (uint32_t)bias[c] : 0u, mult[c], shift[c],
+                lo, hi, off, full);
   }
 }
 
@@ -163,17 +192,20 @@ int fully_connected_s8_forward(const xst_fc_dims *d, const xst_fc_quant *q,
     if (q->multiplier[c] < 0 || q->shift[c] < -31 || q->shift[c] > 30) return XST_ERR_PARAM;
   }
   /* Accumulators in tiles (xst_mat_mult_s8), each requantised right away. */
-  int32_t tile[XST_MM_TILE_ROWS * XST_MM_TILE_COLS];
-  for (int32_t r0 = 0; r0 < d->rows; r0 += XST_MM_TILE_ROWS) {
-    const int32_t nr = d->rows - r0 < XST_MM_TILE_ROWS ? d->rows - r0 : XST_MM_TILE_ROWS;
+  int32_t tile[XST_FC_TILE_ROWS * XST_MM_TILE_COLS];
+  const int full = q->act_min == -128 && q->act_max == 127;
+  for (int32_t r0 = 0; r0 < d->rows; r0 += XST_FC_TILE_ROWS) {
+    const int32_t nr = d->rows - r0 < XST_FC_TILE_ROWS ? d->rows - r0 : XST_FC_TILE_ROWS;
     for (int32_t c0 = 0; c0 < OUT; c0 += XST_MM_TILE_COLS) {
       const int32_t nc = OUT - c0 < XST_MM_TILE_COLS ? OUT - c0 : XST_MM_TILE_COLS;
       /* |acc| <= 255 * 128 * 65536 < 2^31 */
       xst_mat_mult_s8(in + (size_t)r0 * IN, nr, w + (size_t)c0 * IN, nc, IN,
                       q->input_offset, tile, XST_MM_TILE_COLS);
       int8_t *o = out + (size_t)r0 * OUT + c0;
-      if (bias) requant_tile(tile, nr, nc, bias + c0, q, c0, o, OUT);
-      else requant_tile(tile, nr, nc, NULL, q, c0, o, OUT);
+      if (bias && full) requant_tile(tile, nr, nc, bias + c0, q, c0, o, OUT, 1);
+      else if (bias) requant_tile(tile, nr, nc, bias + c0, q, c0, o, OUT, 0);
+      else if (full) requant_tile(tile, nr, nc, NULL, q, c0, o, OUT, 1);
+      else requant_tile(tile, nr, nc, NULL, q, c0, o, OUT, 0);
     }
   }
   if (mask) set_mask(out, (size_t)d->rows * (size_t)OUT, q->act_min, q->act_max, mask);
