@@ -60,7 +60,8 @@ static inline int8_t clamp_out(int32_t v, int32_t lo, int32_t hi, int32_t off) {
 /* xst_requantize_fast for a right shift e = -shift >= 2, in five
  * instructions: hi:lo = (acc < 0 ? -2^30 : 2^30) + rnd * 2^32 with rnd =
  * 2^(e-2) (the rounding constant of xst_requantize_fast: 2^30 + 2^(30+e) -
- * [acc < 0] 2^31), SMLAL adds acc * m, and the result is hi >> (e - 1). */
+ * [acc < 0] 2^31), SMLAL adds acc * m, and the result is hi >> (e - 1).
+ * requant_col adds the output offset times 2^(e-1) to rnd. */
 static inline int32_t requant_e2(int32_t acc, int32_t m, int32_t rnd, int32_t sft) {
   int32_t lo, hi;
   __asm__("asr %[hi], %[acc], #31\n\t"
@@ -80,56 +81,62 @@ static inline int32_t requant_e2(int32_t acc, int32_t m, int32_t rnd, int32_t sf
 }
 #endif
 
-/* The forward's accumulator tile: XST_FC_TILE_ROWS x XST_MM_TILE_COLS int32
- * on the stack (1 KB with the DSP path, whose epilogue then loads each
- * column's parameters once for 8 rows; 256 bytes elsewhere). */
+/* The forward's accumulator tile on the stack: XST_FC_TILE int32 (1 KB
+ * with the DSP path, 256 bytes elsewhere), up to XST_FC_TILE_ROWS rows of
+ * XST_FC_TILE / rows columns: few rows get wide tiles (a lone row: 256
+ * columns, expanded once for all of them by xst_mat_mult_s8), and the DSP
+ * epilogue loads each column's parameters once for up to 8 rows. */
 #if XST_MM_DSP
+#define XST_FC_TILE 256
 #define XST_FC_TILE_ROWS 8
 #else
+#define XST_FC_TILE (XST_MM_TILE_ROWS * XST_MM_TILE_COLS)
 #define XST_FC_TILE_ROWS XST_MM_TILE_ROWS
 #endif
 
-/* Requantises one tile column: nr accumulators at tp (stride
- * XST_MM_TILE_COLS) plus the bias b (wrapping like the reference) to the
- * bytes at op (stride ostride). full: the activation range is [-128, 127],
- * where the clamp is a saturation to int8. */
+/* Requantises one tile column: nr accumulators at tp (stride ts) plus the
+ * bias b (wrapping like the reference) to the bytes at op (stride
+ * ostride). full: the activation range is [-128, 127], where the clamp is a
+ * saturation to int8. For right shifts e = -sh in [2, 23] the output offset
+ * rides in the rounding constant: floor((h + rnd + off 2^(e-1)) / 2^(e-1))
+ * = floor((h + rnd) / 2^(e-1)) + off, with |h + rnd + off 2^(e-1)| <
+ * 2^30 + 2^21 + 2^29 in int32, and nothing is left to saturate. */
 static XST_ALWAYS_INLINE void
-requant_col(const int32_t *tp, int32_t nr, int8_t *op, int32_t ostride, uint32_t b,
-            int32_t m, int32_t sh, int32_t lo, int32_t hi, int32_t off, int full) {
-  if (sh <= -2) {
-    const int32_t rnd = (int32_t)(1u << (-sh - 2)), sft = -sh - 1;
+requant_col(const int32_t *tp, int32_t ts, int32_t nr, int8_t *op, int32_t ostride, uint32_t b,
+            int32_t m, int32_t sh, const xst_fc_quant *q, int full) {
+  const int32_t off = q->output_offset, amin = q->act_min, amax = q->act_max;
+  if (sh <= -2 && sh >= -23) {
+    const int32_t sft = -sh - 1;
+    const int32_t rnd = (int32_t)(1u << (sft - 1)) + off * (1 << sft);
     for (int32_t r = 0; r < nr; r++) {
       const int32_t v = requant_e2((int32_t)((uint32_t)*tp + b), m, rnd, sft);
 #if XST_MM_DSP
-      *op = (int8_t)(full ? __ssat(v + off, 8) : clamp_out(v, lo, hi, off));
+      *op = (int8_t)(full ? __ssat(v, 8) : xst_clamp32(v, amin, amax));
 #else
       (void)full;
-      *op = clamp_out(v, lo, hi, off);
+      *op = (int8_t)xst_clamp32(v, amin, amax);
 #endif
-      tp += XST_MM_TILE_COLS;
+      tp += ts;
       op += ostride;
     }
   } else {
     for (int32_t r = 0; r < nr; r++) {
-      *op = clamp_out(xst_requantize_fast((int32_t)((uint32_t)*tp + b), m, sh), lo, hi, off);
-      tp += XST_MM_TILE_COLS;
+      *op = clamp_out(xst_requantize_fast((int32_t)((uint32_t)*tp + b), m, sh), amin - off, amax - off, off);
+      tp += ts;
       op += ostride;
     }
   }
 }
 
-/* Requantises a tile (nr rows x nc columns, row stride XST_MM_TILE_COLS)
- * for output channels c0.. into o (row stride ostride). always_inline: the
- * calls with bias == NULL and full get their own copies. */
+/* Requantises a tile (nr rows x nc columns, row stride ts) for output
+ * channels c0.. into o (row stride ostride). always_inline: the calls with
+ * bias == NULL and full get their own copies. */
 static XST_ALWAYS_INLINE void
-requant_tile(const int32_t *tile, int32_t nr, int32_t nc, const int32_t *bias,
+requant_tile(const int32_t *tile, int32_t ts, int32_t nr, int32_t nc, const int32_t *bias,
              const xst_fc_quant *q, int32_t c0, int8_t *o, int32_t ostride, int full) {
-  const int32_t off = q->output_offset;
-  const int32_t lo = q->act_min - off, hi = q->act_max - off;
   const int32_t *mult = q->multiplier + c0, *shift = q->shift + c0;
   for (int32_t c = 0; c < nc; c++) {
-    requant_col(tile + c, nr, o + c, ostride, bias ? (uint32_t)bias[c] : 0u, mult[c], shift[c],
-                lo, hi, off, full);
+    requant_col(tile + c, ts, nr, o + c, ostride, bias ? (uint32_t)bias[c] : 0u, mult[c], shift[c], q, full);
   }
 }
 
@@ -192,20 +199,22 @@ int fully_connected_s8_forward(const xst_fc_dims *d, const xst_fc_quant *q,
     if (q->multiplier[c] < 0 || q->shift[c] < -31 || q->shift[c] > 30) return XST_ERR_PARAM;
   }
   /* Accumulators in tiles (xst_mat_mult_s8), each requantised right away. */
-  int32_t tile[XST_FC_TILE_ROWS * XST_MM_TILE_COLS];
+  int32_t tile[XST_FC_TILE];
   const int full = q->act_min == -128 && q->act_max == 127;
-  for (int32_t r0 = 0; r0 < d->rows; r0 += XST_FC_TILE_ROWS) {
-    const int32_t nr = d->rows - r0 < XST_FC_TILE_ROWS ? d->rows - r0 : XST_FC_TILE_ROWS;
-    for (int32_t c0 = 0; c0 < OUT; c0 += XST_MM_TILE_COLS) {
-      const int32_t nc = OUT - c0 < XST_MM_TILE_COLS ? OUT - c0 : XST_MM_TILE_COLS;
+  const int32_t tr = d->rows < XST_FC_TILE_ROWS ? d->rows : XST_FC_TILE_ROWS;
+  const int32_t ts = XST_FC_TILE / tr; /* tile columns (row stride) */
+  for (int32_t r0 = 0; r0 < d->rows; r0 += tr) {
+    const int32_t nr = d->rows - r0 < tr ? d->rows - r0 : tr;
+    for (int32_t c0 = 0; c0 < OUT; c0 += ts) {
+      const int32_t nc = OUT - c0 < ts ? OUT - c0 : ts;
       /* |acc| <= 255 * 128 * 65536 < 2^31 */
       xst_mat_mult_s8(in + (size_t)r0 * IN, nr, w + (size_t)c0 * IN, nc, IN,
-                      q->input_offset, tile, XST_MM_TILE_COLS);
+                      q->input_offset, tile, ts);
       int8_t *o = out + (size_t)r0 * OUT + c0;
-      if (bias && full) requant_tile(tile, nr, nc, bias + c0, q, c0, o, OUT, 1);
-      else if (bias) requant_tile(tile, nr, nc, bias + c0, q, c0, o, OUT, 0);
-      else if (full) requant_tile(tile, nr, nc, NULL, q, c0, o, OUT, 1);
-      else requant_tile(tile, nr, nc, NULL, q, c0, o, OUT, 0);
+      if (bias && full) requant_tile(tile, ts, nr, nc, bias + c0, q, c0, o, OUT, 1);
+      else if (bias) requant_tile(tile, ts, nr, nc, bias + c0, q, c0, o, OUT, 0);
+      else if (full) requant_tile(tile, ts, nr, nc, NULL, q, c0, o, OUT, 1);
+      else requant_tile(tile, ts, nr, nc, NULL, q, c0, o, OUT, 0);
     }
   }
   if (mask) set_mask(out, (size_t)d->rows * (size_t)OUT, q->act_min, q->act_max, mask);

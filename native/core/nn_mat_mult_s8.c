@@ -37,7 +37,7 @@ static inline int32_t hi16x2_off(int32_t off2, uint32_t x) {
  * int16 pairs (a[0] + off, a[2] + off) and (a[1] + off, a[3] + off) that an
  * SMLAD multiplies with __sxtb16(w) and __sxtb16(w ror 8). Expanded once per
  * row (pair) and chunk of XST_MM_KC k, they serve every column, so the inner
- * loops only load and split the weights:
+ * loops only load and split the weights (2 * XST_MM_KC k per chunk for a lone row):
  *  - 2 rows x 2 columns: 15 instructions per 16 MACs (LDM of the 4 expanded
  *    words, 2 LDR + 4 SXTB16 of weights, 8 SMLAD), two steps per loop trip;
  *  - 1 row x 4 columns (a lone row): 21 per 16 MACs.
@@ -265,8 +265,10 @@ void xst_mat_mult_s8(const int8_t *a, int32_t rows, const int8_t *b,
         if (two) o1[c] = 0;
       }
     }
-    for (int32_t kc0 = 0; kc0 < k4; kc0 += XST_MM_KC) {
-      const int32_t kc = k4 - kc0 < XST_MM_KC ? k4 - kc0 : XST_MM_KC;
+    /* k per chunk: buf holds 4 words per 4 k for two rows, 2 for one */
+    const int32_t kcmax = two ? XST_MM_KC : 2 * XST_MM_KC;
+    for (int32_t kc0 = 0; kc0 < k4; kc0 += kcmax) {
+      const int32_t kc = k4 - kc0 < kcmax ? k4 - kc0 : kcmax;
       const int32_t ng = kc / 4;
       const int32_t accumulate = kc0 > 0;
       const int8_t *wc = b + kc0;
