@@ -83,23 +83,36 @@ static int32_t dot_expanded(const int32_t *xb, int32_t stride, int32_t ng, const
  * (xb: the chunk's expanded rows; w: column 0's weights at the chunk; k:
  * the weight row stride). acc rows o and o + ostride; accumulate: add to
  * them, else set them. The expanded words go to r8-r11 so that one LDM
- * loads them (its register list is in ascending order). */
-#define XST_STEP_2X2                                   \
+ * loads them (its register list is in ascending order). The loop does two
+ * groups a trip; where a column pair starts (set: a first group with SMUAD
+ * instead of zeroed sums, or load the sums) and where it enters the loop
+ * (an odd count of groups starts in the middle) is decided once per call:
+ * the code addresses, Thumb bit set, sit in the frame and each pair jumps
+ * through them with LDR PC (3 instructions a pair instead of 11). */
+#define XST_STEP_2X2_OP(mac00, mac01)                  \
   "ldmia %[xb]!, {%[a0], %[a1], %[a2], %[a3]}\n\t"     \
   "ldr %[u], [%[w0]], #4\n\t"                          \
   "sxtb16 %[t], %[u]\n\t"                              \
-  "smlad %[s00], %[a0], %[t], %[s00]\n\t"              \
-  "smlad %[s10], %[a2], %[t], %[s10]\n\t"              \
+  mac00                                                \
   "sxtb16 %[u], %[u], ror #8\n\t"                      \
   "smlad %[s00], %[a1], %[u], %[s00]\n\t"              \
   "smlad %[s10], %[a3], %[u], %[s10]\n\t"              \
   "ldr %[u], [%[w0], %[km4]]\n\t"                      \
   "sxtb16 %[t], %[u]\n\t"                              \
-  "smlad %[s01], %[a0], %[t], %[s01]\n\t"              \
-  "smlad %[s11], %[a2], %[t], %[s11]\n\t"              \
+  mac01                                                \
   "sxtb16 %[u], %[u], ror #8\n\t"                      \
   "smlad %[s01], %[a1], %[u], %[s01]\n\t"              \
   "smlad %[s11], %[a3], %[u], %[s11]\n\t"
+#define XST_STEP_2X2                                                   \
+  XST_STEP_2X2_OP("smlad %[s00], %[a0], %[t], %[s00]\n\t"              \
+                  "smlad %[s10], %[a2], %[t], %[s10]\n\t",             \
+                  "smlad %[s01], %[a0], %[t], %[s01]\n\t"              \
+                  "smlad %[s11], %[a2], %[t], %[s11]\n\t")
+#define XST_STEP_2X2_FIRST                                             \
+  XST_STEP_2X2_OP("smuad %[s00], %[a0], %[t]\n\t"                      \
+                  "smuad %[s10], %[a2], %[t]\n\t",                     \
+                  "smuad %[s01], %[a0], %[t]\n\t"                      \
+                  "smuad %[s11], %[a2], %[t]\n\t")
 
 static __attribute__((noinline)) void mm_2rows(const int32_t *xb0, int32_t ng, const int8_t *w,
                                                int32_t k, int32_t *o, int32_t ostride,
@@ -109,34 +122,62 @@ static __attribute__((noinline)) void mm_2rows(const int32_t *xb0, int32_t ng, c
   const int32_t wstep = 2 * k - 4 * ng; /* w0 at a pair's end -> next pair */
   const int32_t obytes = ostride * 4;
   int32_t *const oend = o + 2 * npairs;
-  const int32_t odd = ng & 1, acc = accumulate;
+  const int32_t acc = accumulate, ngs = ng;
   const int32_t km4 = k - 4;
   const int8_t *w0 = w;
   const int32_t *xb;
   int32_t s00, s01, s10, s11, u, t;
+  uint32_t start = 0, entry = 0, entry_rest = 0; /* code addresses */
   register int32_t a0 __asm__("r8");
   register int32_t a1 __asm__("r9");
   register int32_t a2 __asm__("r10");
   register int32_t a3 __asm__("r11");
   __asm__ volatile(
-      "2:\n\t"
-      "ldr %[xb], %[xb0]\n\t"
+      /* entry: all ng groups (after loading the sums); entry_rest: the
+       * ng - 1 after the SMUAD group, none when ng == 1 */
+      "ldr %[t], %[ngs]\n\t"
+      "tst %[t], #1\n\t"
+      "ite eq\n\t"
+      "adreq.w %[u], 1f\n\t"
+      "adrne.w %[u], 4f\n\t"
+      "orr %[u], %[u], #1\n\t"
+      "str %[u], %[entry]\n\t"
+      "tst %[t], #1\n\t"
+      "ite eq\n\t"
+      "adreq.w %[u], 4f\n\t"
+      "adrne.w %[u], 1f\n\t"
+      "cmp %[t], #1\n\t"
+      "it eq\n\t"
+      "adreq.w %[u], 8f\n\t"
+      "orr %[u], %[u], #1\n\t"
+      "str %[u], %[entry_rest]\n\t"
       "ldr %[t], %[acc]\n\t"
       "cmp %[t], #0\n\t"
-      "bne 5f\n\t"
-      "mov %[s00], #0\n\t"
-      "mov %[s01], #0\n\t"
-      "mov %[s10], #0\n\t"
-      "mov %[s11], #0\n\t"
-      "6:\n\t"
-      "ldr %[t], %[odd]\n\t"
-      "cmp %[t], #0\n\t"
-      "bne 4f\n\t"
+      "ite eq\n\t"
+      "adreq.w %[u], 7f\n\t"
+      "adrne.w %[u], 5f\n\t"
+      "orr %[u], %[u], #1\n\t"
+      "str %[u], %[start]\n\t"
+      "2:\n\t" /* a column pair */
+      "ldr %[xb], %[xb0]\n\t"
+      "ldr pc, %[start]\n\t"
+      "7:\n\t" XST_STEP_2X2_FIRST
+      "ldr pc, %[entry_rest]\n\t"
+      "5:\n\t"
+      "ldr %[u], %[o]\n\t"
+      "ldr %[t], %[obytes]\n\t"
+      "ldr %[s10], [%[u], %[t]]\n\t"
+      "add %[t], %[t], %[u]\n\t"
+      "ldr %[s11], [%[t], #4]\n\t"
+      "ldr %[s01], [%[u], #4]\n\t"
+      "ldr %[s00], [%[u]]\n\t"
+      "ldr pc, %[entry]\n\t"
       "1:\n\t" XST_STEP_2X2
       "4:\n\t" XST_STEP_2X2
       "ldr %[t], %[xend]\n\t"
       "cmp %[xb], %[t]\n\t"
       "bne 1b\n\t"
+      "8:\n\t"
       "ldr %[u], %[o]\n\t"
       "ldr %[t], %[obytes]\n\t"
       "str %[s10], [%[u], %[t]]\n\t"
@@ -150,22 +191,12 @@ static __attribute__((noinline)) void mm_2rows(const int32_t *xb0, int32_t ng, c
       "ldr %[t], %[oend]\n\t"
       "cmp %[u], %[t]\n\t"
       "bne 2b\n\t"
-      "b 9f\n\t"
-      "5:\n\t"
-      "ldr %[u], %[o]\n\t"
-      "ldr %[t], %[obytes]\n\t"
-      "ldr %[s10], [%[u], %[t]]\n\t"
-      "add %[t], %[t], %[u]\n\t"
-      "ldr %[s11], [%[t], #4]\n\t"
-      "ldr %[s01], [%[u], #4]\n\t"
-      "ldr %[s00], [%[u]]\n\t"
-      "b 6b\n\t"
-      "9:\n\t"
       : [xb] "=&r"(xb), [w0] "+&r"(w0), [s00] "=&r"(s00), [s01] "=&r"(s01),
         [s10] "=&r"(s10), [s11] "=&r"(s11), [u] "=&r"(u), [t] "=&r"(t),
-        [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [o] "+m"(o)
+        [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [o] "+m"(o),
+        [start] "+m"(start), [entry] "+m"(entry), [entry_rest] "+m"(entry_rest)
       : [km4] "r"(km4), [xb0] "m"(xb0), [xend] "m"(xend), [wstep] "m"(wstep),
-        [obytes] "m"(obytes), [oend] "m"(oend), [odd] "m"(odd), [acc] "m"(acc)
+        [obytes] "m"(obytes), [oend] "m"(oend), [acc] "m"(acc), [ngs] "m"(ngs)
       : "cc", "memory");
 }
 
