@@ -10,6 +10,25 @@
 #include "nn_mat_mult_s8.h"
 #if XST_MM_DSP
 #include <arm_acle.h>
+/* A 32-bit load from any address (Cortex-M4 allows unaligned LDR; see
+ * nn_mat_mult_s8.c). */
+typedef uint32_t xst_fc_u32_unaligned __attribute__((aligned(1), may_alias));
+static inline uint32_t ld4_out(const int8_t *p) {
+  return *(const xst_fc_u32_unaligned *)(const void *)p;
+}
+/* 0xFF in each byte lane where base <= x <= top (signed bytes): SSUB8 sets
+ * the lane's GE flag for a non-negative exact difference, SEL picks by it.
+ * One asm statement: the compiler knows nothing of the GE flags. */
+static inline uint32_t in_range4(uint32_t x, uint32_t base4, uint32_t top4) {
+  uint32_t m, t;
+  __asm__("ssub8 %[t], %[x], %[b]\n\t"
+          "sel %[m], %[ones], %[zero]\n\t"
+          "ssub8 %[t], %[top], %[x]\n\t"
+          "sel %[m], %[m], %[zero]"
+          : [m] "=&r"(m), [t] "=&r"(t)
+          : [x] "r"(x), [b] "r"(base4), [top] "r"(top4), [ones] "r"(0xFFFFFFFFu), [zero] "r"(0u));
+  return m;
+}
 #endif
 
 #define XST_FC_MAX_IN 65536   /* keeps the int32 forward accumulator exact */
@@ -84,8 +103,9 @@ static inline int32_t requant_e2(int32_t acc, int32_t m, int32_t rnd, int32_t sf
 /* The forward's accumulator tile on the stack: XST_FC_TILE int32 (1 KB
  * with the DSP path, 256 bytes elsewhere), up to XST_FC_TILE_ROWS rows of
  * XST_FC_TILE / rows columns: few rows get wide tiles (a lone row: 256
- * columns, expanded once for all of them by xst_mat_mult_s8), and the DSP
- * epilogue loads each column's parameters once for up to 8 rows. */
+ * columns, expanded once for all of them by xst_mat_mult_s8), few columns
+ * tall ones, and the epilogue loads each column's parameters once for all
+ * the tile's rows. */
 #if XST_MM_DSP
 #define XST_FC_TILE 256
 #define XST_FC_TILE_ROWS 8
@@ -150,28 +170,25 @@ static void set_mask(const int8_t *out, size_t n, int32_t act_min, int32_t act_m
   const int any = act_max - act_min >= 2;
   const uint32_t wm1 = any ? (uint32_t)(act_max - act_min - 2) : 0u;
   size_t k = 0;
+#if XST_MM_DSP
+  if (any) {
+    /* 4 outputs a word (in_range4, top = act_max - 1); byte j & (1 << j),
+     * times 0x01010101, sums the four bits into the top byte. */
+    const uint32_t base4 = ((uint32_t)base & 0xFFu) * 0x01010101u;
+    const uint32_t top4 = ((uint32_t)(act_max - 1) & 0xFFu) * 0x01010101u;
+    for (; k + 8 <= n; k += 8) {
+      const uint32_t v0 = ld4_out(out + k), v1 = ld4_out(out + k + 4);
+      const uint32_t m0 = in_range4(v0, base4, top4), m1 = in_range4(v1, base4, top4);
+      const uint32_t b0 = ((m0 & 0x08040201u) * 0x01010101u) >> 24;
+      const uint32_t b1 = ((m1 & 0x08040201u) * 0x01010101u) >> 24;
+      mask[k >> 3] = (uint8_t)(b0 | (b1 << 4));
+    }
+  }
+#endif
   for (; k + 8 <= n; k += 8) {
     uint32_t bits = 0;
     if (any) {
-#if XST_MM_DSP
-      /* bits = 2 bits + (wm1 >= x - base), from bit 7 down: 4 instructions
-       * an output (GCC makes ~7 of the C below). */
-      const int8_t *p = out + k;
-      int32_t x;
-#define XST_MASK_BIT(j)                                                         \
-      __asm__("ldrsb %[x], [%[p], #" #j "]\n\t"                                \
-              "sub %[x], %[x], %[base]\n\t"                                    \
-              "cmp %[wm1], %[x]\n\t"                                           \
-              "adc %[bits], %[bits], %[bits]"                                   \
-              : [x] "=&r"(x), [bits] "+r"(bits)                                 \
-              : [p] "r"(p), [base] "r"(base), [wm1] "r"(wm1), "m"(*(const int8_t(*)[8])p) \
-              : "cc")
-      XST_MASK_BIT(7); XST_MASK_BIT(6); XST_MASK_BIT(5); XST_MASK_BIT(4);
-      XST_MASK_BIT(3); XST_MASK_BIT(2); XST_MASK_BIT(1); XST_MASK_BIT(0);
-#undef XST_MASK_BIT
-#else
       for (int j = 0; j < 8; j++) bits |= (uint32_t)((uint32_t)(out[k + j] - base) <= wm1) << j;
-#endif
     }
     mask[k >> 3] = (uint8_t)bits;
   }
@@ -201,7 +218,11 @@ int fully_connected_s8_forward(const xst_fc_dims *d, const xst_fc_quant *q,
   /* Accumulators in tiles (xst_mat_mult_s8), each requantised right away. */
   int32_t tile[XST_FC_TILE];
   const int full = q->act_min == -128 && q->act_max == 127;
-  const int32_t tr = d->rows < XST_FC_TILE_ROWS ? d->rows : XST_FC_TILE_ROWS;
+  /* Tile rows: at least XST_FC_TILE_ROWS, more when few output channels
+   * leave room (48x48x8 -> 16: 16 rows of 16), never more than there are. */
+  int32_t tr = XST_FC_TILE / OUT;
+  if (tr < XST_FC_TILE_ROWS) tr = XST_FC_TILE_ROWS;
+  if (tr > d->rows) tr = d->rows;
   const int32_t ts = XST_FC_TILE / tr; /* tile columns (row stride) */
   for (int32_t r0 = 0; r0 < d->rows; r0 += tr) {
     const int32_t nr = d->rows - r0 < tr ? d->rows - r0 : tr;
