@@ -79,10 +79,10 @@ static int32_t dot_expanded(const int32_t *xb, int32_t stride, int32_t ng, const
   return s;
 }
 
-/* Two rows x 2 * npairs columns over one chunk of ng >= 1 groups of 4 k
- * (xb: the chunk's expanded rows; w: column 0's weights at the chunk; k:
- * the weight row stride). acc rows o and o + ostride; accumulate: add to
- * them, else set them. The expanded words go to r8-r11 so that one LDM
+/* nrp >= 1 row pairs x 2 * npairs columns over one chunk of ng >= 1 groups
+ * of 4 k (xb0: the chunk's expanded row pairs, 4 * ng words each; w: column
+ * 0's weights at the chunk; k: the weight row stride). acc rows o, o +
+ * ostride, ...; accumulate: add to them, else set them. The expanded words go to r8-r11 so that one LDM
  * loads them (its register list is in ascending order). The loop does two
  * groups a trip; where a column pair starts (set: a first group with SMUAD
  * instead of zeroed sums, or load the sums) and where it enters the loop
@@ -116,18 +116,23 @@ static int32_t dot_expanded(const int32_t *xb, int32_t stride, int32_t ng, const
 
 static __attribute__((noinline)) void mm_2rows(const int32_t *xb0, int32_t ng, const int8_t *w,
                                                int32_t k, int32_t *o, int32_t ostride,
-                                               int32_t npairs, int32_t accumulate) {
-  /* Everything the loops do not keep in registers lives in this frame. */
-  const int32_t *const xend = xb0 + 4 * ng;
+                                               int32_t npairs, int32_t accumulate, int32_t nrp) {
+  /* Everything the loops do not keep in registers lives in this frame (an
+   * asm statement takes at most 30 operands, read-write ones count twice). */
+  const int32_t *xend = xb0 + 4 * ng;
+  const int32_t *const xlast = xb0 + 4 * ng * nrp; /* xend of the last row pair */
   const int32_t wstep = 2 * k - 4 * ng; /* w0 at a pair's end -> next pair */
   const int32_t obytes = ostride * 4;
-  int32_t *const oend = o + 2 * npairs;
-  const int32_t acc = accumulate, ngs = ng;
+  const int32_t ostep = 2 * obytes - 8 * npairs; /* o at a row pair's end -> next */
+  int32_t *oend = o + 2 * npairs;
+  const int8_t *const wbase = w;
+  /* bit 0: ng odd; bit 1: ng == 1; bit 2: accumulate */
+  const int32_t flags = (ng & 1) | (ng == 1 ? 2 : 0) | (accumulate ? 4 : 0);
   const int32_t km4 = k - 4;
-  const int8_t *w0 = w;
+  const int8_t *w0;
   const int32_t *xb;
   int32_t s00, s01, s10, s11, u, t;
-  uint32_t start = 0, entry = 0, entry_rest = 0; /* code addresses */
+  uint32_t start, entry, entry_rest; /* code addresses */
   register int32_t a0 __asm__("r8");
   register int32_t a1 __asm__("r9");
   register int32_t a2 __asm__("r10");
@@ -135,7 +140,7 @@ static __attribute__((noinline)) void mm_2rows(const int32_t *xb0, int32_t ng, c
   __asm__ volatile(
       /* entry: all ng groups (after loading the sums); entry_rest: the
        * ng - 1 after the SMUAD group, none when ng == 1 */
-      "ldr %[t], %[ngs]\n\t"
+      "ldr %[t], %[flags]\n\t"
       "tst %[t], #1\n\t"
       "ite eq\n\t"
       "adreq.w %[u], 1f\n\t"
@@ -146,18 +151,18 @@ static __attribute__((noinline)) void mm_2rows(const int32_t *xb0, int32_t ng, c
       "ite eq\n\t"
       "adreq.w %[u], 4f\n\t"
       "adrne.w %[u], 1f\n\t"
-      "cmp %[t], #1\n\t"
-      "it eq\n\t"
-      "adreq.w %[u], 8f\n\t"
+      "tst %[t], #2\n\t"
+      "it ne\n\t"
+      "adrne.w %[u], 8f\n\t"
       "orr %[u], %[u], #1\n\t"
       "str %[u], %[entry_rest]\n\t"
-      "ldr %[t], %[acc]\n\t"
-      "cmp %[t], #0\n\t"
+      "tst %[t], #4\n\t"
       "ite eq\n\t"
       "adreq.w %[u], 7f\n\t"
       "adrne.w %[u], 5f\n\t"
       "orr %[u], %[u], #1\n\t"
       "str %[u], %[start]\n\t"
+      "ldr %[w0], %[wbase]\n\t"
       "2:\n\t" /* a column pair */
       "ldr %[xb], %[xb0]\n\t"
       "ldr pc, %[start]\n\t"
@@ -191,12 +196,35 @@ static __attribute__((noinline)) void mm_2rows(const int32_t *xb0, int32_t ng, c
       "ldr %[t], %[oend]\n\t"
       "cmp %[u], %[t]\n\t"
       "bne 2b\n\t"
-      : [xb] "=&r"(xb), [w0] "+&r"(w0), [s00] "=&r"(s00), [s01] "=&r"(s01),
+      /* the next row pair: its expanded block starts at xend, its acc
+       * rows 2 * ostride further */
+      "ldr %[t], %[xend]\n\t"
+      "ldr %[u], %[xlast]\n\t"
+      "cmp %[t], %[u]\n\t"
+      "beq 9f\n\t"
+      "ldr %[u], %[xb0]\n\t"
+      "str %[t], %[xb0]\n\t"
+      "sub %[u], %[t], %[u]\n\t"
+      "add %[t], %[t], %[u]\n\t"
+      "str %[t], %[xend]\n\t"
+      "ldr %[u], %[o]\n\t"
+      "ldr %[t], %[ostep]\n\t"
+      "add %[u], %[u], %[t]\n\t"
+      "str %[u], %[o]\n\t"
+      "ldr %[t], %[obytes]\n\t"
+      "ldr %[u], %[oend]\n\t"
+      "add %[u], %[u], %[t], lsl #1\n\t"
+      "str %[u], %[oend]\n\t"
+      "ldr %[w0], %[wbase]\n\t"
+      "b 2b\n\t"
+      "9:\n\t"
+      : [xb] "=&r"(xb), [w0] "=&r"(w0), [s00] "=&r"(s00), [s01] "=&r"(s01),
         [s10] "=&r"(s10), [s11] "=&r"(s11), [u] "=&r"(u), [t] "=&r"(t),
         [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [o] "+m"(o),
-        [start] "+m"(start), [entry] "+m"(entry), [entry_rest] "+m"(entry_rest)
-      : [km4] "r"(km4), [xb0] "m"(xb0), [xend] "m"(xend), [wstep] "m"(wstep),
-        [obytes] "m"(obytes), [oend] "m"(oend), [acc] "m"(acc), [ngs] "m"(ngs)
+        [start] "=m"(start), [entry] "=m"(entry), [entry_rest] "=m"(entry_rest),
+        [xb0] "+m"(xb0), [xend] "+m"(xend), [oend] "+m"(oend)
+      : [km4] "r"(km4), [wstep] "m"(wstep), [obytes] "m"(obytes), [ostep] "m"(ostep),
+        [wbase] "m"(wbase), [flags] "m"(flags), [xlast] "m"(xlast)
       : "cc", "memory");
 }
 
@@ -283,56 +311,79 @@ void xst_mat_mult_s8(const int8_t *a, int32_t rows, const int8_t *b,
                      int32_t cols, int32_t k, int32_t a_offset, int32_t *acc,
                      int32_t acc_stride) {
   const int32_t off2 = (int32_t)(((uint32_t)a_offset & 0xFFFFu) * 0x10001u);
-  const int32_t k4 = k & ~3;
+  const int32_t k4 = k & ~3, np = cols / 2;
   int32_t buf[XST_MM_KC];
   int32_t r = 0;
-  for (; r < rows; r += 2) {
-    const int two = rows - r >= 2;
-    const int8_t *x0 = a + (size_t)r * k, *x1 = two ? x0 + k : x0;
-    int32_t *o0 = acc + (size_t)r * acc_stride, *o1 = two ? o0 + acc_stride : o0;
-    if (k4 == 0) {
-      for (int32_t c = 0; c < cols; c++) {
-        o0[c] = 0;
-        if (two) o1[c] = 0;
+  if (k4 > 0 && k4 <= XST_MM_KC) {
+    /* Short rows: as many row pairs as buf holds expanded at once, one
+     * mm_2rows call for all of them (small k is all overhead otherwise). */
+    const int32_t maxrp = XST_MM_KC / k4;
+    while (rows - r >= 2) {
+      int32_t nrp = (rows - r) / 2;
+      if (nrp > maxrp) nrp = maxrp;
+      for (int32_t p = 0; p < nrp; p++) {
+        const int8_t *x0 = a + (size_t)(r + 2 * p) * k;
+        expand2(x0, x0 + k, k4, off2, buf + p * k4);
       }
+      int32_t *o0 = acc + (size_t)r * acc_stride;
+      if (np > 0) mm_2rows(buf, k4 / 4, b, k, o0, acc_stride, np, 0, nrp);
+      if (cols & 1) {
+        const int32_t c = cols - 1;
+        const int8_t *wl = b + (size_t)c * k;
+        for (int32_t p = 0; p < nrp; p++) {
+          int32_t *op = o0 + (size_t)(2 * p) * acc_stride;
+          op[c] = dot_expanded(buf + p * k4, 4, k4 / 4, wl, 0);
+          op[acc_stride + c] = dot_expanded(buf + p * k4 + 2, 4, k4 / 4, wl, 0);
+        }
+      }
+      r += 2 * nrp;
     }
-    /* k per chunk: buf holds 4 words per 4 k for two rows, 2 for one */
-    const int32_t kcmax = two ? XST_MM_KC : 2 * XST_MM_KC;
-    for (int32_t kc0 = 0; kc0 < k4; kc0 += kcmax) {
-      const int32_t kc = k4 - kc0 < kcmax ? k4 - kc0 : kcmax;
-      const int32_t ng = kc / 4;
-      const int32_t accumulate = kc0 > 0;
-      const int8_t *wc = b + kc0;
-      if (two) {
+  } else {
+    /* Long rows (or k < 4): one row pair at a time, XST_MM_KC k a chunk. */
+    for (; rows - r >= 2; r += 2) {
+      const int8_t *x0 = a + (size_t)r * k, *x1 = x0 + k;
+      int32_t *o0 = acc + (size_t)r * acc_stride, *o1 = o0 + acc_stride;
+      for (int32_t kc0 = 0; kc0 < k4; kc0 += XST_MM_KC) {
+        const int32_t kc = k4 - kc0 < XST_MM_KC ? k4 - kc0 : XST_MM_KC;
+        const int32_t ng = kc / 4, accumulate = kc0 > 0;
+        const int8_t *wc = b + kc0;
         expand2(x0 + kc0, x1 + kc0, kc, off2, buf);
-        const int32_t np = cols / 2;
-        if (np > 0) mm_2rows(buf, ng, wc, k, o0, acc_stride, np, accumulate);
+        if (np > 0) mm_2rows(buf, ng, wc, k, o0, acc_stride, np, accumulate, 1);
         if (cols & 1) {
           const int32_t c = cols - 1;
           const int8_t *wl = wc + (size_t)c * k;
           o0[c] = dot_expanded(buf, 4, ng, wl, accumulate ? o0[c] : 0);
           o1[c] = dot_expanded(buf + 2, 4, ng, wl, accumulate ? o1[c] : 0);
         }
-      } else {
-        expand1(x0 + kc0, kc, off2, buf);
-        const int32_t nq = cols / 4;
-        if (nq > 0) mm_1row(buf, ng, wc, k, o0, nq, accumulate);
-        for (int32_t c = nq * 4; c < cols; c++) {
-          o0[c] = dot_expanded(buf, 2, ng, wc + (size_t)c * k, accumulate ? o0[c] : 0);
-        }
       }
     }
-    /* The k % 4 tail. */
-    if (k4 < k) {
+  }
+  if (r < rows) {
+    /* A lone row: 2 * XST_MM_KC k a chunk (2 words per 4 k). */
+    const int8_t *x0 = a + (size_t)r * k;
+    int32_t *o0 = acc + (size_t)r * acc_stride;
+    for (int32_t kc0 = 0; kc0 < k4; kc0 += 2 * XST_MM_KC) {
+      const int32_t kc = k4 - kc0 < 2 * XST_MM_KC ? k4 - kc0 : 2 * XST_MM_KC;
+      const int32_t ng = kc / 4, accumulate = kc0 > 0;
+      const int8_t *wc = b + kc0;
+      expand1(x0 + kc0, kc, off2, buf);
+      const int32_t nq = cols / 4;
+      if (nq > 0) mm_1row(buf, ng, wc, k, o0, nq, accumulate);
+      for (int32_t c = nq * 4; c < cols; c++) {
+        o0[c] = dot_expanded(buf, 2, ng, wc + (size_t)c * k, accumulate ? o0[c] : 0);
+      }
+    }
+  }
+  /* The k % 4 tail (all of k when k < 4: the sums start at 0 then). */
+  if (k4 < k) {
+    for (r = 0; r < rows; r++) {
+      const int8_t *x = a + (size_t)r * k;
+      int32_t *o = acc + (size_t)r * acc_stride;
       for (int32_t c = 0; c < cols; c++) {
         const int8_t *wl = b + (size_t)c * k;
-        int32_t s0 = o0[c], s1 = two ? o1[c] : 0;
-        for (int32_t i = k4; i < k; i++) {
-          s0 += (x0[i] + a_offset) * wl[i];
-          if (two) s1 += (x1[i] + a_offset) * wl[i];
-        }
-        o0[c] = s0;
-        if (two) o1[c] = s1;
+        int32_t s = k4 > 0 ? o[c] : 0;
+        for (int32_t i = k4; i < k; i++) s += (x[i] + a_offset) * wl[i];
+        o[c] = s;
       }
     }
   }
