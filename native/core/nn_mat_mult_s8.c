@@ -114,7 +114,10 @@ static int32_t dot_expanded(const int32_t *xb, int32_t stride, int32_t ng, const
                   "smuad %[s01], %[a0], %[t]\n\t"                      \
                   "smuad %[s11], %[a2], %[t]\n\t")
 
-static __attribute__((noinline)) void mm_2rows(const int32_t *xb0, int32_t ng, const int8_t *w,
+/* aligned(4): ADR's PC is Align(PC, 4), and GAS resolves the ADRs below
+ * within the section assuming its alignment; at -Os functions are only
+ * 2-aligned and the computed addresses would be off by 2. */
+static __attribute__((noinline, aligned(4))) void mm_2rows(const int32_t *xb0, int32_t ng, const int8_t *w,
                                                int32_t k, int32_t *o, int32_t ostride,
                                                int32_t npairs, int32_t accumulate, int32_t nrp) {
   /* Everything the loops do not keep in registers lives in this frame (an
