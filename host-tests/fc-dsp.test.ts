@@ -2,9 +2,14 @@
 // (native/core/nn_mat_mult_s8.c) against the TypeScript reference: random
 // shapes (rows 1..40, in 1..300 with every k % 4 tail, out 1..40), random
 // offsets, multipliers, activations, and int8 tensors at every byte
-// alignment (the DSP path loads 4 int8 at a time from any address). One
-// recorded trace, replayed on the DSP image and on the portable M4 image:
-// outputs and masks bit-identical to the reference.
+// alignment (the DSP path loads 4 int8 at a time from any address); then
+// families aimed at the DSP path's special cases: K in {8, 16, 32} and tiny
+// K with hundreds of rows (8-row tiles, 2x2 blocks), k chunks (k > 256 for
+// row pairs, > 512 for a lone row, odd group counts), tiles wider than 32
+// columns, and multipliers over every right shift (the output offset rides
+// in the rounding constant for shifts -2..-23 only). One recorded trace,
+// replayed on the DSP image and on the portable M4 image: outputs and masks
+// bit-identical to the reference.
 import { describe, expect, it } from 'vitest';
 import type { DType, Tensor } from '../src/core/arena.js';
 import { type Dispatch, Kernels } from '../src/core/kernels.js';
@@ -15,8 +20,9 @@ import { Xorshift32 } from '../src/core/rng.js';
 import { TraceWriter } from '../src/core/trace.js';
 import { runTrace } from '../src/node/qemu.js';
 
-const CASES = 60;
-const ARENA = 64 * 1024;
+const RANDOM = 60; // the first 60 cases: random shapes
+const CASES = RANDOM + 48;
+const ARENA = 128 * 1024;
 
 /** Forwards every call and write to the reference and to a trace. */
 class Tee implements Dispatch {
@@ -51,7 +57,17 @@ describe('fully_connected_s8_forward: DSP path on Cortex-M4F = TypeScript refere
       { rows: 1, inFeatures: 300, outFeatures: 40 },
       { rows: 40, inFeatures: 7, outFeatures: 33 },
     ][n];
-    const s = edge ?? { rows: rng.int(1, 40), inFeatures: rng.int(1, 300), outFeatures: rng.int(1, 40) };
+    const family = n >= RANDOM ? (n - RANDOM) % 8 : -1;
+    const s = edge ?? [
+      { rows: rng.int(50, 300), inFeatures: 8, outFeatures: rng.int(1, 40) },
+      { rows: rng.int(40, 200), inFeatures: 16, outFeatures: rng.int(1, 40) },
+      { rows: rng.int(20, 150), inFeatures: 32, outFeatures: rng.int(1, 40) },
+      { rows: rng.int(2, 5), inFeatures: rng.int(257, 1100), outFeatures: rng.int(1, 12) },
+      { rows: 1, inFeatures: rng.int(513, 1500), outFeatures: rng.int(1, 24) },
+      { rows: rng.int(9, 20), inFeatures: rng.int(1, 64), outFeatures: rng.int(30, 70) },
+      { rows: 1, inFeatures: rng.int(100, 300), outFeatures: rng.int(100, 260) },
+      { rows: rng.int(60, 120), inFeatures: rng.int(1, 7), outFeatures: rng.int(1, 40) },
+    ][family] ?? { rows: rng.int(1, 40), inFeatures: rng.int(1, 300), outFeatures: rng.int(1, 40) };
     const { rows: R, inFeatures: I, outFeatures: O } = s;
     let top = 0;
     const place = (name: string, dtype: DType, count: number, misalign = 0): Tensor => {
@@ -86,8 +102,10 @@ describe('fully_connected_s8_forward: DSP path on Cortex-M4F = TypeScript refere
     k.write(t.input, i8(R * I, inputOffset));
     k.write(t.weights, i8(O * I, 0, -127));
     k.writeInt32(t.bias, Array.from({ length: O }, () => exact ? rng.int(-20, 20) : rng.int(0, 80000) - 40000));
+    // Families: every right shift from -1 to -31 (and a few >= 0).
+    const sweep = () => (0.5 + rng.below(1000) / 2000) * 2 ** -rng.int(-2, 30);
     const q = Array.from({ length: O }, () =>
-      quantizeMultiplier(exact ? 0.25 + rng.below(1000) / 1000 : (1 + rng.below(999)) / 1000 * 2 ** -rng.int(4, 12) / Math.sqrt(I)));
+      quantizeMultiplier(family >= 0 ? sweep() : exact ? 0.25 + rng.below(1000) / 1000 : (1 + rng.below(999)) / 1000 * 2 ** -rng.int(4, 12) / Math.sqrt(I)));
     k.writeInt32(t.multiplier, q.map((x) => x.multiplier));
     k.writeInt32(t.shift, q.map((x) => x.shift));
     const zpOut = rng.int(-128, 127);

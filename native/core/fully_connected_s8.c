@@ -8,6 +8,28 @@
 #include "xst.h"
 #include "xst_fixed.h"
 #include "nn_mat_mult_s8.h"
+#if XST_MM_DSP
+#include <arm_acle.h>
+/* A 32-bit load from any address (Cortex-M4 allows unaligned LDR; see
+ * nn_mat_mult_s8.c). */
+typedef uint32_t xst_fc_u32_unaligned __attribute__((aligned(1), may_alias));
+static inline uint32_t ld4_out(const int8_t *p) {
+  return *(const xst_fc_u32_unaligned *)(const void *)p;
+}
+/* 0xFF in each byte lane where base <= x <= top (signed bytes): SSUB8 sets
+ * the lane's GE flag for a non-negative exact difference, SEL picks by it.
+ * One asm statement: the compiler knows nothing of the GE flags. */
+static inline uint32_t in_range4(uint32_t x, uint32_t base4, uint32_t top4) {
+  uint32_t m, t;
+  __asm__("ssub8 %[t], %[x], %[b]\n\t"
+          "sel %[m], %[ones], %[zero]\n\t"
+          "ssub8 %[t], %[top], %[x]\n\t"
+          "sel %[m], %[m], %[zero]"
+          : [m] "=&r"(m), [t] "=&r"(t)
+          : [x] "r"(x), [b] "r"(base4), [top] "r"(top4), [ones] "r"(0xFFFFFFFFu), [zero] "r"(0u));
+  return m;
+}
+#endif
 
 #define XST_FC_MAX_IN 65536   /* keeps the int32 forward accumulator exact */
 #define XST_FC_MAX_ROWS 65535 /* keeps weight-gradient sums exact in int32 */
@@ -37,6 +59,149 @@ size_t fully_connected_s8_forward_scratch_size(const xst_fc_dims *d) {
   return 0;
 }
 
+#if defined(__GNUC__)
+#define XST_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define XST_ALWAYS_INLINE inline
+#endif
+
+/* One output: clamp(requantize(acc) , lo, hi) + off, where lo/hi are the
+ * activation bounds minus the output offset. The reference first saturates
+ * requantize() to +-2^24 and then adds the offset and clamps; clamping to
+ * [act_min - offset, act_max - offset] before adding it gives the same byte
+ * (both bounds lie within +-255) without any overflow. */
+static inline int8_t clamp_out(int32_t v, int32_t lo, int32_t hi, int32_t off) {
+  v = v < lo ? lo : (v > hi ? hi : v);
+  return (int8_t)(v + off);
+}
+
+#if XST_MM_DSP
+/* xst_requantize_fast for a right shift e = -shift >= 2, in five
+ * instructions: hi:lo = (acc < 0 ? -2^30 : 2^30) + rnd * 2^32 with rnd =
+ * 2^(e-2) (the rounding constant of xst_requantize_fast: 2^30 + 2^(30+e) -
+ * [acc < 0] 2^31), SMLAL adds acc * m, and the result is hi >> (e - 1).
+ * requant_col adds the output offset times 2^(e-1) to rnd. */
+static inline int32_t requant_e2(int32_t acc, int32_t m, int32_t rnd, int32_t sft) {
+  int32_t lo, hi;
+  __asm__("asr %[hi], %[acc], #31\n\t"
+          "orr %[lo], %[c30], %[hi], lsl #31\n\t"
+          "add %[hi], %[hi], %[rnd]\n\t"
+          "smlal %[lo], %[hi], %[acc], %[m]\n\t"
+          "asr %[hi], %[hi], %[sft]"
+          : [lo] "=&r"(lo), [hi] "=&r"(hi)
+          : [acc] "r"(acc), [m] "r"(m), [rnd] "r"(rnd), [sft] "r"(sft), [c30] "r"(0x40000000));
+  return hi;
+}
+#else
+/* The same in C (the portable path: host, RV32, Xtensa). */
+static inline int32_t requant_e2(int32_t acc, int32_t m, int32_t rnd, int32_t sft) {
+  const int64_t t = (int64_t)acc * m + (acc < 0 ? -((int64_t)1 << 30) : ((int64_t)1 << 30));
+  return xst_floor_shr32((int32_t)xst_floor_shr64(t, 32) + rnd, sft);
+}
+#endif
+
+/* The forward's accumulator tile on the stack: XST_FC_TILE int32 (1 KB
+ * with the DSP path, 256 bytes elsewhere), up to XST_FC_TILE_ROWS rows of
+ * XST_FC_TILE / rows columns: few rows get wide tiles (a lone row: 256
+ * columns, expanded once for all of them by xst_mat_mult_s8), few columns
+ * tall ones, and the epilogue loads each column's parameters once for all
+ * the tile's rows. */
+#if XST_MM_DSP
+#define XST_FC_TILE 256
+#define XST_FC_TILE_ROWS 8
+#else
+#define XST_FC_TILE (XST_MM_TILE_ROWS * XST_MM_TILE_COLS)
+#define XST_FC_TILE_ROWS XST_MM_TILE_ROWS
+#endif
+
+/* Requantises one tile column: nr accumulators at tp (stride ts) plus the
+ * bias b (wrapping like the reference) to the bytes at op (stride
+ * ostride). full: the activation range is [-128, 127], where the clamp is a
+ * saturation to int8. For right shifts e = -sh in [2, 23] the output offset
+ * rides in the rounding constant: floor((h + rnd + off 2^(e-1)) / 2^(e-1))
+ * = floor((h + rnd) / 2^(e-1)) + off, with |h + rnd + off 2^(e-1)| <
+ * 2^30 + 2^21 + 2^29 in int32, and nothing is left to saturate. */
+static XST_ALWAYS_INLINE void
+requant_col(const int32_t *tp, int32_t ts, int32_t nr, int8_t *op, int32_t ostride, uint32_t b,
+            int32_t m, int32_t sh, const xst_fc_quant *q, int full) {
+  const int32_t off = q->output_offset, amin = q->act_min, amax = q->act_max;
+  if (sh <= -2 && sh >= -23) {
+    const int32_t sft = -sh - 1;
+    const int32_t rnd = (int32_t)(1u << (sft - 1)) + off * (1 << sft);
+    for (int32_t r = 0; r < nr; r++) {
+      const int32_t v = requant_e2((int32_t)((uint32_t)*tp + b), m, rnd, sft);
+#if XST_MM_DSP
+      *op = (int8_t)(full ? __ssat(v, 8) : xst_clamp32(v, amin, amax));
+#else
+      (void)full;
+      *op = (int8_t)xst_clamp32(v, amin, amax);
+#endif
+      tp += ts;
+      op += ostride;
+    }
+  } else {
+    for (int32_t r = 0; r < nr; r++) {
+      *op = clamp_out(xst_requantize_fast((int32_t)((uint32_t)*tp + b), m, sh), amin - off, amax - off, off);
+      tp += ts;
+      op += ostride;
+    }
+  }
+}
+
+/* Requantises a tile (nr rows x nc columns, row stride ts) for output
+ * channels c0.. into o (row stride ostride). always_inline: the calls with
+ * bias == NULL and full get their own copies. */
+static XST_ALWAYS_INLINE void
+requant_tile(const int32_t *tile, int32_t ts, int32_t nr, int32_t nc, const int32_t *bias,
+             const xst_fc_quant *q, int32_t c0, int8_t *o, int32_t ostride, int full) {
+  const int32_t *mult = q->multiplier + c0, *shift = q->shift + c0;
+  for (int32_t c = 0; c < nc; c++) {
+    requant_col(tile + c, ts, nr, o + c, ostride, bias ? (uint32_t)bias[c] : 0u, mult[c], shift[c], q, full);
+  }
+}
+
+/* The activation mask of the outputs: bit k set iff act_min < v < act_max
+ * before the clamp, which is act_min < out[k] < act_max after it (a clamped
+ * value sits on a bound). Whole bytes are written; a partial last byte keeps
+ * its bits beyond n. act_min < x < act_max is (uint32)(x - act_min - 1) <=
+ * act_max - act_min - 2 when act_max - act_min >= 2, and never otherwise. */
+static void set_mask(const int8_t *out, size_t n, int32_t act_min, int32_t act_max, uint8_t *mask) {
+  const int32_t base = act_min + 1;
+  const int any = act_max - act_min >= 2;
+  const uint32_t wm1 = any ? (uint32_t)(act_max - act_min - 2) : 0u;
+  size_t k = 0;
+#if XST_MM_DSP
+  if (any) {
+    /* 4 outputs a word (in_range4, top = act_max - 1); byte j & (1 << j),
+     * times 0x01010101, sums the four bits into the top byte. */
+    const uint32_t base4 = ((uint32_t)base & 0xFFu) * 0x01010101u;
+    const uint32_t top4 = ((uint32_t)(act_max - 1) & 0xFFu) * 0x01010101u;
+    for (; k + 8 <= n; k += 8) {
+      const uint32_t v0 = ld4_out(out + k), v1 = ld4_out(out + k + 4);
+      const uint32_t m0 = in_range4(v0, base4, top4), m1 = in_range4(v1, base4, top4);
+      const uint32_t b0 = ((m0 & 0x08040201u) * 0x01010101u) >> 24;
+      const uint32_t b1 = ((m1 & 0x08040201u) * 0x01010101u) >> 24;
+      mask[k >> 3] = (uint8_t)(b0 | (b1 << 4));
+    }
+  }
+#endif
+  for (; k + 8 <= n; k += 8) {
+    uint32_t bits = 0;
+    if (any) {
+      for (int j = 0; j < 8; j++) bits |= (uint32_t)((uint32_t)(out[k + j] - base) <= wm1) << j;
+    }
+    mask[k >> 3] = (uint8_t)bits;
+  }
+  if (k < n) {
+    uint32_t bits = 0, keep = 0xFFu;
+    for (int j = 0; k + (size_t)j < n; j++) {
+      if (any && (uint32_t)(out[k + j] - base) <= wm1) bits |= 1u << j;
+      keep &= ~(1u << j);
+    }
+    mask[k >> 3] = (uint8_t)((mask[k >> 3] & keep) | bits);
+  }
+}
+
 int fully_connected_s8_forward(const xst_fc_dims *d, const xst_fc_quant *q,
                                const int8_t *in, const int8_t *w,
                                const int32_t *bias, int8_t *out,
@@ -51,35 +216,29 @@ int fully_connected_s8_forward(const xst_fc_dims *d, const xst_fc_quant *q,
     if (q->multiplier[c] < 0 || q->shift[c] < -31 || q->shift[c] > 30) return XST_ERR_PARAM;
   }
   /* Accumulators in tiles (xst_mat_mult_s8), each requantised right away. */
-  int32_t tile[XST_MM_TILE_ROWS * XST_MM_TILE_COLS];
-  for (int32_t r0 = 0; r0 < d->rows; r0 += XST_MM_TILE_ROWS) {
-    const int32_t nr = d->rows - r0 < XST_MM_TILE_ROWS ? d->rows - r0 : XST_MM_TILE_ROWS;
-    for (int32_t c0 = 0; c0 < OUT; c0 += XST_MM_TILE_COLS) {
-      const int32_t nc = OUT - c0 < XST_MM_TILE_COLS ? OUT - c0 : XST_MM_TILE_COLS;
+  int32_t tile[XST_FC_TILE];
+  const int full = q->act_min == -128 && q->act_max == 127;
+  /* Tile rows: at least XST_FC_TILE_ROWS, more when few output channels
+   * leave room (48x48x8 -> 16: 16 rows of 16), never more than there are. */
+  int32_t tr = XST_FC_TILE / OUT;
+  if (tr < XST_FC_TILE_ROWS) tr = XST_FC_TILE_ROWS;
+  if (tr > d->rows) tr = d->rows;
+  const int32_t ts = XST_FC_TILE / tr; /* tile columns (row stride) */
+  for (int32_t r0 = 0; r0 < d->rows; r0 += tr) {
+    const int32_t nr = d->rows - r0 < tr ? d->rows - r0 : tr;
+    for (int32_t c0 = 0; c0 < OUT; c0 += ts) {
+      const int32_t nc = OUT - c0 < ts ? OUT - c0 : ts;
       /* |acc| <= 255 * 128 * 65536 < 2^31 */
       xst_mat_mult_s8(in + (size_t)r0 * IN, nr, w + (size_t)c0 * IN, nc, IN,
-                      q->input_offset, tile, XST_MM_TILE_COLS);
-      for (int32_t r = r0; r < r0 + nr; r++) {
-        for (int32_t c = c0; c < c0 + nc; c++) {
-          int32_t acc = tile[(r - r0) * XST_MM_TILE_COLS + (c - c0)];
-          if (bias) acc = (int32_t)((uint32_t)acc + (uint32_t)bias[c]); /* wraps like the reference */
-          int32_t v = xst_requantize(acc, q->multiplier[c], q->shift[c]);
-          /* requantize returns an int32 near the int8 range; adding the offset
-           * cannot overflow unless the multiplier is absurd, so saturate first. */
-          if (v > 1 << 24) v = 1 << 24;
-          if (v < -(1 << 24)) v = -(1 << 24);
-          v += q->output_offset;
-          size_t k = (size_t)r * OUT + c;
-          if (mask) {
-            uint8_t bit = (uint8_t)(1u << (k & 7));
-            if (v > q->act_min && v < q->act_max) mask[k >> 3] |= bit;
-            else mask[k >> 3] &= (uint8_t)~bit;
-          }
-          out[k] = (int8_t)xst_clamp32(v, q->act_min, q->act_max);
-        }
-      }
+                      q->input_offset, tile, ts);
+      int8_t *o = out + (size_t)r0 * OUT + c0;
+      if (bias && full) requant_tile(tile, ts, nr, nc, bias + c0, q, c0, o, OUT, 1);
+      else if (bias) requant_tile(tile, ts, nr, nc, bias + c0, q, c0, o, OUT, 0);
+      else if (full) requant_tile(tile, ts, nr, nc, NULL, q, c0, o, OUT, 1);
+      else requant_tile(tile, ts, nr, nc, NULL, q, c0, o, OUT, 0);
     }
   }
+  if (mask) set_mask(out, (size_t)d->rows * (size_t)OUT, q->act_min, q->act_max, mask);
   return XST_OK;
 }
 

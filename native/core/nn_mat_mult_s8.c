@@ -33,79 +33,207 @@ static inline int32_t hi16x2_off(int32_t off2, uint32_t x) {
   return r;
 }
 
-/* Two rows x two columns over k4 = k & ~3 (x1 = x0 + k, w1 = w0 + k):
- * s[r][c] += sum (x_r + off) * w_c. 23 instructions per 16 MACs. The asm
- * takes the 13 registers GCC can give an asm statement, so off2 is reloaded
- * from memory once per step (GCC 12 spills worse than that from the same
- * loop in C). noinline: inlined, the registers the caller keeps live can
- * leave too few for the asm ("impossible constraints"). */
-static __attribute__((noinline)) void block_2x2_k4(const int8_t *x0, const int8_t *w0, int32_t k,
-                         int32_t k4, int32_t off2, int32_t s[4]) {
-  int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
-  const int8_t *end = x0 + k4;
-  const int32_t km4 = k - 4; /* x1 - x0 after the post-increment */
-  int32_t t0, t1, t2, t3, t4, t5;
-  if (k4 > 0) {
-    __asm__ volatile(
-        "1:\n\t"
-        "ldr %[t0], %[off2]\n\t"
-        "ldr %[t1], [%[x0]], #4\n\t"
-        "ldr %[t2], [%[x0], %[km4]]\n\t"
-        "sxtab16 %[t3], %[t0], %[t1]\n\t"
-        "sxtab16 %[t1], %[t0], %[t1], ror #8\n\t"
-        "sxtab16 %[t4], %[t0], %[t2]\n\t"
-        "sxtab16 %[t2], %[t0], %[t2], ror #8\n\t"
-        "ldr %[t0], [%[w0]], #4\n\t"
-        "sxtb16 %[t5], %[t0]\n\t"
-        "smlad %[s00], %[t3], %[t5], %[s00]\n\t"
-        "smlad %[s10], %[t4], %[t5], %[s10]\n\t"
-        "sxtb16 %[t0], %[t0], ror #8\n\t"
-        "smlad %[s00], %[t1], %[t0], %[s00]\n\t"
-        "smlad %[s10], %[t2], %[t0], %[s10]\n\t"
-        "ldr %[t0], [%[w0], %[km4]]\n\t"
-        "sxtb16 %[t5], %[t0]\n\t"
-        "smlad %[s01], %[t3], %[t5], %[s01]\n\t"
-        "smlad %[s11], %[t4], %[t5], %[s11]\n\t"
-        "sxtb16 %[t0], %[t0], ror #8\n\t"
-        "smlad %[s01], %[t1], %[t0], %[s01]\n\t"
-        "smlad %[s11], %[t2], %[t0], %[s11]\n\t"
-        "cmp %[x0], %[end]\n\t"
-        "bne 1b\n\t"
-        : [x0] "+&r"(x0), [w0] "+&r"(w0), [s00] "+&r"(s00), [s01] "+&r"(s01),
-          [s10] "+&r"(s10), [s11] "+&r"(s11), [t0] "=&r"(t0), [t1] "=&r"(t1),
-          [t2] "=&r"(t2), [t3] "=&r"(t3), [t4] "=&r"(t4), [t5] "=&r"(t5)
-        : [km4] "r"(km4), [end] "r"(end), [off2] "m"(off2) /* on the stack */
-        : "cc", "memory");
+/* The DSP product works on the a rows "expanded": per group of 4 k, the
+ * int16 pairs (a[0] + off, a[2] + off) and (a[1] + off, a[3] + off) that an
+ * SMLAD multiplies with __sxtb16(w) and __sxtb16(w ror 8). Expanded once per
+ * row (pair) and chunk of XST_MM_KC k, they serve every column, so the inner
+ * loops only load and split the weights (2 * XST_MM_KC k per chunk for a lone row):
+ *  - 2 rows x 2 columns: 15 instructions per 16 MACs (LDM of the 4 expanded
+ *    words, 2 LDR + 4 SXTB16 of weights, 8 SMLAD), two steps per loop trip;
+ *  - 1 row x 4 columns (a lone row): 21 per 16 MACs.
+ * The k % 4 tail is added in scalar C at the end. Stack: XST_MM_KC int32. */
+#define XST_MM_KC 256 /* k per chunk (a multiple of 4) */
+
+/* Expands rows a0 (and a1 when two) over k4 (a multiple of 4) int8 into
+ * buf: 4 words per 4 k for two rows (row 0 lo, hi, row 1 lo, hi), 2 for
+ * one. */
+static void expand2(const int8_t *a0, const int8_t *a1, int32_t k4, int32_t off2, int32_t *buf) {
+  for (int32_t i = 0; i < k4; i += 4) {
+    const uint32_t v0 = ld4(a0 + i), v1 = ld4(a1 + i);
+    buf[0] = lo16x2_off(off2, v0);
+    buf[1] = hi16x2_off(off2, v0);
+    buf[2] = lo16x2_off(off2, v1);
+    buf[3] = hi16x2_off(off2, v1);
+    buf += 4;
   }
-  s[0] = s00; s[1] = s01; s[2] = s10; s[3] = s11;
+}
+static void expand1(const int8_t *a0, int32_t k4, int32_t off2, int32_t *buf) {
+  for (int32_t i = 0; i < k4; i += 4) {
+    const uint32_t v0 = ld4(a0 + i);
+    buf[0] = lo16x2_off(off2, v0);
+    buf[1] = hi16x2_off(off2, v0);
+    buf += 2;
+  }
 }
 
-static void block_2x2(const int8_t *x0, const int8_t *w0, int32_t k,
-                      int32_t off, int32_t *o0, int32_t *o1) {
-  const int32_t off2 = (int32_t)(((uint32_t)off & 0xFFFFu) * 0x10001u);
-  const int32_t k4 = k & ~3;
-  int32_t s[4] = {0, 0, 0, 0};
-  block_2x2_k4(x0, w0, k, k4, off2, s);
-  const int8_t *x1 = x0 + k, *w1 = w0 + k;
-  for (int32_t i = k4; i < k; i++) {
-    const int32_t a0 = x0[i] + off, a1 = x1[i] + off;
-    s[0] += a0 * w0[i];
-    s[1] += a0 * w1[i];
-    s[2] += a1 * w0[i];
-    s[3] += a1 * w1[i];
+/* One column against expanded row data (stride words per group, lo and hi
+ * at xb[0], xb[1]) over ng groups of 4 k. */
+static int32_t dot_expanded(const int32_t *xb, int32_t stride, int32_t ng, const int8_t *w, int32_t s) {
+  for (int32_t g = 0; g < ng; g++) {
+    const uint32_t u = ld4(w);
+    s = __smlad(xb[0], lo16x2(u), s);
+    s = __smlad(xb[1], hi16x2(u), s);
+    xb += stride;
+    w += 4;
   }
-  o0[0] = s[0];
-  o0[1] = s[1];
-  o1[0] = s[2];
-  o1[1] = s[3];
+  return s;
 }
 
-/* One step of 4 k for one row x four columns (w rows w0, w0 + k, w2,
- * w2 + k), pointers post-incremented: 23 instructions per 16 MACs. */
+/* nrp >= 1 row pairs x 2 * npairs columns over one chunk of ng >= 1 groups
+ * of 4 k (xb0: the chunk's expanded row pairs, 4 * ng words each; w: column
+ * 0's weights at the chunk; k: the weight row stride). acc rows o, o +
+ * ostride, ...; accumulate: add to them, else set them. The expanded words go to r8-r11 so that one LDM
+ * loads them (its register list is in ascending order). The loop does two
+ * groups a trip; where a column pair starts (set: a first group with SMUAD
+ * instead of zeroed sums, or load the sums) and where it enters the loop
+ * (an odd count of groups starts in the middle) is decided once per call:
+ * the code addresses, Thumb bit set, sit in the frame and each pair jumps
+ * through them with LDR PC (3 instructions a pair instead of 11). */
+#define XST_STEP_2X2_OP(mac00, mac01)                  \
+  "ldmia %[xb]!, {%[a0], %[a1], %[a2], %[a3]}\n\t"     \
+  "ldr %[u], [%[w0]], #4\n\t"                          \
+  "sxtb16 %[t], %[u]\n\t"                              \
+  mac00                                                \
+  "sxtb16 %[u], %[u], ror #8\n\t"                      \
+  "smlad %[s00], %[a1], %[u], %[s00]\n\t"              \
+  "smlad %[s10], %[a3], %[u], %[s10]\n\t"              \
+  "ldr %[u], [%[w0], %[km4]]\n\t"                      \
+  "sxtb16 %[t], %[u]\n\t"                              \
+  mac01                                                \
+  "sxtb16 %[u], %[u], ror #8\n\t"                      \
+  "smlad %[s01], %[a1], %[u], %[s01]\n\t"              \
+  "smlad %[s11], %[a3], %[u], %[s11]\n\t"
+#define XST_STEP_2X2                                                   \
+  XST_STEP_2X2_OP("smlad %[s00], %[a0], %[t], %[s00]\n\t"              \
+                  "smlad %[s10], %[a2], %[t], %[s10]\n\t",             \
+                  "smlad %[s01], %[a0], %[t], %[s01]\n\t"              \
+                  "smlad %[s11], %[a2], %[t], %[s11]\n\t")
+#define XST_STEP_2X2_FIRST                                             \
+  XST_STEP_2X2_OP("smuad %[s00], %[a0], %[t]\n\t"                      \
+                  "smuad %[s10], %[a2], %[t]\n\t",                     \
+                  "smuad %[s01], %[a0], %[t]\n\t"                      \
+                  "smuad %[s11], %[a2], %[t]\n\t")
+
+/* aligned(4): ADR's PC is Align(PC, 4), and GAS resolves the ADRs below
+ * within the section assuming its alignment; at -Os functions are only
+ * 2-aligned and the computed addresses would be off by 2. */
+static __attribute__((noinline, aligned(4))) void mm_2rows(const int32_t *xb0, int32_t ng, const int8_t *w,
+                                               int32_t k, int32_t *o, int32_t ostride,
+                                               int32_t npairs, int32_t accumulate, int32_t nrp) {
+  /* Everything the loops do not keep in registers lives in this frame (an
+   * asm statement takes at most 30 operands, read-write ones count twice). */
+  const int32_t *xend = xb0 + 4 * ng;
+  const int32_t *const xlast = xb0 + 4 * ng * nrp; /* xend of the last row pair */
+  const int32_t wstep = 2 * k - 4 * ng; /* w0 at a pair's end -> next pair */
+  const int32_t obytes = ostride * 4;
+  const int32_t ostep = 2 * obytes - 8 * npairs; /* o at a row pair's end -> next */
+  int32_t *oend = o + 2 * npairs;
+  const int8_t *const wbase = w;
+  /* bit 0: ng odd; bit 1: ng == 1; bit 2: accumulate */
+  const int32_t flags = (ng & 1) | (ng == 1 ? 2 : 0) | (accumulate ? 4 : 0);
+  const int32_t km4 = k - 4;
+  const int8_t *w0;
+  const int32_t *xb;
+  int32_t s00, s01, s10, s11, u, t;
+  uint32_t start, entry, entry_rest; /* code addresses */
+  register int32_t a0 __asm__("r8");
+  register int32_t a1 __asm__("r9");
+  register int32_t a2 __asm__("r10");
+  register int32_t a3 __asm__("r11");
+  __asm__ volatile(
+      /* entry: all ng groups (after loading the sums); entry_rest: the
+       * ng - 1 after the SMUAD group, none when ng == 1 */
+      "ldr %[t], %[flags]\n\t"
+      "tst %[t], #1\n\t"
+      "ite eq\n\t"
+      "adreq.w %[u], 1f\n\t"
+      "adrne.w %[u], 4f\n\t"
+      "orr %[u], %[u], #1\n\t"
+      "str %[u], %[entry]\n\t"
+      "tst %[t], #1\n\t"
+      "ite eq\n\t"
+      "adreq.w %[u], 4f\n\t"
+      "adrne.w %[u], 1f\n\t"
+      "tst %[t], #2\n\t"
+      "it ne\n\t"
+      "adrne.w %[u], 8f\n\t"
+      "orr %[u], %[u], #1\n\t"
+      "str %[u], %[entry_rest]\n\t"
+      "tst %[t], #4\n\t"
+      "ite eq\n\t"
+      "adreq.w %[u], 7f\n\t"
+      "adrne.w %[u], 5f\n\t"
+      "orr %[u], %[u], #1\n\t"
+      "str %[u], %[start]\n\t"
+      "ldr %[w0], %[wbase]\n\t"
+      "2:\n\t" /* a column pair */
+      "ldr %[xb], %[xb0]\n\t"
+      "ldr pc, %[start]\n\t"
+      "7:\n\t" XST_STEP_2X2_FIRST
+      "ldr pc, %[entry_rest]\n\t"
+      "5:\n\t"
+      "ldr %[u], %[o]\n\t"
+      "ldr %[t], %[obytes]\n\t"
+      "ldr %[s10], [%[u], %[t]]\n\t"
+      "add %[t], %[t], %[u]\n\t"
+      "ldr %[s11], [%[t], #4]\n\t"
+      "ldr %[s01], [%[u], #4]\n\t"
+      "ldr %[s00], [%[u]]\n\t"
+      "ldr pc, %[entry]\n\t"
+      "1:\n\t" XST_STEP_2X2
+      "4:\n\t" XST_STEP_2X2
+      "ldr %[t], %[xend]\n\t"
+      "cmp %[xb], %[t]\n\t"
+      "bne 1b\n\t"
+      "8:\n\t"
+      "ldr %[u], %[o]\n\t"
+      "ldr %[t], %[obytes]\n\t"
+      "str %[s10], [%[u], %[t]]\n\t"
+      "add %[t], %[t], %[u]\n\t"
+      "str %[s11], [%[t], #4]\n\t"
+      "str %[s01], [%[u], #4]\n\t"
+      "str %[s00], [%[u]], #8\n\t"
+      "str %[u], %[o]\n\t"
+      "ldr %[t], %[wstep]\n\t"
+      "add %[w0], %[w0], %[t]\n\t"
+      "ldr %[t], %[oend]\n\t"
+      "cmp %[u], %[t]\n\t"
+      "bne 2b\n\t"
+      /* the next row pair: its expanded block starts at xend, its acc
+       * rows 2 * ostride further */
+      "ldr %[t], %[xend]\n\t"
+      "ldr %[u], %[xlast]\n\t"
+      "cmp %[t], %[u]\n\t"
+      "beq 9f\n\t"
+      "ldr %[u], %[xb0]\n\t"
+      "str %[t], %[xb0]\n\t"
+      "sub %[u], %[t], %[u]\n\t"
+      "add %[t], %[t], %[u]\n\t"
+      "str %[t], %[xend]\n\t"
+      "ldr %[u], %[o]\n\t"
+      "ldr %[t], %[ostep]\n\t"
+      "add %[u], %[u], %[t]\n\t"
+      "str %[u], %[o]\n\t"
+      "ldr %[t], %[obytes]\n\t"
+      "ldr %[u], %[oend]\n\t"
+      "add %[u], %[u], %[t], lsl #1\n\t"
+      "str %[u], %[oend]\n\t"
+      "ldr %[w0], %[wbase]\n\t"
+      "b 2b\n\t"
+      "9:\n\t"
+      : [xb] "=&r"(xb), [w0] "=&r"(w0), [s00] "=&r"(s00), [s01] "=&r"(s01),
+        [s10] "=&r"(s10), [s11] "=&r"(s11), [u] "=&r"(u), [t] "=&r"(t),
+        [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [o] "+m"(o),
+        [start] "=m"(start), [entry] "=m"(entry), [entry_rest] "=m"(entry_rest),
+        [xb0] "+m"(xb0), [xend] "+m"(xend), [oend] "+m"(oend)
+      : [km4] "r"(km4), [wstep] "m"(wstep), [obytes] "m"(obytes), [ostep] "m"(ostep),
+        [wbase] "m"(wbase), [flags] "m"(flags), [xlast] "m"(xlast)
+      : "cc", "memory");
+}
+
+/* One row x 4 * nquads columns over one chunk (xb: 2 words per group). */
 #define XST_STEP_1X4                                   \
-  "ldr %[u], [%[x]], #4\n\t"                           \
-  "sxtab16 %[xl], %[off2], %[u]\n\t"                   \
-  "sxtab16 %[xh], %[off2], %[u], ror #8\n\t"           \
+  "ldrd %[xl], %[xh], [%[xb]], #8\n\t"                 \
   "ldr %[u], [%[w0]], #4\n\t"                          \
   "sxtb16 %[t], %[u]\n\t"                              \
   "smlad %[s0], %[xl], %[t], %[s0]\n\t"                \
@@ -127,97 +255,140 @@ static void block_2x2(const int8_t *x0, const int8_t *w0, int32_t k,
   "sxtb16 %[u], %[u], ror #8\n\t"                      \
   "smlad %[s3], %[xh], %[u], %[s3]\n\t"
 
-#define XST_OPERANDS_1X4                                                    \
-  : [x] "+&r"(x), [w0] "+&r"(w0), [w2] "+&r"(w2), [s0] "+&r"(s0),          \
-    [s1] "+&r"(s1), [s2] "+&r"(s2), [s3] "+&r"(s3), [u] "=&r"(u),          \
-    [t] "=&r"(t), [xl] "=&r"(xl), [xh] "=&r"(xh)                            \
-  : [km4] "r"(km4), [end] "m"(end), [off2] "r"(off2)                        \
-  : "cc", "memory"
-
-/* The k & ~3 part of one row x four columns (w rows at w, w + k, w + 2k,
- * w + 3k), 8 k per loop trip. noinline for the reason given above. */
-static __attribute__((noinline)) void loop_1x4(const int8_t *x, const int8_t *w,
-                                               int32_t k, int32_t off2, int32_t s[4]) {
-  const int8_t *w0 = w, *w2 = w + 2 * k;
+static __attribute__((noinline)) void mm_1row(const int32_t *xb0, int32_t ng, const int8_t *w,
+                                              int32_t k, int32_t *o, int32_t nquads,
+                                              int32_t accumulate) {
+  const int32_t *const xend = xb0 + 2 * ng;
+  const int32_t wstep = 4 * k - 4 * ng;
+  int32_t *const oend = o + 4 * nquads;
+  const int32_t odd = ng & 1, acc = accumulate;
   const int32_t km4 = k - 4;
-  const int32_t step4 = k & 4;
-  int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, u, t, xl, xh;
-  const int8_t *end = x + (k & ~7);
-  if (k >= 8) {
-    __asm__ volatile("1:\n\t" XST_STEP_1X4 XST_STEP_1X4
-                     "ldr %[t], %[end]\n\t" /* no 14th register for end */
-                     "cmp %[x], %[t]\n\t"
-                     "bne 1b\n\t" XST_OPERANDS_1X4);
-  }
-  if (step4) __asm__ volatile(XST_STEP_1X4 XST_OPERANDS_1X4);
-  s[0] = s0;
-  s[1] = s1;
-  s[2] = s2;
-  s[3] = s3;
-}
-
-/* One row x four columns. */
-static void block_1x4(const int8_t *x, const int8_t *w, int32_t k,
-                      int32_t off, int32_t *o) {
-  const int32_t off2 = (int32_t)(((uint32_t)off & 0xFFFFu) * 0x10001u);
-  const int8_t *const xs = x, *const ws = w;
-  int32_t s[4];
-  if (k >= 4) {
-    loop_1x4(x, w, k, off2, s);
-  } else {
-    s[0] = s[1] = s[2] = s[3] = 0;
-  }
-  int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
-  for (int32_t i = k & ~3; i < k; i++) {
-    const int32_t a = xs[i] + off;
-    s0 += a * ws[i];
-    s1 += a * ws[k + i];
-    s2 += a * ws[2 * k + i];
-    s3 += a * ws[3 * k + i];
-  }
-  o[0] = s0;
-  o[1] = s1;
-  o[2] = s2;
-  o[3] = s3;
-}
-
-/* One row x one column. */
-static int32_t block_1x1(const int8_t *x, const int8_t *w, int32_t k, int32_t off) {
-  const int32_t off2 = (int32_t)(((uint32_t)off & 0xFFFFu) * 0x10001u);
-  int32_t s = 0;
-  int32_t i = 0;
-  for (; i + 4 <= k; i += 4) {
-    const uint32_t v = ld4(x + i), u = ld4(w + i);
-    s = __smlad(lo16x2_off(off2, v), lo16x2(u), s);
-    s = __smlad(hi16x2_off(off2, v), hi16x2(u), s);
-  }
-  for (; i < k; i++) s += (x[i] + off) * w[i];
-  return s;
+  const int8_t *w0 = w, *w2 = w + 2 * k;
+  const int32_t *xb;
+  int32_t s0, s1, s2, s3, u, t, xl, xh;
+  __asm__ volatile(
+      "2:\n\t"
+      "ldr %[xb], %[xb0]\n\t"
+      "ldr %[t], %[acc]\n\t"
+      "cmp %[t], #0\n\t"
+      "bne 5f\n\t"
+      "mov %[s0], #0\n\t"
+      "mov %[s1], #0\n\t"
+      "mov %[s2], #0\n\t"
+      "mov %[s3], #0\n\t"
+      "6:\n\t"
+      "ldr %[t], %[odd]\n\t"
+      "cmp %[t], #0\n\t"
+      "bne 4f\n\t"
+      "1:\n\t" XST_STEP_1X4
+      "4:\n\t" XST_STEP_1X4
+      "cmp %[xb], %[xend]\n\t"
+      "bne 1b\n\t"
+      "ldr %[u], %[o]\n\t"
+      "strd %[s0], %[s1], [%[u]]\n\t"
+      "strd %[s2], %[s3], [%[u], #8]\n\t"
+      "add %[u], %[u], #16\n\t"
+      "str %[u], %[o]\n\t"
+      "ldr %[t], %[wstep]\n\t"
+      "add %[w0], %[w0], %[t]\n\t"
+      "add %[w2], %[w2], %[t]\n\t"
+      "ldr %[t], %[oend]\n\t"
+      "cmp %[u], %[t]\n\t"
+      "bne 2b\n\t"
+      "b 9f\n\t"
+      "5:\n\t"
+      "ldr %[u], %[o]\n\t"
+      "ldrd %[s0], %[s1], [%[u]]\n\t"
+      "ldrd %[s2], %[s3], [%[u], #8]\n\t"
+      "b 6b\n\t"
+      "9:\n\t"
+      : [xb] "=&r"(xb), [w0] "+&r"(w0), [w2] "+&r"(w2), [s0] "=&r"(s0), [s1] "=&r"(s1),
+        [s2] "=&r"(s2), [s3] "=&r"(s3), [u] "=&r"(u), [t] "=&r"(t), [xl] "=&r"(xl),
+        [xh] "=&r"(xh), [o] "+m"(o)
+      : [km4] "r"(km4), [xend] "r"(xend), [xb0] "m"(xb0), [wstep] "m"(wstep),
+        [oend] "m"(oend), [odd] "m"(odd), [acc] "m"(acc)
+      : "cc", "memory");
 }
 
 void xst_mat_mult_s8(const int8_t *a, int32_t rows, const int8_t *b,
                      int32_t cols, int32_t k, int32_t a_offset, int32_t *acc,
                      int32_t acc_stride) {
+  const int32_t off2 = (int32_t)(((uint32_t)a_offset & 0xFFFFu) * 0x10001u);
+  const int32_t k4 = k & ~3, np = cols / 2;
+  int32_t buf[XST_MM_KC];
   int32_t r = 0;
-  for (; r + 2 <= rows; r += 2) {
-    const int8_t *x0 = a + (size_t)r * k;
-    int32_t *o0 = acc + (size_t)r * acc_stride;
-    int32_t c = 0;
-    for (; c + 2 <= cols; c += 2) {
-      block_2x2(x0, b + (size_t)c * k, k, a_offset, o0 + c, o0 + acc_stride + c);
+  if (k4 > 0 && k4 <= XST_MM_KC) {
+    /* Short rows: as many row pairs as buf holds expanded at once, one
+     * mm_2rows call for all of them (small k is all overhead otherwise). */
+    const int32_t maxrp = XST_MM_KC / k4;
+    while (rows - r >= 2) {
+      int32_t nrp = (rows - r) / 2;
+      if (nrp > maxrp) nrp = maxrp;
+      for (int32_t p = 0; p < nrp; p++) {
+        const int8_t *x0 = a + (size_t)(r + 2 * p) * k;
+        expand2(x0, x0 + k, k4, off2, buf + p * k4);
+      }
+      int32_t *o0 = acc + (size_t)r * acc_stride;
+      if (np > 0) mm_2rows(buf, k4 / 4, b, k, o0, acc_stride, np, 0, nrp);
+      if (cols & 1) {
+        const int32_t c = cols - 1;
+        const int8_t *wl = b + (size_t)c * k;
+        for (int32_t p = 0; p < nrp; p++) {
+          int32_t *op = o0 + (size_t)(2 * p) * acc_stride;
+          op[c] = dot_expanded(buf + p * k4, 4, k4 / 4, wl, 0);
+          op[acc_stride + c] = dot_expanded(buf + p * k4 + 2, 4, k4 / 4, wl, 0);
+        }
+      }
+      r += 2 * nrp;
     }
-    if (c < cols) {
-      const int8_t *w0 = b + (size_t)c * k;
-      o0[c] = block_1x1(x0, w0, k, a_offset);
-      o0[acc_stride + c] = block_1x1(x0 + k, w0, k, a_offset);
+  } else {
+    /* Long rows (or k < 4): one row pair at a time, XST_MM_KC k a chunk. */
+    for (; rows - r >= 2; r += 2) {
+      const int8_t *x0 = a + (size_t)r * k, *x1 = x0 + k;
+      int32_t *o0 = acc + (size_t)r * acc_stride, *o1 = o0 + acc_stride;
+      for (int32_t kc0 = 0; kc0 < k4; kc0 += XST_MM_KC) {
+        const int32_t kc = k4 - kc0 < XST_MM_KC ? k4 - kc0 : XST_MM_KC;
+        const int32_t ng = kc / 4, accumulate = kc0 > 0;
+        const int8_t *wc = b + kc0;
+        expand2(x0 + kc0, x1 + kc0, kc, off2, buf);
+        if (np > 0) mm_2rows(buf, ng, wc, k, o0, acc_stride, np, accumulate, 1);
+        if (cols & 1) {
+          const int32_t c = cols - 1;
+          const int8_t *wl = wc + (size_t)c * k;
+          o0[c] = dot_expanded(buf, 4, ng, wl, accumulate ? o0[c] : 0);
+          o1[c] = dot_expanded(buf + 2, 4, ng, wl, accumulate ? o1[c] : 0);
+        }
+      }
     }
   }
   if (r < rows) {
+    /* A lone row: 2 * XST_MM_KC k a chunk (2 words per 4 k). */
     const int8_t *x0 = a + (size_t)r * k;
     int32_t *o0 = acc + (size_t)r * acc_stride;
-    int32_t c = 0;
-    for (; c + 4 <= cols; c += 4) block_1x4(x0, b + (size_t)c * k, k, a_offset, o0 + c);
-    for (; c < cols; c++) o0[c] = block_1x1(x0, b + (size_t)c * k, k, a_offset);
+    for (int32_t kc0 = 0; kc0 < k4; kc0 += 2 * XST_MM_KC) {
+      const int32_t kc = k4 - kc0 < 2 * XST_MM_KC ? k4 - kc0 : 2 * XST_MM_KC;
+      const int32_t ng = kc / 4, accumulate = kc0 > 0;
+      const int8_t *wc = b + kc0;
+      expand1(x0 + kc0, kc, off2, buf);
+      const int32_t nq = cols / 4;
+      if (nq > 0) mm_1row(buf, ng, wc, k, o0, nq, accumulate);
+      for (int32_t c = nq * 4; c < cols; c++) {
+        o0[c] = dot_expanded(buf, 2, ng, wc + (size_t)c * k, accumulate ? o0[c] : 0);
+      }
+    }
+  }
+  /* The k % 4 tail (all of k when k < 4: the sums start at 0 then). */
+  if (k4 < k) {
+    for (r = 0; r < rows; r++) {
+      const int8_t *x = a + (size_t)r * k;
+      int32_t *o = acc + (size_t)r * acc_stride;
+      for (int32_t c = 0; c < cols; c++) {
+        const int8_t *wl = b + (size_t)c * k;
+        int32_t s = k4 > 0 ? o[c] : 0;
+        for (int32_t i = k4; i < k; i++) s += (x[i] + a_offset) * wl[i];
+        o[c] = s;
+      }
+    }
   }
 }
 

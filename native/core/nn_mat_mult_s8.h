@@ -13,17 +13,23 @@
  *
  * Two implementations, bit-identical (integer sums are exact):
  *  - Arm cores with the DSP extension (Cortex-M4/M7/M33: __ARM_FEATURE_DSP)
- *    and without XST_PORTABLE defined: register blocks of 2 rows x 2 columns
- *    (1 row x 4 columns for a lone row), 4 int8 per 32-bit load,
- *    __sxtb16/__sxtab16 splitting both operands the same way (bytes 0,2 and
- *    bytes 1,3; the input offset folded into the __sxtab16 of a), two
- *    __smlad per load pair; k % 4 tail in scalar code;
+ *    and without XST_PORTABLE defined: the a rows are first "expanded" into
+ *    a stack buffer (XST_MM_KC int32, 1 KB): per 4 k the int16 pairs
+ *    (a0 + off, a2 + off) and (a1 + off, a3 + off) (__sxtab16), which an
+ *    SMLAD multiplies with __sxtb16(w) and __sxtb16(w ror 8); then asm
+ *    loops over whole column runs: 2 rows x 2 columns at 15 instructions
+ *    per 16 MACs (one LDM of the expanded words), 1 row x 4 columns at 21.
+ *    k <= 256: as many row pairs as the buffer holds go through one call;
+ *    longer k in chunks of 256 (512 for a lone row). Odd columns and the
+ *    k % 4 tail in C. Stack: about 1.2 KB;
  *  - everything else (host, RV32, Xtensa, XST_PORTABLE): plain C loops.
  *
  * Callers:
  *  - fully_connected_s8_forward: a = input rows, b = weights, k =
- *    in_features, in tiles of XST_MM_TILE_ROWS x XST_MM_TILE_COLS
- *    accumulators on the stack, each tile requantised right away (no scratch).
+ *    in_features, in tiles of accumulators on the stack (DSP: 256 int32,
+ *    8 rows x 32 columns, taller when out_features is small, 1 x 256 for a
+ *    lone row; elsewhere XST_MM_TILE_ROWS x XST_MM_TILE_COLS), each tile
+ *    requantised right away (no scratch).
  *    A 1x1 stride-1 convolution over H*W pixels is that call with rows = H*W.
  *  - conv2d general path: im2col one or two output pixels (kh*kw*cin int8
  *    each, the input offset NOT applied: out-of-image taps are written as

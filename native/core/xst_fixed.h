@@ -54,6 +54,32 @@ static inline int32_t xst_requantize(int32_t x, int32_t multiplier,
       xst_sat_round_doubling_high_mul(shifted, multiplier), right);
 }
 
+/* xst_requantize for multiplier >= 0 (every caller's range), bit-identical,
+ * in one 64-bit multiply-add and shifts. Why it is exact:
+ *  - with m >= 0 the saturating case cannot occur and gemmlowp's doubling
+ *    high multiply is floor((ab + 2^30) / 2^31) for either sign of ab (for
+ *    ab < 0 its truncated (ab + 1 - 2^30) / 2^31 is that ceiling-as-floor);
+ *  - RoundingDivideByPOT(v, e), e >= 1, is floor((v + 2^(e-1) - [v < 0]) /
+ *    2^e), and nested floors of divisions by positive integers compose, so
+ *    the two roundings are one: floor((ab + 2^30 + (2^(e-1) - [v<0]) 2^31) /
+ *    2^(31+e));
+ *  - [v < 0] may be replaced by [x < 0]: they differ only when ab lies in
+ *    [-2^30, -1], where v = 0 and both choices give 0.
+ * For e >= 1 the shift by 31 + e >= 32 is the high word shifted by e - 1.
+ * tests: native/tests/test_core.c compares it with xst_requantize. */
+static inline int32_t xst_requantize_fast(int32_t x, int32_t multiplier,
+                                          int32_t shift) {
+  if (shift < 0) {
+    const int e = (int)-shift; /* 1..31 */
+    const int64_t round = ((int64_t)1 << 30) + ((int64_t)1 << (30 + e)) -
+                          (x < 0 ? ((int64_t)1 << 31) : 0);
+    const int64_t t = (int64_t)x * multiplier + round; /* |t| < 2^63 */
+    return xst_floor_shr32((int32_t)xst_floor_shr64(t, 32), e - 1);
+  }
+  const int32_t shifted = (int32_t)((uint32_t)x << shift);
+  return (int32_t)xst_floor_shr64((int64_t)shifted * multiplier + ((int64_t)1 << 30), 31);
+}
+
 static inline int32_t xst_clamp32(int32_t v, int32_t lo, int32_t hi) {
   return v < lo ? lo : (v > hi ? hi : v);
 }

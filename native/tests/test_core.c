@@ -51,6 +51,41 @@ static void test_fixed_point(void) {
   CHECK(xst_crc32(0, digits, 9) == 0xCBF43926u, "crc32 check value");
 }
 
+/* xst_requantize_fast against xst_requantize: every shift, edge values of
+ * x and of the multiplier, then random triples (n of them). */
+static void test_requantize_fast(int n) {
+  static const int32_t xs[] = {0, 1, -1, 2, -2, 3, -3, 127, -128, 1 << 30, -(1 << 30), (1 << 30) + 1,
+                               -(1 << 30) - 1, INT32_MAX, INT32_MIN, INT32_MIN + 1, 0x55555555, -0x55555555};
+  static const int32_t ms[] = {0, 1, 2, 3, 1 << 30, (1 << 30) + 1, (1 << 30) - 1, INT32_MAX, INT32_MAX - 1,
+                               1610612736, 1073741825, 1518500250};
+  int bad = 0;
+  for (int32_t sh = -31; sh <= 30; sh++) {
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
+      for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++) {
+        if (xst_requantize_fast(xs[i], ms[j], sh) != xst_requantize(xs[i], ms[j], sh)) bad++;
+      }
+    }
+  }
+  CHECK(bad == 0, "requantize_fast edges: %d differ", bad);
+  uint32_t s = 99;
+  bad = 0;
+  for (int it = 0; it < n; it++) {
+    uint32_t a = xst_xorshift32(&s), b = xst_xorshift32(&s), c = xst_xorshift32(&s);
+    /* x: full range, or small (ties are frequent when |x * m| is small) */
+    int32_t x = (int32_t)(c & 1 ? a : (a & 0xFFFFu) - 0x8000u);
+    if (c & 2) x = (int32_t)((int64_t)(a & 0x3FFFFu) - 0x20000);
+    int32_t m = (int32_t)(b >> 1);
+    if (c & 4) m = (int32_t)((b >> 1) & 0xFFFF0000u) | 0x4000; /* low bits 0: exact ties */
+    if (c & 8) m = (int32_t)(1u << (b % 31));
+    int32_t sh = (int32_t)((c >> 8) % 62) - 31;
+    if (xst_requantize_fast(x, m, sh) != xst_requantize(x, m, sh)) {
+      if (bad++ < 5) printf("requantize_fast(%ld, %ld, %ld) = %ld, want %ld\n", (long)x, (long)m, (long)sh,
+                            (long)xst_requantize_fast(x, m, sh), (long)xst_requantize(x, m, sh));
+    }
+  }
+  CHECK(bad == 0, "requantize_fast random: %d of %d differ", bad, n);
+}
+
 /* An arena of exactly `len` bytes from malloc, so ASan sees its end. */
 static uint8_t *arena_new(uint32_t len) {
   uint8_t *a = (uint8_t *)malloc(len ? len : 1);
@@ -563,6 +598,7 @@ static void fuzz_poolops(int iterations) {
 int main(int argc, char **argv) {
   int iterations = argc > 1 ? atoi(argv[1]) : 200000;
   test_fixed_point();
+  test_requantize_fast(iterations * 20);
   test_rejections();
   test_poolops();
   fuzz_dispatch(iterations);
