@@ -16,6 +16,7 @@ import { loadMnist } from '../src/node/mnist.js';
 import { NodeDispatch, repoRoot } from '../src/node/addon.js';
 import { runTrace } from '../src/node/qemu.js';
 import { convBench } from './kernels-conv.js';
+import { benchPersonDetect } from './person-detect.js';
 
 const ARENA = 190 * 1024; // below the images' 200 KB capacity
 const L = new ArenaLayout(ARENA);
@@ -183,7 +184,17 @@ for (const s of side) {
   console.log(pad(`${s.op.replace('fully_connected_s8_', 'fc ')} ${s.shape}`, 76) + pad(per(s.op, s.shape, 'cortex-m4'), 10) +
     pad(per(s.op, s.shape, 'cortex-m4-portable'), 13) + pad(per(s.op, s.shape, 'rv32'), 9) + (s.cmsis ?? '-'));
 }
+// person_detect, layer by layer, forward and backward (bench/person-detect.ts).
+const pd = await benchPersonDetect();
+console.log('\nperson_detect per layer, instructions/MAC' + ' '.repeat(30) + 'M4 DSP    M4 portable  RV32');
+const layerKey = (l: { layer: number; pass: string; op: string }) => `${l.layer} ${l.pass} ${l.op}`;
+for (const l of pd.layers.filter((x) => x.target === 'cortex-m4')) {
+  const same = (t: string) => pd.layers.find((x) => x.target === t && layerKey(x) === layerKey(l))?.instructionsPerMac ?? '-';
+  console.log(pad(`${l.layer} ${l.pass} ${l.shape}`, 72) + pad(l.instructionsPerMac ?? '-', 10) + pad(same('cortex-m4-portable'), 13) + same('rv32'));
+}
+console.log('person_detect totals', JSON.stringify(pd.totals, null, 1));
+
 const dir = join(repoRoot, 'bench', 'results');
 mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, 'kernels.json'), JSON.stringify({ note: 'instructions: QEMU -icount, exact and deterministic; nsPerMac: Node addon on this host, median of 5 (noisy)', ops: rows }, null, 2) + '\n');
+writeFileSync(join(dir, 'kernels.json'), JSON.stringify({ note: 'instructions: QEMU -icount, exact and deterministic; nsPerMac: Node addon on this host, median of 5 (noisy)', ops: rows, personDetect: { totals: pd.totals, layers: pd.layers } }, null, 2) + '\n');
 console.log(`wrote bench/results/kernels.json (${rows.length} rows)`);
