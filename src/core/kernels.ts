@@ -8,6 +8,8 @@
 
 import { type Tensor, type DType, dtypeBytes, elementCount } from './arena.js';
 import { Op, type OpId, opName } from './ops.js';
+import type { PoolDims } from './reference/average-pool.js';
+import type { AddQuantParams } from './tflite-params.js';
 
 export interface Dispatch {
   readonly name: string;
@@ -362,20 +364,7 @@ const off = (t: Tensor | null): number => (t ? t.offset : -1);
 
 // A pooling window sweep over NHWC int8 (TFLite PoolParams, explicit
 // top/left padding: SAME/VALID become padH/padW on the host).
-export interface PoolShape {
-  batches: number;
-  inH: number;
-  inW: number;
-  channels: number;
-  outH: number;
-  outW: number;
-  filterH: number;
-  filterW: number;
-  strideH: number;
-  strideW: number;
-  padH: number;
-  padW: number;
-}
+export type PoolShape = PoolDims;
 
 export interface AvgPoolForwardArgs extends PoolShape {
   actMin: number;
@@ -406,18 +395,8 @@ export interface MeanForwardArgs {
   output: Tensor;
 }
 
-export interface AddForwardArgs {
+export interface AddForwardArgs extends AddQuantParams {
   n: number;
-  input1Offset: number;
-  input1Multiplier: number;
-  input1Shift: number;
-  input2Offset: number;
-  input2Multiplier: number;
-  input2Shift: number;
-  leftShift: number;
-  outputOffset: number;
-  outputMultiplier: number;
-  outputShift: number;
   actMin: number;
   actMax: number;
   input1: Tensor;

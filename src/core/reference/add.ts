@@ -1,19 +1,11 @@
 // Reference elementwise add, int8: TFLite reference_integer_ops::Add, and the
 // sum of two int8 gradients with their own exponents (native/core/add_s8.c).
 
+import type { AddQuantParams } from '../tflite-params.js';
 import { requantize, bitLength, normalizeToInt8, storeActivation } from './fixed.js';
 
-export interface AddQuant {
-  input1Offset: number;
-  input1Multiplier: number;
-  input1Shift: number;
-  input2Offset: number;
-  input2Multiplier: number;
-  input2Shift: number;
-  leftShift: number;
-  outputOffset: number;
-  outputMultiplier: number;
-  outputShift: number;
+// The parameters TFLite's Prepare computes (tflite-params.ts) and the clamp.
+export interface AddQuant extends AddQuantParams {
   actMin: number;
   actMax: number;
 }
