@@ -102,24 +102,31 @@ describe.each(models)('%s', (name) => {
 });
 
 describe('hello_world_int8', () => {
-  it('tracks sin(x) on [0, 2π]', () => {
+  // The model is a small MLP fit of sin: its own float64 evaluation (the
+  // dequantised weights, no rounding between layers) is off sin by up to
+  // ~0.10. The int8 run must stay within its quantisation error of that:
+  // measured 5.3 output LSB (0.044) worst over three layers; asserted 6 LSB.
+  it('tracks sin(x) on [0, 2π] within the quantisation error of the model', () => {
     const graph = load('hello_world_int8');
     const runner = new ForwardRunner(graph);
     const k = kernelsFor(runner, 'c');
     const qi = graph.tensors[graph.inputs[0]!]!.quant!, qo = graph.tensors[graph.outputs[0]!]!.quant!;
-    let worst = 0, sumSq = 0;
+    const lsb = qo.scale[0]!;
+    let worstVsFloat = 0, sumSq = 0;
     const N = 200;
     for (let i = 0; i < N; i++) {
       const x = (2 * Math.PI * i) / (N - 1);
       const xq = Math.max(-128, Math.min(127, Math.round(x / qi.scale[0]!) + qi.zeroPoint[0]!));
       const xr = (xq - qi.zeroPoint[0]!) * qi.scale[0]!; // the x the model actually sees
-      const y = (runner.run(k, Int8Array.of(xq))[0]! - qo.zeroPoint[0]!) * qo.scale[0]!;
-      const e = Math.abs(y - Math.sin(xr));
-      worst = Math.max(worst, e);
-      sumSq += e * e;
+      const y = (runner.run(k, Int8Array.of(xq))[0]! - qo.zeroPoint[0]!) * lsb;
+      const values = new Map<number, Float64Array>([[graph.inputs[0]!, Float64Array.of(xr)]]);
+      for (const op of graph.ops) values.set(op.outputs[0]!, floatOp(graph, op, (t) => values.get(t)!));
+      const yFloat = values.get(graph.outputs[0]!)![0]!;
+      worstVsFloat = Math.max(worstVsFloat, Math.abs(y - yFloat));
+      expect(Math.abs(y - Math.sin(xr)), `x = ${xr}`).toBeLessThanOrEqual(Math.abs(yFloat - Math.sin(xr)) + 6 * lsb);
+      sumSq += (y - Math.sin(xr)) ** 2;
     }
-    // The model is a small MLP fit of sin; its error plus one output LSB (0.0083).
-    expect(worst).toBeLessThan(0.12);
-    expect(Math.sqrt(sumSq / N)).toBeLessThan(0.05);
+    expect(worstVsFloat).toBeLessThanOrEqual(6 * lsb);
+    expect(Math.sqrt(sumSq / N)).toBeLessThan(0.05); // measured 0.032
   });
 });
