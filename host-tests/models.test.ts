@@ -11,13 +11,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { importTflite } from '../src/compiler/tflite/import.js';
 import type { Graph } from '../src/core/graph.js';
-import { Kernels } from '../src/core/kernels.js';
-import { ReferenceDispatch } from '../src/core/reference/dispatch.js';
 import { Xorshift32 } from '../src/core/rng.js';
 import { ForwardRunner } from '../src/core/runner.js';
-import { NodeDispatch, repoRoot } from '../src/node/addon.js';
+import { repoRoot } from '../src/node/addon.js';
 import { inferBaremetal, inferXs } from '../src/node/infer.js';
-import { dequantize, floatOp, quantize } from './support/float-graph.js';
+import { floatOp } from './support/float-graph.js';
+import { checkLayers, kernelsFor } from './support/model-check.js';
 
 const models = ['person_detect', 'micro_speech_quantized', 'hello_world_int8'] as const;
 const load = (m: string): Graph => importTflite(new Uint8Array(readFileSync(join(repoRoot, 'models', `${m}.tflite`))), m);
@@ -36,49 +35,13 @@ function inputs(g: Graph, runner: ForwardRunner, count: number): Uint8Array[] {
   return out;
 }
 
-function kernelsFor(runner: ForwardRunner, engine: 'c' | 'ref'): Kernels {
-  const a = new ArrayBuffer(runner.arenaBytes), f = new ArrayBuffer(runner.flashBytes);
-  const k = new Kernels(engine === 'c' ? new NodeDispatch(a, f) : new ReferenceDispatch(a, f));
-  runner.load(k);
-  return k;
-}
-
 describe.each(models)('%s', (name) => {
   const graph = load(name);
   const runner = new ForwardRunner(graph);
 
   it('every layer is within 1 LSB of float64 math, and C equals the TypeScript reference on every tensor', () => {
-    const c = kernelsFor(runner, 'c'), ref = kernelsFor(runner, 'ref');
-    let outputs = 0, off = 0, worst = 0;
-    for (const input of inputs(graph, runner, 2)) {
-      runner.writeInput(c, input);
-      runner.writeInput(ref, input);
-      const values = new Map<number, Float64Array>();
-      const real = (t: number): Float64Array => {
-        const v = values.get(t);
-        if (v) return v;
-        return dequantize(graph.tensors[t]!, c.readInt8(runner.tensors[t]!));
-      };
-      runner.steps.forEach((step, s) => {
-        const op = graph.ops[s]!;
-        // The oracle reads this step's inputs before the step overwrites anything.
-        const expected = quantize(graph.tensors[op.outputs[0]!]!, floatOp(graph, op, real));
-        step.run(c);
-        step.run(ref);
-        const out = runner.tensors[op.outputs[0]!]!;
-        const got = c.readInt8(out);
-        expect(Array.from(ref.readInt8(out)), `step ${s} (${op.kind}): C vs reference`).toEqual(Array.from(got));
-        for (let i = 0; i < got.length; i++) {
-          const d = Math.abs(got[i]! - expected[i]!);
-          worst = Math.max(worst, d);
-          if (d) off++;
-        }
-        outputs += got.length;
-        values.clear();
-      });
-    }
-    expect(worst, `${off} of ${outputs} outputs differ from float64`).toBeLessThanOrEqual(1);
-    expect(off / outputs).toBeLessThan(0.05); // mostly exact, as requantisation rounds like float math
+    const { outputs, off } = checkLayers(graph, runner, inputs(graph, runner, 2));
+    expect(off / outputs).toBeLessThan(0.05); // mostly exact: measured 0.2% (person_detect) and less
   }, 120_000);
 
   const fixed = inputs(graph, runner, name === 'hello_world_int8' ? 8 : 2);
