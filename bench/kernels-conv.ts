@@ -99,7 +99,9 @@ function record(l: Layer): { trace: Uint8Array; cases: Case[] } {
 /** Runs the conv/depthwise cases on the three images, prints a table, returns the rows. */
 export async function convBench(): Promise<ConvBenchRow[]> {
   const rows: ConvBenchRow[] = [];
-  for (const l of LAYERS) {
+  // CONV_BENCH_ONLY=dw48x48x16 (kind + h x w x c) runs that layer alone.
+  const only = process.env.CONV_BENCH_ONLY;
+  for (const l of LAYERS.filter((x) => !only || `${x.kind}${x.h}x${x.w}x${x.c}` === only)) {
     const { trace, cases } = record(l);
     for (const target of TARGETS) {
       const res = await runTrace(target, trace);
