@@ -30,6 +30,7 @@
 #define XST_CONV_MAX_BI_TERMS (1 << 24)  /* out_c*ceil(k_h/s_h)*ceil(k_w/s_w)          */
 #define XST_CONV_MAX_DIM (1 << 24)   /* any one extent, stride or pad        */
 #define XST_CONV_MAX_ELEMS INT64_C(0x7FFFFFFF) /* elements of any one tensor           */
+#define XST_CONV_WG_PATCH 256        /* k_h*k_w*nic of backward_weight's patch loop (512 B) */
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -386,6 +387,82 @@ int conv2d_s8_backward_bias(const xst_conv_dims *d, const xst_block *blk,
   return XST_OK;
 }
 
+/* backward_weight's input patch of output pixel (oy, ox) of image xb:
+ * the block's (k_h, k_w, nic) taps as x + input_offset (|.| <= 255), 0 for
+ * out-of-image taps, written to pp[0], pp[step], pp[2 * step], ... */
+static void wg_patch(const xst_conv_dims *d, const xst_block *blk, int32_t input_offset, const int8_t *xb,
+                     int32_t oy, int32_t ox, int16_t *pp, size_t step) {
+  const int32_t IC = d->in_c, KH = d->k_h, KW = d->k_w, nic = blk->ic_end - blk->ic_begin;
+  const size_t x_row = (size_t)d->in_w * IC;
+  int32_t ky0, ky1, iy0, kx0, kx1, ix0;
+  clip_taps(oy, d->stride_h, d->pad_h, KH, d->in_h, &ky0, &ky1, &iy0);
+  clip_taps(ox, d->stride_w, d->pad_w, KW, d->in_w, &kx0, &kx1, &ix0);
+  xb += blk->ic_begin;
+  const size_t row = (size_t)KW * nic, left = (size_t)kx0 * nic, right = (size_t)(KW - kx1) * nic;
+  for (int32_t ky = 0; ky < KH; ky++) {
+    if (ky < ky0 || ky >= ky1) {
+      for (size_t i = 0; i < row; i++, pp += step) *pp = 0;
+      continue;
+    }
+    for (size_t i = 0; i < left; i++, pp += step) *pp = 0;
+    const int8_t *x = xb + (size_t)(iy0 + ky - ky0) * x_row + (size_t)ix0 * IC;
+    if (nic == IC) { /* the in-image taps of the row are one contiguous run */
+      const size_t run = (size_t)(kx1 - kx0) * IC;
+      for (size_t i = 0; i < run; i++, pp += step) *pp = (int16_t)((int32_t)x[i] + input_offset);
+    } else {
+      for (int32_t kx = kx0; kx < kx1; kx++, x += IC) {
+        for (int32_t i = 0; i < nic; i++, pp += step) *pp = (int16_t)((int32_t)x[i] + input_offset);
+      }
+    }
+    for (size_t i = 0; i < right; i++, pp += step) *pp = 0;
+  }
+}
+
+#if XST_MM_DSP
+typedef uint32_t xst_conv_u32_alias __attribute__((may_alias));
+
+/* backward_weight on the DSP extension, k_h*k_w*nic <= XST_CONV_WG_PATCH:
+ * output pixels in pairs (p0, p1); their patches interleaved as int16 lanes
+ * (one word (x_p0[j], x_p1[j]) per tap j, 1 KB of stack) and each output
+ * channel's two gradients as one word (g_p0[c], g_p1[c]), so one SMLAD adds
+ * both pixels' terms to grad_w[c][j]. An odd last pixel pairs with a zero
+ * gradient. Every partial sum is a sum of some of the terms, so it stays
+ * within the exact bound of the whole (|sum| < 2^31). */
+static __attribute__((noinline)) void conv_backward_weight_dsp(const xst_conv_dims *d, const xst_block *blk,
+                                                               int32_t input_offset, const int8_t *grad_out,
+                                                               const int8_t *in, int32_t *grad_w) {
+  int16_t xh[2 * XST_CONV_WG_PATCH] __attribute__((aligned(4)));
+  const xst_conv_u32_alias *xw = (const xst_conv_u32_alias *)(const void *)xh;
+  const int32_t OC = d->out_c, OW = d->out_w;
+  const int32_t K = d->k_h * d->k_w * (blk->ic_end - blk->ic_begin);
+  const size_t x_img = (size_t)d->in_h * d->in_w * d->in_c;
+  const int64_t P = (int64_t)d->batch * d->out_h * OW;
+  int32_t pb = 0, py = 0, px = 0;
+  for (int64_t p = 0; p < P; p += 2) {
+    const int two = P - p >= 2;
+    for (int r = 0; r < 2; r++) { /* pixel p + r is (pb, py, px) */
+      if (r == 1 && !two) {
+        for (int32_t j = 0; j < K; j++) xh[2 * j + 1] = 0;
+        break;
+      }
+      wg_patch(d, blk, input_offset, in + (size_t)pb * x_img, py, px, xh + r, 2);
+      if (++px == OW) {
+        px = 0;
+        if (++py == d->out_h) py = 0, pb++;
+      }
+    }
+    const int8_t *g0 = grad_out + (size_t)p * OC, *g1 = two ? g0 + OC : g0;
+    int32_t *gwc = grad_w;
+    for (int32_t c = blk->oc_begin; c < blk->oc_end; c++, gwc += K) {
+      const int32_t a = g0[c], bb = two ? g1[c] : 0;
+      if ((a | bb) == 0) continue; /* exact: adds nothing */
+      const int32_t gp = (int32_t)(((uint32_t)a & 0xFFFFu) | (uint32_t)bb << 16);
+      for (int32_t j = 0; j < K; j++) gwc[j] = __smlad(gp, (int32_t)xw[j], gwc[j]);
+    }
+  }
+}
+#endif
+
 int conv2d_s8_backward_weight(const xst_conv_dims *d, const xst_block *blk,
                               int32_t input_offset, const int8_t *grad_out,
                               const int8_t *in, int32_t *grad_w) {
@@ -404,6 +481,32 @@ int conv2d_s8_backward_weight(const xst_conv_dims *d, const xst_block *blk,
   const size_t nw = (size_t)(blk->oc_end - blk->oc_begin) * gw_chan;
   for (size_t j = 0; j < nw; j++) grad_w[j] = 0;
   const int8_t *g = grad_out;
+  if (gw_chan <= XST_CONV_WG_PATCH) {
+#if XST_MM_DSP
+    conv_backward_weight_dsp(d, blk, input_offset, grad_out, in, grad_w);
+#else
+    /* Patch by patch: the block's (k_h, k_w, nic) input patch of one output
+     * pixel (wg_patch) once, then every output channel adds gc * patch to
+     * its contiguous gradient row: one flat loop of k_h*k_w*nic, whatever
+     * the geometry. */
+    int16_t patch[XST_CONV_WG_PATCH];
+    const int32_t K = (int32_t)gw_chan;
+    for (int32_t b = 0; b < d->batch; b++) {
+      for (int32_t oy = 0; oy < d->out_h; oy++) {
+        for (int32_t ox = 0; ox < d->out_w; ox++, g += OC) {
+          wg_patch(d, blk, input_offset, in + (size_t)b * x_img, oy, ox, patch, 1);
+          int32_t *gwc = grad_w;
+          for (int32_t c = blk->oc_begin; c < blk->oc_end; c++, gwc += K) {
+            const int32_t gc = g[c];
+            if (gc == 0) continue; /* exact: adds nothing */
+            for (int32_t j = 0; j < K; j++) gwc[j] += gc * patch[j];
+          }
+        }
+      }
+    }
+#endif
+    return XST_OK;
+  }
   for (int32_t b = 0; b < d->batch; b++) {
     const int8_t *xb = in + (size_t)b * x_img;
     for (int32_t oy = 0; oy < d->out_h; oy++) {

@@ -160,6 +160,11 @@ static __attribute__((noinline)) void dw_forward_dsp4(const xst_dwconv_dims *d, 
             DW_TAP(xp + 2 * xcol, wp + 4);
             continue;
           }
+          if (nx == 2) { /* 3x3 kernels at the left/right edge (SAME pad 1) */
+            DW_TAP(xp, wp);
+            DW_TAP(xp + xcol, wp + 2);
+            continue;
+          }
           for (int32_t i = 0; i < nx; i++, xp += xcol, wp += 2) {
             const uint32_t v = dw_ld4(xp);
             const int32_t xl = __sxtab16(off2, (int32_t)v), xh = dw_sxtab16_ror8(off2, v);
@@ -282,6 +287,80 @@ static int backward_input_prescale(const xst_dwconv_dims *d) {
   return k > 9 ? k - 1 : 8;
 }
 
+#if XST_MM_DSP
+typedef uint32_t xst_dw_u32_alias __attribute__((may_alias));
+
+/* Depth multiplier 1 on the DSP extension: per output pixel the pre-scaled
+ * gradient of channels 4j..4j+3 is packed into two words gsw[2j] =
+ * (gs[4j], gs[4j+2]) and gsw[2j+1] = (gs[4j+1], gs[4j+3]) (int16 lanes,
+ * |gs| <= 2^14), the layout SXTB16 gives a 32-bit load of 4 weights; then
+ * per channel group (skipped when its 4 gradients are 0: exact) and tap,
+ * SMLABB/SMLATT add w * gs into the 4 accumulators. Channels past the last
+ * multiple of 4 take the plain loop. gsw: the scratch's int16[out_c] area. */
+static __attribute__((noinline)) void dw_backward_input_dsp(const xst_dwconv_dims *d, const int16_t *mant, int pre,
+                                                            const int8_t *grad_out, const int8_t *w, int32_t *acc,
+                                                            uint32_t *gsw_) {
+  xst_dw_u32_alias *gsw = gsw_;
+  const int32_t H = d->in_h, W = d->in_w, C = d->in_c, KW = d->k_w, C4 = C & ~3;
+  const int32_t round = 1 << (pre - 1);
+  const size_t xrow = (size_t)W * C, wrow = (size_t)KW * C;
+  int32_t tail[3];
+  for (int32_t b = 0; b < d->batch; b++) {
+    int32_t *ab = acc + (size_t)b * H * xrow;
+    for (int32_t oy = 0; oy < d->out_h; oy++) {
+      const int32_t y0 = oy * d->stride_h - d->pad_h;
+      int32_t ky0, ky1;
+      tap_range(y0, d->k_h, H, &ky0, &ky1);
+      for (int32_t ox = 0; ox < d->out_w; ox++) {
+        const int32_t x0 = ox * d->stride_w - d->pad_w;
+        int32_t kx0, kx1;
+        tap_range(x0, KW, W, &kx0, &kx1);
+        const int8_t *g = grad_out + (((size_t)b * d->out_h + oy) * d->out_w + ox) * C;
+        for (int32_t c = 0; c < C4; c += 4) {
+          const int32_t g0 = xst_floor_shr32((int32_t)g[c] * mant[c] + round, pre);
+          const int32_t g1 = xst_floor_shr32((int32_t)g[c + 1] * mant[c + 1] + round, pre);
+          const int32_t g2 = xst_floor_shr32((int32_t)g[c + 2] * mant[c + 2] + round, pre);
+          const int32_t g3 = xst_floor_shr32((int32_t)g[c + 3] * mant[c + 3] + round, pre);
+          gsw[c / 2] = ((uint32_t)g0 & 0xFFFFu) | (uint32_t)g2 << 16;
+          gsw[c / 2 + 1] = ((uint32_t)g1 & 0xFFFFu) | (uint32_t)g3 << 16;
+        }
+        for (int32_t c = C4; c < C; c++) tail[c - C4] = xst_floor_shr32((int32_t)g[c] * mant[c] + round, pre);
+        int32_t *ar = ab + (size_t)(y0 + ky0) * xrow + (size_t)(x0 + kx0) * C;
+        const int8_t *wr = w + (size_t)ky0 * wrow + (size_t)kx0 * C;
+        const int32_t nx = kx1 - kx0;
+        for (int32_t c = 0; c < C4; c += 4) {
+          const int32_t s02 = (int32_t)gsw[c / 2], s13 = (int32_t)gsw[c / 2 + 1];
+          if ((s02 | s13) == 0) continue; /* exact: adds nothing */
+          int32_t *ay = ar + c;
+          const int8_t *wy = wr + c;
+          for (int32_t ky = ky0; ky < ky1; ky++, ay += xrow, wy += wrow) {
+            int32_t *a = ay;
+            const int8_t *wp = wy;
+            for (int32_t i = 0; i < nx; i++, a += C, wp += C) {
+              const uint32_t v = dw_ld4(wp);
+              const int32_t wl = __sxtb16((int32_t)v), wh = dw_sxtb16_ror8(v);
+              a[0] = __smlabb(wl, s02, a[0]);
+              a[2] = __smlatt(wl, s02, a[2]);
+              a[1] = __smlabb(wh, s13, a[1]);
+              a[3] = __smlatt(wh, s13, a[3]);
+            }
+          }
+        }
+        for (int32_t c = C4; c < C; c++) {
+          const int32_t gc = tail[c - C4];
+          if (gc == 0) continue;
+          for (int32_t ky = ky0; ky < ky1; ky++) {
+            for (int32_t kx = kx0; kx < kx1; kx++) {
+              ab[((size_t)(y0 + ky) * W + (size_t)(x0 + kx)) * C + c] += w[((size_t)ky * KW + kx) * C + c] * gc;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+
 size_t depthwise_conv2d_s8_backward_input_scratch_size(const xst_dwconv_dims *d) {
   /* int32 acc[batch * in_h * in_w * in_c], then int16 gs[out_c] */
   return (size_t)d->batch * (size_t)d->in_h * (size_t)d->in_w * (size_t)d->in_c * 4u +
@@ -307,6 +386,12 @@ int depthwise_conv2d_s8_backward_input(const xst_dwconv_dims *d,
   int16_t *gs = (int16_t *)(acc + n);
   const int pre = backward_input_prescale(d);
   for (size_t k = 0; k < n; k++) acc[k] = 0;
+#if XST_MM_DSP
+  if (M == 1) {
+    dw_backward_input_dsp(d, ws->mantissa_q15, pre, grad_out, w, acc, (uint32_t *)(void *)gs);
+    goto normalise;
+  }
+#endif
   /* Scatter each output gradient to the input taps its window read. */
   for (int32_t b = 0; b < d->batch; b++) {
     int32_t *ab = acc + (size_t)b * H * W * C;
@@ -339,6 +424,9 @@ int depthwise_conv2d_s8_backward_input(const xst_dwconv_dims *d,
       }
     }
   }
+#if XST_MM_DSP
+normalise:;
+#endif
   /* Normalise: the largest magnitude lands in [64, 127]. */
   const int s = xst_normalize_s8(acc, n, grad_in);
   *grad_in_exp = *grad_out_exp + ws->exp - 15 + pre + s;
@@ -361,6 +449,58 @@ int depthwise_conv2d_s8_backward_bias(const xst_dwconv_dims *d, const xst_block 
   return XST_OK;
 }
 
+#if XST_MM_DSP
+/* Output rows/columns [*lo, *hi) whose tap k reads inside [0, in) on one axis:
+ * o*s - pad + k in [0, in). */
+static void tap_outputs(int32_t k, int32_t s, int32_t pad, int32_t in, int32_t out, int32_t *lo, int32_t *hi) {
+  const int32_t first = pad - k, last = in - 1 + pad - k; /* o*s in [first, last] */
+  *lo = first > 0 ? (first + s - 1) / s : 0;
+  *hi = last < 0 ? 0 : (last / s + 1 < out ? last / s + 1 : out);
+}
+
+/* Depth multiplier 1, channels [c, c + 4) (gw columns [col, col + 4)): for
+ * each tap, the sum over the output pixels whose tap lies in the image (a
+ * rectangle of output rows and columns) with 4 accumulators in registers;
+ * one 32-bit load brings 4 channels of grad_out and of the input, SXTB16 /
+ * SXTAB16 (input offset added) split them into int16 lanes and SMLABB /
+ * SMLATT accumulate (exact: |sum| < 2^31, see the pixel limit). */
+static __attribute__((noinline)) void dw_backward_weight_dsp4(const xst_dwconv_dims *d, int32_t input_offset,
+                                                              const int8_t *grad_out, const int8_t *in,
+                                                              int32_t *grad_w, int32_t noc, int32_t c, int32_t col) {
+  const int32_t H = d->in_h, W = d->in_w, C = d->in_c, OH = d->out_h, OW = d->out_w;
+  const int32_t off2 = (int32_t)(((uint32_t)input_offset & 0xFFFFu) * 0x10001u);
+  const size_t xstep = (size_t)d->stride_w * C;
+  for (int32_t ky = 0; ky < d->k_h; ky++) {
+    int32_t oy0, oy1;
+    tap_outputs(ky, d->stride_h, d->pad_h, H, OH, &oy0, &oy1);
+    for (int32_t kx = 0; kx < d->k_w; kx++) {
+      int32_t ox0, ox1;
+      tap_outputs(kx, d->stride_w, d->pad_w, W, OW, &ox0, &ox1);
+      int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      const int32_t nx = ox1 - ox0;
+      for (int32_t b = 0; nx > 0 && b < d->batch; b++) {
+        for (int32_t oy = oy0; oy < oy1; oy++) {
+          const int32_t iy = oy * d->stride_h - d->pad_h + ky, ix = ox0 * d->stride_w - d->pad_w + kx;
+          const int8_t *xp = in + (((size_t)b * H + iy) * W + ix) * C + c;
+          const int8_t *gp = grad_out + (((size_t)b * OH + oy) * OW + ox0) * C + c;
+          for (int32_t i = 0; i < nx; i++, xp += xstep, gp += C) {
+            const uint32_t v = dw_ld4(xp), g = dw_ld4(gp);
+            const int32_t xl = __sxtab16(off2, (int32_t)v), xh = dw_sxtab16_ror8(off2, v);
+            const int32_t gl = __sxtb16((int32_t)g), gh = dw_sxtb16_ror8(g);
+            a0 = __smlabb(gl, xl, a0);
+            a2 = __smlatt(gl, xl, a2);
+            a1 = __smlabb(gh, xh, a1);
+            a3 = __smlatt(gh, xh, a3);
+          }
+        }
+      }
+      int32_t *gw = grad_w + ((size_t)ky * d->k_w + kx) * noc + col;
+      gw[0] = a0, gw[1] = a1, gw[2] = a2, gw[3] = a3;
+    }
+  }
+}
+#endif
+
 int depthwise_conv2d_s8_backward_weight(const xst_dwconv_dims *d,
                                         const xst_block *blk,
                                         int32_t input_offset,
@@ -376,6 +516,13 @@ int depthwise_conv2d_s8_backward_weight(const xst_dwconv_dims *d,
   const int32_t ob = blk->oc_begin, noc = blk->oc_end - blk->oc_begin;
   const size_t nw = (size_t)d->k_h * d->k_w * noc;
   for (size_t k = 0; k < nw; k++) grad_w[k] = 0;
+  int32_t cb = 0; /* mult 1: block columns [0, cb) are done */
+#if XST_MM_DSP
+  if (M == 1) {
+    for (; cb + 4 <= noc; cb += 4) dw_backward_weight_dsp4(d, input_offset, grad_out, in, grad_w, noc, ob + cb, cb);
+    if (cb == noc) return XST_OK;
+  }
+#endif
   for (int32_t b = 0; b < d->batch; b++) {
     const int8_t *xb = in + (size_t)b * H * W * C;
     for (int32_t oy = 0; oy < d->out_h; oy++) {
@@ -393,7 +540,7 @@ int depthwise_conv2d_s8_backward_weight(const xst_dwconv_dims *d,
             int32_t *gw = grad_w + ((size_t)ky * d->k_w + kx) * noc;
             if (M == 1) {
               const int8_t *xc = xp + ob;
-              for (int32_t c = 0; c < noc; c++) gw[c] += g[c] * ((int32_t)xc[c] + input_offset);
+              for (int32_t c = cb; c < noc; c++) gw[c] += g[c] * ((int32_t)xc[c] + input_offset);
             } else {
               for (int32_t c = 0; c < noc; c++) gw[c] += g[c] * ((int32_t)xp[(ob + c) / M] + input_offset);
             }

@@ -295,7 +295,12 @@ int conv2d_s8_backward_bias(const xst_conv_dims *d, const xst_block *blk,
  *   * (in[b][oy*sh-ph+ky][ox*sw-pw+kx][i] + input_offset), out-of-image taps
  * contributing 0; int32 (noc, k_h, k_w, nic), real scale 2^grad_out_exp *
  * s_in. Sets. batch*out_h*out_w <= 65535 (65535 * 128 * 255 < 2^31: exact).
- * Aliasing: none. Scratch: none. */
+ * Aliasing: none. Scratch: none. k_h*k_w*nic <= 256: patch by patch (the
+ * pixel's offset-added input patch once, then one flat loop per output
+ * channel; DSP builds: pixel pairs through SMLAD); larger patches: per-tap
+ * loop. Stack (GCC 12 -O2 -fstack-usage, Cortex-M4F): DSP builds 176 + 1,248
+ * (two interleaved int16 patches, 1 KB); portable builds 680 (one int16
+ * patch, 512 B). */
 int conv2d_s8_backward_weight(const xst_conv_dims *d, const xst_block *blk,
                               int32_t input_offset, const int8_t *grad_out,
                               const int8_t *in, int32_t *grad_w);
@@ -367,7 +372,10 @@ size_t depthwise_conv2d_s8_forward_scratch_size(const xst_dwconv_dims *d);
  * element sums, so the int32 sum stays below 2^30. Sets (does not accumulate).
  * scratch: depthwise_conv2d_s8_backward_input_scratch_size() bytes, 4-aligned
  * (int32 [batch*in_h*in_w*in_c] then int16 [out_c]).
- * Aliasing: grad_in must not overlap grad_out, w or scratch. */
+ * Aliasing: grad_in must not overlap grad_out, w or scratch. DSP builds with
+ * depth multiplier 1: 4 channels per 32-bit weight load (SMLABB/SMLATT), the
+ * int16 scratch area holding the pixel's gradients as packed pairs. Stack
+ * (GCC 12 -O2 -fstack-usage, Cortex-M4F): DSP 176 + 200, portable 152. */
 int depthwise_conv2d_s8_backward_input(const xst_dwconv_dims *d,
                                        const xst_wscale *ws,
                                        const int8_t *grad_out,
@@ -391,7 +399,10 @@ int depthwise_conv2d_s8_backward_bias(const xst_dwconv_dims *d, const xst_block 
  * depthwise weight connects one output channel to one input channel (oc/mult),
  * so there is no separate input-channel range (ic_begin/ic_end are ignored).
  * batch*out_h*out_w <= 65535 keeps the sums exact (|sum| < 2^31).
- * Aliasing: none allowed. Scratch: none. */
+ * Aliasing: none allowed. Scratch: none. DSP builds with depth multiplier 1:
+ * per 4 channels and tap, the sum over the output pixels whose tap is in the
+ * image, 4 channels per 32-bit load of grad_out and input (SMLABB/SMLATT).
+ * Stack (GCC 12 -O2 -fstack-usage, Cortex-M4F): DSP 160 + 152, portable 136. */
 int depthwise_conv2d_s8_backward_weight(const xst_dwconv_dims *d,
                                         const xst_block *blk,
                                         int32_t input_offset,
