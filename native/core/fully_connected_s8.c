@@ -65,15 +65,38 @@ static inline int32_t sxtb16_ror8(uint32_t x) {
 #define XST_FC_BW_A 256
 #define XST_FC_BW_M 64
 
-static inline int32_t smulbb(int32_t a, int32_t b) {
-  int32_t r;
-  __asm__("smulbb %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-static inline int32_t smultb(int32_t a, int32_t b) {
-  int32_t r;
-  __asm__("smultb %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
-  return r;
+/* o[4j..4j+3] = g * (the 4 inputs of expanded group j), j < ng: per group
+ * LDRD of the expanded pair, SMULBB/SMULTB, one STM (its register list is
+ * ascending: the four products are pinned to r8-r11). Two groups a trip. */
+static void outer_row(int32_t *o, const int32_t *xp, int32_t ng, int32_t g) {
+  register int32_t p0 __asm__("r8");
+  register int32_t p1 __asm__("r9");
+  register int32_t p2 __asm__("r10");
+  register int32_t p3 __asm__("r11");
+  const int32_t *const xe = xp + 2 * ng;
+  int32_t xl, xh;
+#define XST_FC_OUTER_STEP                            \
+  "ldrd %[xl], %[xh], [%[xp]], #8\n\t"              \
+  "smulbb %[p0], %[xl], %[g]\n\t"                   \
+  "smulbb %[p1], %[xh], %[g]\n\t"                   \
+  "smultb %[p2], %[xl], %[g]\n\t"                   \
+  "smultb %[p3], %[xh], %[g]\n\t"                   \
+  "stmia %[o]!, {%[p0], %[p1], %[p2], %[p3]}\n\t"
+  __asm__ volatile(
+      "tst %[ng], #1\n\t"
+      "beq 1f\n\t" XST_FC_OUTER_STEP
+      "1:\n\t"
+      "cmp %[xp], %[xe]\n\t"
+      "beq 2f\n\t"
+      "3:\n\t" XST_FC_OUTER_STEP XST_FC_OUTER_STEP
+      "cmp %[xp], %[xe]\n\t"
+      "bne 3b\n\t"
+      "2:\n\t"
+      : [o] "+&r"(o), [xp] "+&r"(xp), [xl] "=&r"(xl), [xh] "=&r"(xh), [p0] "=&r"(p0), [p1] "=&r"(p1),
+        [p2] "=&r"(p2), [p3] "=&r"(p3)
+      : [xe] "r"(xe), [ng] "r"(ng), [g] "r"(g)
+      : "cc", "memory");
+#undef XST_FC_OUTER_STEP
 }
 
 /* init: per-m start values (set), or NULL: add to out. */
@@ -88,16 +111,25 @@ static void mm_pairs(const int32_t *a2, int32_t astride, int32_t m, int32_t kp, 
       if (init) s0 = s1 = s2 = s3 = init[mi];
       else { s0 = o[j]; s1 = o[j + 1]; s2 = o[j + 2]; s3 = o[j + 3]; }
       const int8_t *p = b + j;
-      for (int32_t q = 0; q < kp; q++) {
-        const int32_t g = ar[q];
-        const uint32_t u0 = ld4_out(p), u1 = ld4_out(p + ldb);
-        const uint32_t t = pkhbt16(u0, u1), v = pkhtb16(u1, u0);
-        s0 = __smlad(__sxtb16((int32_t)t), g, s0);
-        s1 = __smlad(sxtb16_ror8(t), g, s1);
-        s2 = __smlad(__sxtb16((int32_t)v), g, s2);
-        s3 = __smlad(sxtb16_ror8(v), g, s3);
-        p += 2 * ldb;
+      const int32_t *ap = ar, *const aend = ar + (kp & ~1);
+#define XST_FC_PAIR_STEP(g, p0, p1)                                 \
+  do {                                                              \
+    const uint32_t u0 = ld4_out(p0), u1 = ld4_out(p1);              \
+    const uint32_t t = pkhbt16(u0, u1), v = pkhtb16(u1, u0);        \
+    s0 = __smlad(__sxtb16((int32_t)t), g, s0);                      \
+    s1 = __smlad(sxtb16_ror8(t), g, s1);                            \
+    s2 = __smlad(__sxtb16((int32_t)v), g, s2);                      \
+    s3 = __smlad(sxtb16_ror8(v), g, s3);                            \
+  } while (0)
+      while (ap != aend) { /* two pairs of b rows a trip */
+        const int32_t g0 = ap[0], g1 = ap[1];
+        XST_FC_PAIR_STEP(g0, p, p + ldb);
+        XST_FC_PAIR_STEP(g1, p + 2 * ldb, p + 3 * ldb);
+        ap += 2;
+        p += 4 * ldb;
       }
+      if (kp & 1) XST_FC_PAIR_STEP(ap[0], p, p + ldb);
+#undef XST_FC_PAIR_STEP
       o[j] = s0; o[j + 1] = s1; o[j + 2] = s2; o[j + 3] = s3;
     }
     for (int32_t j = n4; j < n; j++) {
@@ -453,17 +485,8 @@ int fully_connected_s8_backward_weight(const xst_fc_dims *d,
       for (int32_t c = blk->oc_begin; c < blk->oc_end; c++) {
         const int32_t g = grad_out[c];
         int32_t *o = grad_w + (size_t)(c - blk->oc_begin) * nic + i0;
-        const int32_t *xp = xb;
-        for (int32_t j = 0; j < n4; j += 4) {
-          const int32_t xl = xp[0], xh = xp[1];
-          o[0] = smulbb(xl, g);
-          o[1] = smulbb(xh, g);
-          o[2] = smultb(xl, g);
-          o[3] = smultb(xh, g);
-          o += 4;
-          xp += 2;
-        }
-        for (int32_t j = n4; j < n; j++) *o++ = g * ((int32_t)x[i0 + j] + input_offset);
+        if (n4 > 0) outer_row(o, xb, n4 / 4, g);
+        for (int32_t j = n4; j < n; j++) o[j] = g * ((int32_t)x[i0 + j] + input_offset);
       }
     }
     return XST_OK;
