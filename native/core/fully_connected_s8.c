@@ -574,6 +574,21 @@ int fully_connected_s8_backward_weight_sgd(const xst_fc_dims *d,
       const int32_t g = grad_out[c];
       if (g == 0) continue;
       const int64_t R = 31 - (int64_t)sh - (int64_t)e;
+#if XST_SGD_DSP
+      if (xst_sgd_dsp_ok(R)) {
+        uint32_t state = *rng;
+        const int32_t sr = (int32_t)R - 32, sr32 = 64 - (int32_t)R;
+        const int8_t *x = in + blk->ic_begin;
+        int8_t *wp = wc + blk->ic_begin;
+        const int32_t n = blk->ic_end - blk->ic_begin;
+        for (int32_t i = 0; i < n; i++) {
+          const int32_t gi = g * ((int32_t)x[i] + input_offset);
+          if (gi != 0) wp[i] = xst_sgd_s8_dsp(wp[i], gi, m, sr, sr32, &state);
+        }
+        *rng = state;
+        continue;
+      }
+#endif
       if (xst_sgd_fast_ok(R)) {
         uint32_t state = *rng; /* kept in a register along the row */
         for (int32_t i = blk->ic_begin; i < blk->ic_end; i++) {
