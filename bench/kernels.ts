@@ -139,7 +139,7 @@ const bwdShapes = [
   { shape: '1x1 conv 24x24x32 <- 32 (rows 576)', rows: 576, inF: 32, outF: 32 },
 ];
 for (const a of bwdShapes) {
-  for (const which of ['input', 'weight'] as const) {
+  for (const which of ['input', 'weight', 'weight_sgd'] as const) {
     const AL = new ArenaLayout(ARENA);
     const s = { rows: a.rows, inFeatures: a.inF, outFeatures: a.outF };
     const t = {
@@ -148,7 +148,8 @@ for (const a of bwdShapes) {
       ws: AL.alloc('ws', 'int16', [a.outF]), gx: AL.alloc('gx', 'int8', [a.rows, a.inF]), gxExp: AL.cell('gx.exp'),
       out: which === 'input'
         ? AL.alloc('scratch', 'uint8', [fcBackwardInputScratchBytes(s)])
-        : AL.alloc('gw', 'int32', [a.outF, a.inF]),
+        : AL.alloc('gw', 'int32', [which === 'weight' ? a.outF : 1, a.inF]),
+      lr: AL.alloc('lr', 'int32', [a.outF]), lrs: AL.alloc('lrs', 'int32', [a.outF]), rng: AL.cell('rng'),
     };
     for (const target of TARGETS) {
       const d = new TraceDispatch(AL.used);
@@ -159,8 +160,13 @@ for (const a of bwdShapes) {
       k.writeInt32(t.gExp, [-12]);
       if (which === 'input') {
         k.fcBackwardInput({ ...s, wscaleMantissa: t.ws, wscaleExp: -8, gradOut: t.g, gradOutExp: t.gExp, weights: t.w, gradIn: t.gx, gradInExp: t.gxExp, scratch: t.out });
-      } else {
+      } else if (which === 'weight') {
         k.fcBackwardWeight({ ...s, ocBegin: 0, ocEnd: a.outF, icBegin: 0, icEnd: a.inF, inputOffset: 128, gradOut: t.g, input: t.x, gradWeights: t.out });
+      } else {
+        const lr = quantizeMultiplier(0.003, -62, 62);
+        k.writeInt32(t.lr, new Array(a.outF).fill(lr.multiplier)); k.writeInt32(t.lrs, new Array(a.outF).fill(lr.shift));
+        k.writeInt32(t.rng, [12345]);
+        k.fcBackwardWeightSgd({ ...s, ocBegin: 0, ocEnd: a.outF, icBegin: 0, icEnd: a.inF, inputOffset: 127, gradOut: t.g, gradOutExp: t.gExp, input: t.x, lrMultiplier: t.lr, lrShift: t.lrs, weights: t.w, rng: t.rng });
       }
       const res = await runTrace(target, d.writer.end());
       if (res.exitCode !== 0 || res.parsed.calls.length !== 1) {
@@ -221,8 +227,10 @@ const side: { op: string; shape: string; cmsis?: number }[] = [
   ...bwdShapes.flatMap((a) => [
     { op: 'fully_connected_s8_backward_input', shape: a.shape },
     { op: 'fully_connected_s8_backward_weight', shape: a.shape },
+    { op: 'fully_connected_s8_backward_weight_sgd', shape: a.shape },
   ]),
   { op: 'fully_connected_s8_backward_weight_sgd', shape: '784 -> 100 (dense, fused update)' },
+  { op: 'sgd_s8_update', shape: `block 100x${BLOCK_IC}` },
 ];
 console.log('\ninstructions/MAC' + ' '.repeat(60) + 'M4 DSP    M4 portable  RV32     CMSIS-NN (M4)');
 for (const s of side) {

@@ -64,6 +64,7 @@ static inline int32_t sxtb16_ror8(uint32_t x) {
 #define XST_FC_BW_XC 512
 #define XST_FC_BW_A 256
 #define XST_FC_BW_M 64
+#define XST_FC_BW_T 256 /* fused update, rows >= 2: gradient tile */
 
 /* o[4j..4j+3] = g * (the 4 inputs of expanded group j), j < ng: per group
  * LDRD of the expanded pair, SMULBB/SMULTB, one STM (its register list is
@@ -453,6 +454,56 @@ int fully_connected_s8_backward_bias(const xst_fc_dims *d, const xst_block *blk,
   return XST_OK;
 }
 
+#if XST_MM_DSP
+/* rows >= 2: out[c - c_begin][i] = sum_r grad_out[r][c] (x[r][i] + off), c in
+ * [c_begin, c_end), i < nic (x: the inputs at the block's first column, row
+ * stride in_features; out row stride ostride), as G^T X over row pairs
+ * (mm_pairs): the output gradients of a group of channels, transposed to
+ * packed row pairs, on the stack (XST_FC_BW_A words, chunks of row pairs);
+ * the input offset enters as off * sum_r g[r][c], the start value of each
+ * sum; an odd last row is added in C. */
+static void bw_pairs(const xst_fc_dims *d, int32_t c_begin, int32_t c_end, const int8_t *x, int32_t nic,
+                     int32_t input_offset, const int8_t *grad_out, int32_t *out, int32_t ostride) {
+  const int32_t IN = d->in_features, OUT = d->out_features;
+  int32_t a2[XST_FC_BW_A], init[XST_FC_BW_M];
+  const int32_t kp = d->rows / 2;
+  const int32_t kpc = kp < XST_FC_BW_A ? kp : XST_FC_BW_A;
+  int32_t mc = XST_FC_BW_A / kpc;
+  if (mc > XST_FC_BW_M) mc = XST_FC_BW_M;
+  for (int32_t c0 = c_begin; c0 < c_end; c0 += mc) {
+    const int32_t nm = c_end - c0 < mc ? c_end - c0 : mc;
+    int32_t *o = out + (size_t)(c0 - c_begin) * ostride;
+    for (int32_t mi = 0; mi < nm; mi++) {
+      int32_t s = 0; /* |s| <= 128 * 65535: exact, and so is off * s */
+      for (int32_t r = 0; r < d->rows; r++) s += grad_out[(size_t)r * OUT + c0 + mi];
+      init[mi] = input_offset * s;
+    }
+    for (int32_t q0 = 0; q0 < kp; q0 += kpc) {
+      const int32_t nq = kp - q0 < kpc ? kp - q0 : kpc;
+      for (int32_t mi = 0; mi < nm; mi++) {
+        const int8_t *g = grad_out + (size_t)(2 * q0) * OUT + c0 + mi;
+        int32_t *ap = a2 + mi * nq;
+        for (int32_t q = 0; q < nq; q++) {
+          ap[q] = (int32_t)(((uint32_t)(int32_t)g[0] & 0xFFFFu) | ((uint32_t)(int32_t)g[OUT] << 16));
+          g += 2 * OUT;
+        }
+      }
+      mm_pairs(a2, nq, nm, nq, x + (size_t)(2 * q0) * IN, IN, nic, o, ostride, q0 == 0 ? init : NULL);
+    }
+    if (d->rows & 1) {
+      const int32_t r = d->rows - 1;
+      const int8_t *xr = x + (size_t)r * IN;
+      for (int32_t mi = 0; mi < nm; mi++) {
+        const int32_t g = grad_out[(size_t)r * OUT + c0 + mi];
+        int32_t *om = o + (size_t)mi * ostride;
+        if (g == 0) continue;
+        for (int32_t i = 0; i < nic; i++) om[i] += g * xr[i];
+      }
+    }
+  }
+}
+#endif
+
 int fully_connected_s8_backward_weight(const xst_fc_dims *d,
                                        const xst_block *blk,
                                        int32_t input_offset,
@@ -491,51 +542,8 @@ int fully_connected_s8_backward_weight(const xst_fc_dims *d,
     }
     return XST_OK;
   }
-  {
-    /* rows >= 2: grad_w = G^T X over row pairs (mm_pairs): the output
-     * gradients of a block of channels, transposed to packed row pairs, on
-     * the stack (XST_FC_BW_A words, chunks of row pairs); the input offset
-     * enters as off * sum_r g[r][c], the start value of each sum; an odd
-     * last row is added in C. */
-    int32_t a2[XST_FC_BW_A], init[XST_FC_BW_M];
-    const int32_t kp = d->rows / 2;
-    const int32_t kpc = kp < XST_FC_BW_A ? kp : XST_FC_BW_A;
-    int32_t mc = XST_FC_BW_A / kpc;
-    if (mc > XST_FC_BW_M) mc = XST_FC_BW_M;
-    const int8_t *x = in + blk->ic_begin;
-    for (int32_t c0 = blk->oc_begin; c0 < blk->oc_end; c0 += mc) {
-      const int32_t nm = blk->oc_end - c0 < mc ? blk->oc_end - c0 : mc;
-      int32_t *o = grad_w + (size_t)(c0 - blk->oc_begin) * nic;
-      for (int32_t mi = 0; mi < nm; mi++) {
-        int32_t s = 0; /* |s| <= 128 * 65535: exact, and so is off * s */
-        for (int32_t r = 0; r < d->rows; r++) s += grad_out[(size_t)r * OUT + c0 + mi];
-        init[mi] = input_offset * s;
-      }
-      for (int32_t q0 = 0; q0 < kp; q0 += kpc) {
-        const int32_t nq = kp - q0 < kpc ? kp - q0 : kpc;
-        for (int32_t mi = 0; mi < nm; mi++) {
-          const int8_t *g = grad_out + (size_t)(2 * q0) * OUT + c0 + mi;
-          int32_t *ap = a2 + mi * nq;
-          for (int32_t q = 0; q < nq; q++) {
-            ap[q] = (int32_t)(((uint32_t)(int32_t)g[0] & 0xFFFFu) | ((uint32_t)(int32_t)g[OUT] << 16));
-            g += 2 * OUT;
-          }
-        }
-        mm_pairs(a2, nq, nm, nq, x + (size_t)(2 * q0) * IN, IN, nic, o, nic, q0 == 0 ? init : NULL);
-      }
-      if (d->rows & 1) {
-        const int32_t r = d->rows - 1;
-        const int8_t *xr = x + (size_t)r * IN;
-        for (int32_t mi = 0; mi < nm; mi++) {
-          const int32_t g = grad_out[(size_t)r * OUT + c0 + mi];
-          int32_t *om = o + (size_t)mi * nic;
-          if (g == 0) continue;
-          for (int32_t i = 0; i < nic; i++) om[i] += g * xr[i];
-        }
-      }
-    }
-    return XST_OK;
-  }
+  bw_pairs(d, blk->oc_begin, blk->oc_end, in + blk->ic_begin, nic, input_offset, grad_out, grad_w, nic);
+  return XST_OK;
 #endif
   for (int32_t c = blk->oc_begin; c < blk->oc_end; c++) {
     int32_t *gw = grad_w + (size_t)(c - blk->oc_begin) * nic;
@@ -606,6 +614,34 @@ int fully_connected_s8_backward_weight_sgd(const xst_fc_dims *d,
       }
       continue;
     }
+#if XST_MM_DSP
+    {
+      /* rows >= 2: the channel's gradients XST_FC_BW_T columns at a time
+       * (bw_pairs into a stack tile), then the updates in column order. */
+      int32_t tile[XST_FC_BW_T];
+      const int64_t R = 31 - (int64_t)sh - (int64_t)e;
+      const int32_t sr = (int32_t)R - 32, sr32 = 64 - (int32_t)R;
+      for (int32_t i0 = blk->ic_begin; i0 < blk->ic_end; i0 += XST_FC_BW_T) {
+        const int32_t n = blk->ic_end - i0 < XST_FC_BW_T ? blk->ic_end - i0 : XST_FC_BW_T;
+        bw_pairs(d, c, c + 1, in + i0, n, input_offset, grad_out, tile, n);
+        int8_t *wp = wc + i0;
+        if (xst_sgd_dsp_ok(R)) {
+          uint32_t state = *rng;
+          for (int32_t i = 0; i < n; i++) {
+            if (tile[i] != 0) wp[i] = xst_sgd_s8_dsp(wp[i], tile[i], m, sr, sr32, &state);
+          }
+          *rng = state;
+        } else {
+          for (int32_t i = 0; i < n; i++) {
+            if (tile[i] == 0) continue;
+            int64_t v = (int64_t)wp[i] - xst_sgd_step(tile[i], m, sh, e, rng);
+            wp[i] = (int8_t)(v < -127 ? -127 : (v > 127 ? 127 : v));
+          }
+        }
+      }
+      continue;
+    }
+#endif
     for (int32_t i = blk->ic_begin; i < blk->ic_end; i++) {
       int32_t gi = 0;
       for (int32_t r = 0; r < d->rows; r++) {
