@@ -132,6 +132,52 @@ for (const a of anchors) {
   }
 }
 
+// FC backward at 1x1-convolution shapes (rows = pixels): backward_input and
+// the full-block backward_weight, one arena and trace per shape.
+const bwdShapes = [
+  { shape: '1x1 conv 6x6x128 <- 256 (rows 36)', rows: 36, inF: 128, outF: 256 },
+  { shape: '1x1 conv 24x24x32 <- 32 (rows 576)', rows: 576, inF: 32, outF: 32 },
+];
+for (const a of bwdShapes) {
+  for (const which of ['input', 'weight', 'weight_sgd'] as const) {
+    const AL = new ArenaLayout(ARENA);
+    const s = { rows: a.rows, inFeatures: a.inF, outFeatures: a.outF };
+    const t = {
+      x: AL.alloc('x', 'int8', [a.rows, a.inF]), w: AL.alloc('w', 'int8', [a.outF, a.inF]),
+      g: AL.alloc('g', 'int8', [a.rows, a.outF]), gExp: AL.cell('g.exp'),
+      ws: AL.alloc('ws', 'int16', [a.outF]), gx: AL.alloc('gx', 'int8', [a.rows, a.inF]), gxExp: AL.cell('gx.exp'),
+      out: which === 'input'
+        ? AL.alloc('scratch', 'uint8', [fcBackwardInputScratchBytes(s)])
+        : AL.alloc('gw', 'int32', [which === 'weight' ? a.outF : 1, a.inF]),
+      lr: AL.alloc('lr', 'int32', [a.outF]), lrs: AL.alloc('lrs', 'int32', [a.outF]), rng: AL.cell('rng'),
+    };
+    for (const target of TARGETS) {
+      const d = new TraceDispatch(AL.used);
+      const k = new Kernels(d);
+      const r = new Xorshift32(13);
+      for (const x of [t.x, t.w, t.g]) k.write(x, Uint8Array.from({ length: x.bytes }, () => r.next() & 0xff));
+      k.writeInt16(t.ws, Array.from({ length: a.outF }, () => r.int(16384, 32767)));
+      k.writeInt32(t.gExp, [-12]);
+      if (which === 'input') {
+        k.fcBackwardInput({ ...s, wscaleMantissa: t.ws, wscaleExp: -8, gradOut: t.g, gradOutExp: t.gExp, weights: t.w, gradIn: t.gx, gradInExp: t.gxExp, scratch: t.out });
+      } else if (which === 'weight') {
+        k.fcBackwardWeight({ ...s, ocBegin: 0, ocEnd: a.outF, icBegin: 0, icEnd: a.inF, inputOffset: 128, gradOut: t.g, input: t.x, gradWeights: t.out });
+      } else {
+        const lr = quantizeMultiplier(0.003, -62, 62);
+        k.writeInt32(t.lr, new Array(a.outF).fill(lr.multiplier)); k.writeInt32(t.lrs, new Array(a.outF).fill(lr.shift));
+        k.writeInt32(t.rng, [12345]);
+        k.fcBackwardWeightSgd({ ...s, ocBegin: 0, ocEnd: a.outF, icBegin: 0, icEnd: a.inF, inputOffset: 127, gradOut: t.g, gradOutExp: t.gExp, input: t.x, lrMultiplier: t.lr, lrShift: t.lrs, weights: t.w, rng: t.rng });
+      }
+      const res = await runTrace(target, d.writer.end());
+      if (res.exitCode !== 0 || res.parsed.calls.length !== 1) {
+        throw new Error(`${target}: backward trace failed (exit ${res.exitCode}): ${res.parsed.errors.join('; ')}`);
+      }
+      const n = res.parsed.calls[0]!.instructions, macs = a.rows * a.inF * a.outF;
+      rows.push({ op: `fully_connected_s8_backward_${which}`, target, shape: a.shape, macs, instructions: n, instructionsPerMac: +(n / macs).toFixed(2) });
+    }
+  }
+}
+
 // A whole training step of the MNIST workload (forward, loss, backward, fused
 // updates) on real, sparse data: the mean over the first 200 steps.
 const train = loadMnist('train');
@@ -178,6 +224,13 @@ const side: { op: string; shape: string; cmsis?: number }[] = [
   ...anchors.map((a) => ({ op: 'fully_connected_s8_forward', shape: a.shape, cmsis: a.cmsis })),
   { op: 'fully_connected_s8_backward_input', shape: '1x784 <- 100' },
   { op: 'fully_connected_s8_backward_weight', shape: `784 -> 100, block 100x${BLOCK_IC}` },
+  ...bwdShapes.flatMap((a) => [
+    { op: 'fully_connected_s8_backward_input', shape: a.shape },
+    { op: 'fully_connected_s8_backward_weight', shape: a.shape },
+    { op: 'fully_connected_s8_backward_weight_sgd', shape: a.shape },
+  ]),
+  { op: 'fully_connected_s8_backward_weight_sgd', shape: '784 -> 100 (dense, fused update)' },
+  { op: 'sgd_s8_update', shape: `block 100x${BLOCK_IC}` },
 ];
 console.log('\ninstructions/MAC' + ' '.repeat(60) + 'M4 DSP    M4 portable  RV32     CMSIS-NN (M4)');
 for (const s of side) {

@@ -29,6 +29,124 @@ static inline uint32_t in_range4(uint32_t x, uint32_t base4, uint32_t top4) {
           : [x] "r"(x), [b] "r"(base4), [top] "r"(top4), [ones] "r"(0xFFFFFFFFu), [zero] "r"(0u));
   return m;
 }
+
+/* ---- backward DSP core -------------------------------------------------
+ * out[m][n] (+)= sum_{k < 2 kp} a[m][k] * b[k][n]: a as packed int16 pairs
+ * (a2[m][j] = a[m][2j] low, a[m][2j + 1] high, row stride astride words), b
+ * int8 rows of stride ldb. For 4 columns and a pair of b rows: u0 =
+ * b[k][n..n+3], u1 = b[k+1][n..n+3]; PKHBT(u0, u1 << 16) holds the bytes
+ * (b[k][n], b[k][n+1], b[k+1][n], b[k+1][n+1]), whose SXTB16 is the pair
+ * for column n and SXTB16 ror 8 the pair for n + 1, which an SMLAD
+ * multiplies with the packed a pair; PKHTB(u1, u0 >> 16) gives n + 2, n + 3.
+ * 13 instructions per 8 MACs plus the loop. Callers: backward_input (a = the
+ * prescaled output gradients, b = the weights) and backward_weight (a = the
+ * output gradients transposed to pairs of rows, b = the inputs, whose offset
+ * rides in init). Integer sums are exact (every caller bounds them), so the
+ * result is the portable loops' to the bit. */
+static inline uint32_t pkhbt16(uint32_t lo, uint32_t hi) {
+  uint32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+  return r;
+}
+static inline uint32_t pkhtb16(uint32_t hi, uint32_t lo) {
+  uint32_t r;
+  __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(hi), "r"(lo));
+  return r;
+}
+static inline int32_t sxtb16_ror8(uint32_t x) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+
+/* Stack buffers of backward_weight: inputs expanded per chunk (rows 1), the
+ * output gradients as row pairs and the per-channel start values. */
+#define XST_FC_BW_XC 512
+#define XST_FC_BW_A 256
+#define XST_FC_BW_M 64
+#define XST_FC_BW_T 256 /* fused update, rows >= 2: gradient tile */
+
+/* o[4j..4j+3] = g * (the 4 inputs of expanded group j), j < ng: per group
+ * LDRD of the expanded pair, SMULBB/SMULTB, one STM (its register list is
+ * ascending: the four products are pinned to r8-r11). Two groups a trip. */
+static void outer_row(int32_t *o, const int32_t *xp, int32_t ng, int32_t g) {
+  register int32_t p0 __asm__("r8");
+  register int32_t p1 __asm__("r9");
+  register int32_t p2 __asm__("r10");
+  register int32_t p3 __asm__("r11");
+  const int32_t *const xe = xp + 2 * ng;
+  int32_t xl, xh;
+#define XST_FC_OUTER_STEP                            \
+  "ldrd %[xl], %[xh], [%[xp]], #8\n\t"              \
+  "smulbb %[p0], %[xl], %[g]\n\t"                   \
+  "smulbb %[p1], %[xh], %[g]\n\t"                   \
+  "smultb %[p2], %[xl], %[g]\n\t"                   \
+  "smultb %[p3], %[xh], %[g]\n\t"                   \
+  "stmia %[o]!, {%[p0], %[p1], %[p2], %[p3]}\n\t"
+  __asm__ volatile(
+      "tst %[ng], #1\n\t"
+      "beq 1f\n\t" XST_FC_OUTER_STEP
+      "1:\n\t"
+      "cmp %[xp], %[xe]\n\t"
+      "beq 2f\n\t"
+      "3:\n\t" XST_FC_OUTER_STEP XST_FC_OUTER_STEP
+      "cmp %[xp], %[xe]\n\t"
+      "bne 3b\n\t"
+      "2:\n\t"
+      : [o] "+&r"(o), [xp] "+&r"(xp), [xl] "=&r"(xl), [xh] "=&r"(xh), [p0] "=&r"(p0), [p1] "=&r"(p1),
+        [p2] "=&r"(p2), [p3] "=&r"(p3)
+      : [xe] "r"(xe), [ng] "r"(ng), [g] "r"(g)
+      : "cc", "memory");
+#undef XST_FC_OUTER_STEP
+}
+
+/* init: per-m start values (set), or NULL: add to out. */
+static void mm_pairs(const int32_t *a2, int32_t astride, int32_t m, int32_t kp, const int8_t *b,
+                     int32_t ldb, int32_t n, int32_t *out, int32_t ostride, const int32_t *init) {
+  const int32_t n4 = n & ~3;
+  for (int32_t mi = 0; mi < m; mi++) {
+    const int32_t *ar = a2 + (size_t)mi * astride;
+    int32_t *o = out + (size_t)mi * ostride;
+    for (int32_t j = 0; j < n4; j += 4) {
+      int32_t s0, s1, s2, s3;
+      if (init) s0 = s1 = s2 = s3 = init[mi];
+      else { s0 = o[j]; s1 = o[j + 1]; s2 = o[j + 2]; s3 = o[j + 3]; }
+      const int8_t *p = b + j;
+      const int32_t *ap = ar, *const aend = ar + (kp & ~1);
+#define XST_FC_PAIR_STEP(g, p0, p1)                                 \
+  do {                                                              \
+    const uint32_t u0 = ld4_out(p0), u1 = ld4_out(p1);              \
+    const uint32_t t = pkhbt16(u0, u1), v = pkhtb16(u1, u0);        \
+    s0 = __smlad(__sxtb16((int32_t)t), g, s0);                      \
+    s1 = __smlad(sxtb16_ror8(t), g, s1);                            \
+    s2 = __smlad(__sxtb16((int32_t)v), g, s2);                      \
+    s3 = __smlad(sxtb16_ror8(v), g, s3);                            \
+  } while (0)
+      while (ap != aend) { /* two pairs of b rows a trip */
+        const int32_t g0 = ap[0], g1 = ap[1];
+        XST_FC_PAIR_STEP(g0, p, p + ldb);
+        XST_FC_PAIR_STEP(g1, p + 2 * ldb, p + 3 * ldb);
+        ap += 2;
+        p += 4 * ldb;
+      }
+      if (kp & 1) XST_FC_PAIR_STEP(ap[0], p, p + ldb);
+#undef XST_FC_PAIR_STEP
+      o[j] = s0; o[j + 1] = s1; o[j + 2] = s2; o[j + 3] = s3;
+    }
+    for (int32_t j = n4; j < n; j++) {
+      uint32_t s = init ? (uint32_t)init[mi] : (uint32_t)o[j];
+      const int8_t *p = b + j;
+      for (int32_t q = 0; q < kp; q++) {
+        const int32_t g = ar[q];
+        const int32_t glo = (int32_t)((uint32_t)g << 16) / 65536; /* exact: a multiple of 2^16 */
+        s += (uint32_t)(glo * p[0]);
+        s += (uint32_t)(xst_floor_shr32(g, 16) * p[ldb]);
+        p += 2 * ldb;
+      }
+      o[j] = (int32_t)s;
+    }
+  }
+}
 #endif
 
 #define XST_FC_MAX_IN 65536   /* keeps the int32 forward accumulator exact */
@@ -270,8 +388,38 @@ int fully_connected_s8_backward_input(const xst_fc_dims *d,
     if (ws->mantissa_q15[c] < 0) return XST_ERR_PARAM;
   }
   int32_t *acc = (int32_t *)scratch;
-  int16_t *gs = (int16_t *)(acc + (size_t)d->rows * IN);
   const int pre = backward_input_prescale(OUT);
+#if XST_MM_DSP
+  /* Per row: the prescaled gradients as packed pairs (OUT / 2 words, in the
+   * gs area), then acc[r] = sum over output-channel pairs (mm_pairs); an odd
+   * last channel is added in C. */
+  int32_t *gp = acc + (size_t)d->rows * IN;
+  const int32_t kp = OUT / 2;
+  const int32_t half = (int32_t)1 << (pre - 1);
+  for (int32_t r = 0; r < d->rows; r++) {
+    const int8_t *g = grad_out + (size_t)r * OUT;
+    int32_t *a = acc + (size_t)r * IN;
+    for (int32_t j = 0; j < kp; j++) {
+      const int32_t g0 = xst_floor_shr32((int32_t)g[2 * j] * ws->mantissa_q15[2 * j] + half, pre);
+      const int32_t g1 = xst_floor_shr32((int32_t)g[2 * j + 1] * ws->mantissa_q15[2 * j + 1] + half, pre);
+      gp[j] = (int32_t)(((uint32_t)g0 & 0xFFFFu) | ((uint32_t)g1 << 16));
+    }
+    static const int32_t zero = 0;
+    if (kp > 0) mm_pairs(gp, 0, 1, kp, w, IN, IN, a, 0, &zero);
+    else {
+      for (int32_t i = 0; i < IN; i++) a[i] = 0;
+    }
+    if (OUT & 1) {
+      const int32_t c = OUT - 1;
+      const int32_t gc = xst_floor_shr32((int32_t)g[c] * ws->mantissa_q15[c] + half, pre);
+      const int8_t *wc = w + (size_t)c * IN;
+      if (gc != 0) {
+        for (int32_t i = 0; i < IN; i++) a[i] += wc[i] * gc;
+      }
+    }
+  }
+#else
+  int16_t *gs = (int16_t *)(acc + (size_t)d->rows * IN);
   for (int32_t r = 0; r < d->rows; r++) {
     const int8_t *g = grad_out + (size_t)r * OUT;
     int32_t *a = acc + (size_t)r * IN;
@@ -286,6 +434,7 @@ int fully_connected_s8_backward_input(const xst_fc_dims *d,
       for (int32_t i = 0; i < IN; i++) a[i] += wc[i] * gc;
     }
   }
+#endif
   /* Normalise: the largest magnitude lands in [64, 127]. */
   const int s = xst_normalize_s8(acc, (size_t)d->rows * IN, grad_in);
   *grad_in_exp = *grad_out_exp + ws->exp - 15 + pre + s;
@@ -305,6 +454,56 @@ int fully_connected_s8_backward_bias(const xst_fc_dims *d, const xst_block *blk,
   return XST_OK;
 }
 
+#if XST_MM_DSP
+/* rows >= 2: out[c - c_begin][i] = sum_r grad_out[r][c] (x[r][i] + off), c in
+ * [c_begin, c_end), i < nic (x: the inputs at the block's first column, row
+ * stride in_features; out row stride ostride), as G^T X over row pairs
+ * (mm_pairs): the output gradients of a group of channels, transposed to
+ * packed row pairs, on the stack (XST_FC_BW_A words, chunks of row pairs);
+ * the input offset enters as off * sum_r g[r][c], the start value of each
+ * sum; an odd last row is added in C. */
+static void bw_pairs(const xst_fc_dims *d, int32_t c_begin, int32_t c_end, const int8_t *x, int32_t nic,
+                     int32_t input_offset, const int8_t *grad_out, int32_t *out, int32_t ostride) {
+  const int32_t IN = d->in_features, OUT = d->out_features;
+  int32_t a2[XST_FC_BW_A], init[XST_FC_BW_M];
+  const int32_t kp = d->rows / 2;
+  const int32_t kpc = kp < XST_FC_BW_A ? kp : XST_FC_BW_A;
+  int32_t mc = XST_FC_BW_A / kpc;
+  if (mc > XST_FC_BW_M) mc = XST_FC_BW_M;
+  for (int32_t c0 = c_begin; c0 < c_end; c0 += mc) {
+    const int32_t nm = c_end - c0 < mc ? c_end - c0 : mc;
+    int32_t *o = out + (size_t)(c0 - c_begin) * ostride;
+    for (int32_t mi = 0; mi < nm; mi++) {
+      int32_t s = 0; /* |s| <= 128 * 65535: exact, and so is off * s */
+      for (int32_t r = 0; r < d->rows; r++) s += grad_out[(size_t)r * OUT + c0 + mi];
+      init[mi] = input_offset * s;
+    }
+    for (int32_t q0 = 0; q0 < kp; q0 += kpc) {
+      const int32_t nq = kp - q0 < kpc ? kp - q0 : kpc;
+      for (int32_t mi = 0; mi < nm; mi++) {
+        const int8_t *g = grad_out + (size_t)(2 * q0) * OUT + c0 + mi;
+        int32_t *ap = a2 + mi * nq;
+        for (int32_t q = 0; q < nq; q++) {
+          ap[q] = (int32_t)(((uint32_t)(int32_t)g[0] & 0xFFFFu) | ((uint32_t)(int32_t)g[OUT] << 16));
+          g += 2 * OUT;
+        }
+      }
+      mm_pairs(a2, nq, nm, nq, x + (size_t)(2 * q0) * IN, IN, nic, o, ostride, q0 == 0 ? init : NULL);
+    }
+    if (d->rows & 1) {
+      const int32_t r = d->rows - 1;
+      const int8_t *xr = x + (size_t)r * IN;
+      for (int32_t mi = 0; mi < nm; mi++) {
+        const int32_t g = grad_out[(size_t)r * OUT + c0 + mi];
+        int32_t *om = o + (size_t)mi * ostride;
+        if (g == 0) continue;
+        for (int32_t i = 0; i < nic; i++) om[i] += g * xr[i];
+      }
+    }
+  }
+}
+#endif
+
 int fully_connected_s8_backward_weight(const xst_fc_dims *d,
                                        const xst_block *blk,
                                        int32_t input_offset,
@@ -316,6 +515,36 @@ int fully_connected_s8_backward_weight(const xst_fc_dims *d,
   if (input_offset < -127 || input_offset > 128) return XST_ERR_PARAM;
   const int32_t IN = d->in_features, OUT = d->out_features;
   const int32_t nic = blk->ic_end - blk->ic_begin;
+#if XST_MM_DSP
+  if (d->rows == 1) {
+    /* An outer product: grad_w[c][i] = g[c] * (x[i] + off). The inputs
+     * plus offset expanded to int16 pairs (x0, x2), (x1, x3) per 4, once per
+     * chunk of XST_FC_BW_XC; then 4 outputs per SMULBB / SMULTB quad. */
+    int32_t xb[XST_FC_BW_XC / 2];
+    const int32_t off2 = (int32_t)(((uint32_t)input_offset & 0xFFFFu) * 0x10001u);
+    const int8_t *x = in + blk->ic_begin;
+    for (int32_t i0 = 0; i0 < nic; i0 += XST_FC_BW_XC) {
+      const int32_t n = nic - i0 < XST_FC_BW_XC ? nic - i0 : XST_FC_BW_XC;
+      const int32_t n4 = n & ~3;
+      for (int32_t j = 0; j < n4; j += 4) {
+        const uint32_t u = ld4_out(x + i0 + j);
+        xb[j / 2] = __sxtab16(off2, (int32_t)u);
+        int32_t h;
+        __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(h) : "r"(off2), "r"(u));
+        xb[j / 2 + 1] = h;
+      }
+      for (int32_t c = blk->oc_begin; c < blk->oc_end; c++) {
+        const int32_t g = grad_out[c];
+        int32_t *o = grad_w + (size_t)(c - blk->oc_begin) * nic + i0;
+        if (n4 > 0) outer_row(o, xb, n4 / 4, g);
+        for (int32_t j = n4; j < n; j++) o[j] = g * ((int32_t)x[i0 + j] + input_offset);
+      }
+    }
+    return XST_OK;
+  }
+  bw_pairs(d, blk->oc_begin, blk->oc_end, in + blk->ic_begin, nic, input_offset, grad_out, grad_w, nic);
+  return XST_OK;
+#endif
   for (int32_t c = blk->oc_begin; c < blk->oc_end; c++) {
     int32_t *gw = grad_w + (size_t)(c - blk->oc_begin) * nic;
     for (int32_t i = 0; i < nic; i++) gw[i] = 0;
@@ -353,6 +582,21 @@ int fully_connected_s8_backward_weight_sgd(const xst_fc_dims *d,
       const int32_t g = grad_out[c];
       if (g == 0) continue;
       const int64_t R = 31 - (int64_t)sh - (int64_t)e;
+#if XST_SGD_DSP
+      if (xst_sgd_dsp_ok(R)) {
+        uint32_t state = *rng;
+        const int32_t sr = (int32_t)R - 32, sr32 = 64 - (int32_t)R;
+        const int8_t *x = in + blk->ic_begin;
+        int8_t *wp = wc + blk->ic_begin;
+        const int32_t n = blk->ic_end - blk->ic_begin;
+        for (int32_t i = 0; i < n; i++) {
+          const int32_t gi = g * ((int32_t)x[i] + input_offset);
+          if (gi != 0) wp[i] = xst_sgd_s8_dsp(wp[i], gi, m, sr, sr32, &state);
+        }
+        *rng = state;
+        continue;
+      }
+#endif
       if (xst_sgd_fast_ok(R)) {
         uint32_t state = *rng; /* kept in a register along the row */
         for (int32_t i = blk->ic_begin; i < blk->ic_end; i++) {
@@ -370,6 +614,34 @@ int fully_connected_s8_backward_weight_sgd(const xst_fc_dims *d,
       }
       continue;
     }
+#if XST_MM_DSP
+    {
+      /* rows >= 2: the channel's gradients XST_FC_BW_T columns at a time
+       * (bw_pairs into a stack tile), then the updates in column order. */
+      int32_t tile[XST_FC_BW_T];
+      const int64_t R = 31 - (int64_t)sh - (int64_t)e;
+      const int32_t sr = (int32_t)R - 32, sr32 = 64 - (int32_t)R;
+      for (int32_t i0 = blk->ic_begin; i0 < blk->ic_end; i0 += XST_FC_BW_T) {
+        const int32_t n = blk->ic_end - i0 < XST_FC_BW_T ? blk->ic_end - i0 : XST_FC_BW_T;
+        bw_pairs(d, c, c + 1, in + i0, n, input_offset, grad_out, tile, n);
+        int8_t *wp = wc + i0;
+        if (xst_sgd_dsp_ok(R)) {
+          uint32_t state = *rng;
+          for (int32_t i = 0; i < n; i++) {
+            if (tile[i] != 0) wp[i] = xst_sgd_s8_dsp(wp[i], tile[i], m, sr, sr32, &state);
+          }
+          *rng = state;
+        } else {
+          for (int32_t i = 0; i < n; i++) {
+            if (tile[i] == 0) continue;
+            int64_t v = (int64_t)wp[i] - xst_sgd_step(tile[i], m, sh, e, rng);
+            wp[i] = (int8_t)(v < -127 ? -127 : (v > 127 ? 127 : v));
+          }
+        }
+      }
+      continue;
+    }
+#endif
     for (int32_t i = blk->ic_begin; i < blk->ic_end; i++) {
       int32_t gi = 0;
       for (int32_t r = 0; r < d->rows; r++) {

@@ -27,6 +27,17 @@ int sgd_s8_update(const xst_fc_dims *d, const xst_block *blk,
     const int32_t *g = grad + (size_t)(c - blk->oc_begin) * nic;
     int8_t *wc = w + (size_t)c * d->in_features + blk->ic_begin;
     const int64_t R = 31 - (int64_t)lr->shift[c] - (int64_t)e;
+#if XST_SGD_DSP
+    if (xst_sgd_dsp_ok(R)) {
+      uint32_t state = *rng;
+      const int32_t m = lr->multiplier[c], sr = (int32_t)R - 32, sr32 = 64 - (int32_t)R;
+      for (int32_t i = 0; i < nic; i++) {
+        if (g[i] != 0) wc[i] = xst_sgd_s8_dsp(wc[i], g[i], m, sr, sr32, &state);
+      }
+      *rng = state;
+      continue;
+    }
+#endif
     if (xst_sgd_fast_ok(R)) {
       uint32_t state = *rng;
       for (int32_t i = 0; i < nic; i++) {

@@ -117,7 +117,8 @@ int fully_connected_s8_backward_bias(const xst_fc_dims *d, const xst_block *blk,
 
 /* grad_w[c - oc_begin][i - ic_begin] =
  *   sum_r grad_out[r][c] * (in[r][i] + input_offset)
- * int32, real scale 2^grad_out_exp * s_in. Sets. Aliasing: none allowed. */
+ * int32, real scale 2^grad_out_exp * s_in. Sets. Aliasing: none allowed.
+ * Scratch: none (the Arm DSP path keeps up to 1.3 KB on the stack). */
 int fully_connected_s8_backward_weight(const xst_fc_dims *d,
                                        const xst_block *blk,
                                        int32_t input_offset,
@@ -127,7 +128,8 @@ int fully_connected_s8_backward_weight(const xst_fc_dims *d,
 /* Fused weight gradient + integer SGD (Tiny Training Engine in-place update):
  * for each (c, i) in blk, g = sum_r grad_out[r][c]*(in[r][i]+input_offset)
  * and w[c][i] -= sr(g * lr[c] * 2^grad_out_exp), without a gradient buffer.
- * Bit-identical to backward_weight followed by sgd_s8_update. */
+ * Bit-identical to backward_weight followed by sgd_s8_update. The Arm DSP
+ * path keeps up to 2.3 KB on the stack (a gradient tile at rows >= 2). */
 int fully_connected_s8_backward_weight_sgd(const xst_fc_dims *d,
                                            const xst_block *blk,
                                            int32_t input_offset,

@@ -171,4 +171,33 @@ static inline int xst_normalize_s8(const int32_t *acc, size_t n, int8_t *out) {
   return s;
 }
 
+/* Arm cores with the DSP extension (not XST_PORTABLE): xst_sgd_s8_fast for
+ * R in [32, 62], s = R - 32, in a few instructions. r = u 2^s exactly there,
+ * so hi:lo = u << s (LSL and LSR by 32 - s; a register LSR by 32 gives 0),
+ * SMLAL adds g m (|g m + r| < 2^63), and floor((g m + r) / 2^R) is the high
+ * word shifted right by s. The weight update saturates (QSUB, then SSAT to
+ * [-128, 127] and -128 -> -127): the same clamp as the reference's 64-bit
+ * one. Bit-identical to xst_sgd_s8_fast; callers pass s and 32 - s. */
+#if defined(__ARM_FEATURE_DSP) && !defined(XST_PORTABLE)
+#define XST_SGD_DSP 1
+static inline int xst_sgd_dsp_ok(int64_t R) { return R >= 32 && R <= 62; }
+static inline int8_t xst_sgd_s8_dsp(int8_t w, int32_t g, int32_t m, int32_t s, int32_t s32, uint32_t *state) {
+  const uint32_t u = xst_xorshift32(state);
+  uint32_t lo;
+  int32_t hi, v;
+  __asm__("lsl %[lo], %[u], %[s]\n\t"
+          "lsr %[hi], %[u], %[s32]\n\t"
+          "smlal %[lo], %[hi], %[g], %[m]\n\t"
+          "asr %[hi], %[hi], %[s]\n\t"
+          "qsub %[v], %[w], %[hi]\n\t"
+          "ssat %[v], #8, %[v]"
+          : [lo] "=&r"(lo), [hi] "=&r"(hi), [v] "=&r"(v)
+          : [u] "r"(u), [s] "r"(s), [s32] "r"(s32), [g] "r"(g), [m] "r"(m), [w] "r"((int32_t)w)
+          : "cc");
+  return (int8_t)(v < -127 ? -127 : v);
+}
+#else
+#define XST_SGD_DSP 0
+#endif
+
 #endif /* XST_FIXED_H */
