@@ -8,42 +8,23 @@
 // recorded trace, replayed on the DSP and the portable M4 images: grad_in,
 // its exponent and grad_w bit-identical to the reference.
 import { describe, expect, it } from 'vitest';
-import type { DType, Tensor } from '../src/core/arena.js';
+import { dtypeBytes, type DType, type Tensor } from '../src/core/arena.js';
 import { convGeometry, type Padding } from '../src/core/conv-geometry.js';
-import { type Dispatch, Kernels, conv2dBackwardInputScratchBytes, depthwiseConv2dBackwardInputScratchBytes } from '../src/core/kernels.js';
-import type { OpId } from '../src/core/ops.js';
+import { Kernels, conv2dBackwardInputScratchBytes, depthwiseConv2dBackwardInputScratchBytes } from '../src/core/kernels.js';
 import { ReferenceDispatch } from '../src/core/reference/dispatch.js';
 import { Xorshift32 } from '../src/core/rng.js';
 import { TraceWriter } from '../src/core/trace.js';
-import { runTrace } from '../src/node/qemu.js';
+import { Tee, itReplaysOnM4Images, type Expected } from './support/dsp-replay.js';
 
 const CASES = 80;
 const ARENA = 128 * 1024;
-
-class Tee implements Dispatch {
-  readonly name = 'tee';
-  constructor(readonly ref: ReferenceDispatch, readonly trace: TraceWriter) {}
-  call(op: OpId, args: Int32Array): void {
-    this.ref.call(op, args);
-    this.trace.call(op, args);
-  }
-  write(offset: number, bytes: Uint8Array): void {
-    this.ref.write(offset, bytes);
-    this.trace.write(offset, bytes);
-  }
-  read(offset: number, length: number): Uint8Array {
-    return this.ref.read(offset, length);
-  }
-}
-
-const BYTES: Record<DType, number> = { int8: 1, uint8: 1, int16: 2, int32: 4 } as Record<DType, number>;
 
 interface Geo { batch: number; inH: number; inW: number; inC: number; oc: number; mult: number; k: number; kW: number; s: number; sW: number; pad: Padding }
 
 describe('conv2d / depthwise conv2d backward: DSP paths on Cortex-M4F = TypeScript reference', () => {
   const rng = new Xorshift32(4242);
   const trace = new TraceWriter(1 << 20);
-  const expected: { offset: number; bytes: Uint8Array; what: string }[] = [];
+  const expected: Expected[] = [];
   let calls = 0;
   for (let n = 0; n < CASES; n++) {
     const dw = n % 2 === 1;
@@ -81,7 +62,7 @@ describe('conv2d / depthwise conv2d backward: DSP paths on Cortex-M4F = TypeScri
     const sb = dw ? depthwiseConv2dBackwardInputScratchBytes(dws) : conv2dBackwardInputScratchBytes(conv);
     let top = 0;
     const place = (name: string, dtype: DType, count: number, misalign = 0): Tensor => {
-      const al = BYTES[dtype];
+      const al = dtypeBytes[dtype];
       const offset = Math.ceil(top / 4) * 4 + (al === 1 ? misalign : 0);
       const bytes = count * al;
       top = offset + bytes;
@@ -129,18 +110,5 @@ describe('conv2d / depthwise conv2d backward: DSP paths on Cortex-M4F = TypeScri
   }
   const bytes = trace.end();
 
-  for (const target of ['cortex-m4', 'cortex-m4-portable'] as const) {
-    it(`${target}: ${CASES} random backward geometries bit-identical`, async () => {
-      const r = await runTrace(target, bytes);
-      expect(r.parsed.errors).toEqual([]);
-      expect(r.exitCode).toBe(0);
-      expect(r.parsed.calls).toHaveLength(calls);
-      expect(r.parsed.reads).toHaveLength(expected.length);
-      r.parsed.reads.forEach((got, j) => {
-        const want = expected[j]!;
-        expect(got.offset, want.what).toBe(want.offset);
-        expect(Array.from(got.bytes), want.what).toEqual(Array.from(want.bytes));
-      });
-    }, 120_000);
-  }
+  itReplaysOnM4Images(`${CASES} random backward geometries`, bytes, calls, expected);
 });

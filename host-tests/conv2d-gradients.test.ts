@@ -198,8 +198,8 @@ describe('conv2d against float64 math on the dequantised tensors', () => {
       const nOut = s.batch * s.outH * s.outW * s.outC;
       // An upstream gradient as the layers above would hand it down: int8
       // block-floating with a random exponent, some zeros (ReLU).
-      const gq = randInt8(rng, nOut).map((v) => (rng.below(4) ? v : 0));
-      if (gq.every((v) => v === 0)) gq[0] = 77;
+      const gq: number[] = randInt8(rng, nOut).map((v) => (rng.below(4) ? v : 0));
+      if (!gq.some((v) => v !== 0)) gq[0] = 77;
       const gExp = rng.int(-14, -4);
       const G = Float64Array.from(gq, (q) => q * 2 ** gExp);
       const exact = convGradF64(s, r.x, r.w, G);

@@ -8,41 +8,22 @@
 // counts, tiny shapes). One recorded trace replayed on the DSP image and on
 // the portable M4 image: every output bit-identical to the reference.
 import { describe, expect, it } from 'vitest';
-import type { DType, Tensor } from '../src/core/arena.js';
-import { type Dispatch, Kernels, fcBackwardInputScratchBytes } from '../src/core/kernels.js';
-import type { OpId } from '../src/core/ops.js';
+import { dtypeBytes, type DType, type Tensor } from '../src/core/arena.js';
+import { Kernels, fcBackwardInputScratchBytes } from '../src/core/kernels.js';
 import { quantizeMultiplier } from '../src/core/quant.js';
 import { ReferenceDispatch } from '../src/core/reference/dispatch.js';
 import { Xorshift32 } from '../src/core/rng.js';
 import { TraceWriter } from '../src/core/trace.js';
-import { runTrace } from '../src/node/qemu.js';
+import { Tee, itReplaysOnM4Images, type Expected } from './support/dsp-replay.js';
 
 const RANDOM = 60;
 const CASES = RANDOM + 30;
 const ARENA = 190 * 1024;
 
-class Tee implements Dispatch {
-  readonly name = 'tee';
-  constructor(readonly ref: ReferenceDispatch, readonly trace: TraceWriter) {}
-  call(op: OpId, args: Int32Array): void {
-    this.ref.call(op, args);
-    this.trace.call(op, args);
-  }
-  write(offset: number, bytes: Uint8Array): void {
-    this.ref.write(offset, bytes);
-    this.trace.write(offset, bytes);
-  }
-  read(offset: number, length: number): Uint8Array {
-    return this.ref.read(offset, length);
-  }
-}
-
-const BYTES: Record<DType, number> = { int8: 1, uint8: 1, int16: 2, int32: 4 } as Record<DType, number>;
-
 describe('fully_connected_s8 backward: DSP paths on Cortex-M4F = TypeScript reference', () => {
   const rng = new Xorshift32(9191);
   const trace = new TraceWriter(1 << 21);
-  const expected: { offset: number; bytes: Uint8Array; what: string }[] = [];
+  const expected: Expected[] = [];
   let calls = 0;
   const fits = (R: number, I: number, O: number) =>
     R * I * 6 + O * I * 5 + R * O + O * 16 + 64 < ARENA;
@@ -70,7 +51,7 @@ describe('fully_connected_s8 backward: DSP paths on Cortex-M4F = TypeScript refe
     const { rows: R, inFeatures: I, outFeatures: O } = s;
     let top = 0;
     const place = (name: string, dtype: DType, count: number, misalign = 0): Tensor => {
-      const al = BYTES[dtype];
+      const al = dtypeBytes[dtype];
       const offset = Math.ceil(top / 4) * 4 + (al === 1 ? misalign : 0);
       const bytes = count * al;
       top = offset + bytes;
@@ -136,18 +117,5 @@ describe('fully_connected_s8 backward: DSP paths on Cortex-M4F = TypeScript refe
   }
   const bytes = trace.end();
 
-  for (const target of ['cortex-m4', 'cortex-m4-portable'] as const) {
-    it(`${target}: ${CASES} random shapes bit-identical`, async () => {
-      const r = await runTrace(target, bytes);
-      expect(r.parsed.errors).toEqual([]);
-      expect(r.exitCode).toBe(0);
-      expect(r.parsed.calls).toHaveLength(calls);
-      expect(r.parsed.reads).toHaveLength(expected.length);
-      r.parsed.reads.forEach((got, j) => {
-        const want = expected[j]!;
-        expect(got.offset, want.what).toBe(want.offset);
-        expect(Array.from(got.bytes), want.what).toEqual(Array.from(want.bytes));
-      });
-    }, 180_000);
-  }
+  itReplaysOnM4Images(`${CASES} random shapes`, bytes, calls, expected);
 });
