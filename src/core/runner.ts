@@ -330,7 +330,6 @@ export class ForwardRunner {
       throw new GraphError(`${what}: output [${y.g.shape}] does not match input [${x.g.shape}], weights [${wg.shape}], ` +
         `stride ${op.strideH}x${op.strideW}, ${op.padding} padding`);
     }
-    const w = this.graphConstant(op.inputs[1]!, what);
     const bias = op.inputs[2]! >= 0 ? this.graphConstant(op.inputs[2]!, what) : null;
     const m = outputMultipliers(x.q.scale[0]!, channelScales(quantOf(wg, what), outC, what), y.q.scale[0]!);
     const multiplier = this.constant(`${wg.name}.multiplier`, 'int32', [outC], bytesOf(m.multiplier));
@@ -339,7 +338,7 @@ export class ForwardRunner {
     return {
       shape: { batch, inH, inW, inC, outH, outW, outC, kH, kW, strideH: op.strideH, strideW: op.strideW, padH: geo.padH, padW: geo.padW },
       quant: { inputOffset: -x.q.zeroPoint[0]!, outputOffset: y.q.zeroPoint[0]!, actMin, actMax, multiplier, shift },
-      input: x.t, output: y.t, weights: w, bias,
+      input: x.t, output: y.t, bias,
     };
   }
 
@@ -347,7 +346,8 @@ export class ForwardRunner {
     const wg = this.graph.tensors[op.inputs[1]!]!;
     const c = this.convCommon(op, what, wg.shape[0]!);
     if (wg.shape[3] !== c.shape.inC) throw new GraphError(`${what}: weights [${wg.shape}] do not fit ${c.shape.inC} input channels`);
-    const args = { ...c.shape, ...c.quant, input: c.input, weights: c.weights, bias: c.bias, output: c.output, mask: null };
+    const weights = this.graphConstant(op.inputs[1]!, what);
+    const args = { ...c.shape, ...c.quant, input: c.input, weights, bias: c.bias, output: c.output, mask: null };
     const s = c.shape;
     return { index: op.index, kind: op.kind, macs: s.batch * s.outH * s.outW * s.outC * s.kH * s.kW * s.inC, run: (k) => k.conv2dForward(args) };
   }
@@ -373,7 +373,8 @@ export class ForwardRunner {
       return { index: op.index, kind: op.kind, macs: c.shape.batch * c.shape.outH * c.shape.outW * outC * kH * kW, run: (k) => k.conv2dForward(args) };
     }
     const { outC: _, ...shape } = c.shape;
-    const args = { ...shape, depthMultiplier: op.depthMultiplier, ...c.quant, input: c.input, weights: c.weights, bias: c.bias, output: c.output, mask: null };
+    const weights = this.graphConstant(op.inputs[1]!, what);
+    const args = { ...shape, depthMultiplier: op.depthMultiplier, ...c.quant, input: c.input, weights, bias: c.bias, output: c.output, mask: null };
     const s = c.shape;
     return { index: op.index, kind: op.kind, macs: s.batch * s.outH * s.outW * outC * s.kH * s.kW, run: (k) => k.depthwiseConv2dForward(args) };
   }
