@@ -100,8 +100,10 @@ static inline void dw_st4(int8_t *p, uint32_t v) { *(xst_dw_u32_unaligned *)(voi
  * SEL takes max(lo, v); again for v >= hi and min(hi, v). */
 static inline uint32_t dw_clamp_store4(int32_t v0, int32_t v1, int32_t v2, int32_t v3, uint32_t lo4, uint32_t hi4,
                                        int8_t *p) {
-  const uint32_t r = ((uint32_t)__ssat(v0, 8) & 0xFFu) | ((uint32_t)__ssat(v1, 8) & 0xFFu) << 8 |
-                     ((uint32_t)__ssat(v2, 8) & 0xFFu) << 16 | (uint32_t)__ssat(v3, 8) << 24;
+  uint32_t r = (uint32_t)__ssat(v0, 8); /* bytes 1-3 replaced below (BFI) */
+  __asm__("bfi %0, %1, #8, #24" : "+r"(r) : "r"(__ssat(v1, 8)));
+  __asm__("bfi %0, %1, #16, #16" : "+r"(r) : "r"(__ssat(v2, 8)));
+  __asm__("bfi %0, %1, #24, #8" : "+r"(r) : "r"(__ssat(v3, 8)));
   uint32_t c, f1, f2;
   __asm__("ssub8 %[c], %[lo], %[r]\n\t"
           "mrs %[f1], APSR\n\t"
@@ -177,39 +179,37 @@ static __attribute__((noinline)) void dw_forward_dsp4(const xst_dwconv_dims *d, 
         int32_t kx0, kx1;
         tap_range(x0, KW, W, &kx0, &kx1);
         int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3;
-        if (k3x3 && ky1 - ky0 == 3 && kx1 - kx0 == 3) { /* 3x3 inside the image */
-          const int8_t *x0p = xb + (size_t)y0 * xrow + (size_t)x0 * xcol, *x1p = x0p + xrow, *x2p = x1p + xrow;
-          DW_TAP(x0p, wx); DW_TAP(x0p + xcol, wx + 2); DW_TAP(x0p + 2 * xcol, wx + 4);
-          DW_TAP(x1p, wx + 6); DW_TAP(x1p + xcol, wx + 8); DW_TAP(x1p + 2 * xcol, wx + 10);
-          DW_TAP(x2p, wx + 12); DW_TAP(x2p + xcol, wx + 14); DW_TAP(x2p + 2 * xcol, wx + 16);
-          goto store;
-        }
         const int8_t *xr = xb + (size_t)(y0 + ky0) * xrow + (size_t)(x0 + kx0) * xcol;
         const int32_t *wr = wx + 2 * (ky0 * KW + kx0);
-        const int32_t nx = kx1 - kx0;
+        const int32_t ny = ky1 - ky0, nx = kx1 - kx0;
+        if (k3x3 && nx == 3) { /* 3x3 kernels away from the left/right edges: rows of 3 taps */
+          DW_TAP(xr, wr); DW_TAP(xr + xcol, wr + 2); DW_TAP(xr + 2 * xcol, wr + 4);
+          if (ny > 1) {
+            const int8_t *x1p = xr + xrow;
+            DW_TAP(x1p, wr + 6); DW_TAP(x1p + xcol, wr + 8); DW_TAP(x1p + 2 * xcol, wr + 10);
+            if (ny > 2) {
+              const int8_t *x2p = x1p + xrow;
+              DW_TAP(x2p, wr + 12); DW_TAP(x2p + xcol, wr + 14); DW_TAP(x2p + 2 * xcol, wr + 16);
+            }
+          }
+          goto store;
+        }
+        if (k3x3 && nx == 2) { /* 3x3 kernels at the left/right edge (SAME pad 1): rows of 2 taps */
+          DW_TAP(xr, wr); DW_TAP(xr + xcol, wr + 2);
+          if (ny > 1) {
+            const int8_t *x1p = xr + xrow;
+            DW_TAP(x1p, wr + 6); DW_TAP(x1p + xcol, wr + 8);
+            if (ny > 2) {
+              const int8_t *x2p = x1p + xrow;
+              DW_TAP(x2p, wr + 12); DW_TAP(x2p + xcol, wr + 14);
+            }
+          }
+          goto store;
+        }
         for (int32_t ky = ky0; ky < ky1; ky++, xr += xrow, wr += 2 * KW) {
           const int8_t *xp = xr;
           const int32_t *wp = wr;
-          if (nx == 3) { /* 3x3 kernels away from the left/right edges */
-            DW_TAP(xp, wp);
-            DW_TAP(xp + xcol, wp + 2);
-            DW_TAP(xp + 2 * xcol, wp + 4);
-            continue;
-          }
-          if (nx == 2) { /* 3x3 kernels at the left/right edge (SAME pad 1) */
-            DW_TAP(xp, wp);
-            DW_TAP(xp + xcol, wp + 2);
-            continue;
-          }
-          for (int32_t i = 0; i < nx; i++, xp += xcol, wp += 2) {
-            const uint32_t v = dw_ld4(xp);
-            const int32_t xl = __sxtab16(off2, (int32_t)v), xh = dw_sxtab16_ror8(off2, v);
-            const int32_t wl = wp[0], wh = wp[1];
-            a0 = __smlabb(xl, wl, a0);
-            a2 = __smlatt(xl, wl, a2);
-            a1 = __smlabb(xh, wh, a1);
-            a3 = __smlatt(xh, wh, a3);
-          }
+          for (int32_t i = 0; i < nx; i++, xp += xcol, wp += 2) DW_TAP(xp, wp);
         }
       store:
         if (fast) {
