@@ -4,7 +4,8 @@
 // counts, padding, strides 1-3, kernels 1..5, person_detect's first layer at
 // reduced size, depth multipliers 1-3), random offsets, multipliers (both
 // signs of the shift), activations, masks, and int8 tensors at every byte
-// alignment. One recorded trace, replayed on the DSP and the portable M4
+// alignment; then depthwise on images of edge pixels only (3x3xC, 1x5xC,
+// 6x1xC, C 4/8/12/256/7/13). One recorded trace, replayed on the DSP and the portable M4
 // images: outputs and masks bit-identical to the reference.
 import { describe, expect, it } from 'vitest';
 import { dtypeBytes, type DType, type Tensor } from '../src/core/arena.js';
@@ -17,6 +18,12 @@ import { TraceWriter } from '../src/core/trace.js';
 import { Tee, itReplaysOnM4Images, type Expected } from './support/dsp-replay.js';
 
 const CASES = 80;
+// Depthwise only, after the random cases: images where every (or nearly
+// every) output pixel is an edge pixel (3x3, 1xN, Nx1; person_detect's
+// 3x3x256 layer), channel counts 4, 8, 12, 256, 7, 13, 3x3 SAME stride 1.
+const EDGE: { inH: number; inW: number }[] = [{ inH: 3, inW: 3 }, { inH: 1, inW: 5 }, { inH: 6, inW: 1 }];
+const EDGE_C = [4, 8, 12, 256, 7, 13]; // 7, 13: mask nibbles straddle bytes
+const TOTAL = CASES + EDGE.length * EDGE_C.length;
 const ARENA = 96 * 1024;
 
 interface Geo { batch: number; inH: number; inW: number; inC: number; oc: number; mult: number; k: number; kW: number; s: number; sW: number; pad: Padding }
@@ -25,8 +32,8 @@ describe('conv2d / depthwise conv2d forward: DSP paths on Cortex-M4F = TypeScrip
   const rng = new Xorshift32(9191);
   const trace = new TraceWriter(1 << 20);
   const expected: Expected[] = [];
-  for (let n = 0; n < CASES; n++) {
-    const dw = n % 2 === 1;
+  for (let n = 0; n < TOTAL; n++) {
+    const dw = n >= CASES || n % 2 === 1;
     const fixed: Geo[] = [
       { batch: 1, inH: 24, inW: 24, inC: 1, oc: 8, mult: 1, k: 3, kW: 3, s: 2, sW: 2, pad: 'same' }, // person_detect layer 1, reduced
       { batch: 1, inH: 12, inW: 12, inC: 8, oc: 8, mult: 1, k: 3, kW: 3, s: 1, sW: 1, pad: 'same' },
@@ -37,7 +44,10 @@ describe('conv2d / depthwise conv2d forward: DSP paths on Cortex-M4F = TypeScrip
       { batch: 1, inH: 6, inW: 6, inC: 64, oc: 9, mult: 1, k: 5, kW: 5, s: 1, sW: 1, pad: 'same' }, // patch 1600 B: portable fallback
       { batch: 1, inH: 5, inW: 5, inC: 7, oc: 7, mult: 1, k: 9, kW: 9, s: 1, sW: 1, pad: 'same' }, // 81 taps: depthwise fallback
     ];
-    const f = n < fixed.length * 2 ? fixed[n >> 1] : undefined;
+    const e = n - CASES, edge = EDGE[Math.floor(e / EDGE_C.length)];
+    const f = n < fixed.length * 2 ? fixed[n >> 1]
+      : edge ? { batch: 1, ...edge, inC: EDGE_C[e % EDGE_C.length]!, oc: 0, mult: 1, k: 3, kW: 3, s: 1, sW: 1, pad: 'same' as const }
+      : undefined;
     const inH = rng.int(1, 12), inW = rng.int(1, 12), k = rng.int(1, 5), kW = rng.int(1, 5);
     const g: Geo = f ?? {
       batch: rng.int(1, 2), inH, inW, inC: [1, 3, 8, rng.int(1, 20)][rng.below(4)]!, oc: rng.int(1, 20), mult: rng.below(3) === 0 ? rng.int(2, 3) : 1,
@@ -98,5 +108,5 @@ describe('conv2d / depthwise conv2d forward: DSP paths on Cortex-M4F = TypeScrip
   }
   const bytes = trace.end();
 
-  itReplaysOnM4Images(`${CASES} random geometries`, bytes, CASES, expected);
+  itReplaysOnM4Images(`${TOTAL} random and edge-only geometries`, bytes, TOTAL, expected);
 });

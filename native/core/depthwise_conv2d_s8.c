@@ -89,6 +89,44 @@ static inline int32_t dw_sxtb16_ror8(uint32_t x) {
   return r;
 }
 
+/* A 32-bit store to any address (as dw_ld4). */
+static inline void dw_st4(int8_t *p, uint32_t v) { *(xst_dw_u32_unaligned *)(void *)p = v; }
+
+/* The fast output stage of 4 channels: v0..v3 (output offset added,
+ * |v| <= 2^30 + 128) clamped to [lo, hi] (lo4 / hi4: the bounds in every
+ * byte) and stored as 4 bytes at p; returns the 4 mask bits lo < v < hi.
+ * SSAT to int8 first changes neither (-128 <= lo, hi <= 127); then per byte
+ * SSUB8 sets GE where lo >= v (read from APSR.GE, bits 16-19, by MRS) and
+ * SEL takes max(lo, v); again for v >= hi and min(hi, v). */
+static inline uint32_t dw_clamp_store4(int32_t v0, int32_t v1, int32_t v2, int32_t v3, uint32_t lo4, uint32_t hi4,
+                                       int8_t *p) {
+  uint32_t r = (uint32_t)__ssat(v0, 8); /* bytes 1-3 replaced below (BFI) */
+  __asm__("bfi %0, %1, #8, #24" : "+r"(r) : "r"(__ssat(v1, 8)));
+  __asm__("bfi %0, %1, #16, #16" : "+r"(r) : "r"(__ssat(v2, 8)));
+  __asm__("bfi %0, %1, #24, #8" : "+r"(r) : "r"(__ssat(v3, 8)));
+  uint32_t c, f1, f2;
+  __asm__("ssub8 %[c], %[lo], %[r]\n\t"
+          "mrs %[f1], APSR\n\t"
+          "sel %[c], %[lo], %[r]\n\t"
+          "ssub8 %[f2], %[c], %[hi]\n\t"
+          "mrs %[f2], APSR\n\t"
+          "sel %[c], %[hi], %[c]"
+          : [c] "=&r"(c), [f1] "=&r"(f1), [f2] "=&r"(f2)
+          : [lo] "r"(lo4), [hi] "r"(hi4), [r] "r"(r)
+          : "cc");
+  dw_st4(p, c);
+  return (~(f1 | f2) >> 16) & 0xFu;
+}
+
+/* Mask bits k..k+3 := bits (one byte read-modify-write, two when they
+ * straddle a byte). */
+static inline void dw_mask_nibble(uint8_t *mask, size_t k, uint32_t bits) {
+  uint8_t *m = mask + (k >> 3);
+  const unsigned sh = (unsigned)(k & 7);
+  m[0] = (uint8_t)((m[0] & ~(0xFu << sh)) | bits << sh);
+  if (sh > 4) m[1] = (uint8_t)((m[1] & ~(0xFu >> (8 - sh))) | bits >> (8 - sh));
+}
+
 /* Depth multiplier 1, channels [c0, c0 + 4) of every output pixel, on the
  * DSP extension: one 32-bit load brings the 4 channels of a tap, SXTAB16
  * splits it into (c0, c0+2) and (c0+1, c0+3) int16 pairs with the input
@@ -123,7 +161,7 @@ static __attribute__((noinline)) void dw_forward_dsp4(const xst_dwconv_dims *d, 
   const int32_t b2 = bias ? bias[c0 + 2] : 0, b3 = bias ? bias[c0 + 3] : 0;
   const int32_t *mult = q->multiplier + c0, *shift = q->shift + c0;
   const int32_t oo = q->output_offset, lo = q->act_min, hi = q->act_max;
-  const uint32_t span = hi - lo > 0 ? (uint32_t)(hi - lo - 1) : 0u; /* outputs strictly inside */
+  const uint32_t lo4 = ((uint32_t)lo & 0xFFu) * 0x01010101u, hi4 = ((uint32_t)hi & 0xFFu) * 0x01010101u;
   xst_rq_fast rq[4];
   int fast = 1;
   for (int i = 0; i < 4; i++) fast &= xst_rq_fast_init(&rq[i], mult[i], shift[i]);
@@ -141,60 +179,44 @@ static __attribute__((noinline)) void dw_forward_dsp4(const xst_dwconv_dims *d, 
         int32_t kx0, kx1;
         tap_range(x0, KW, W, &kx0, &kx1);
         int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3;
-        if (k3x3 && ky1 - ky0 == 3 && kx1 - kx0 == 3) { /* 3x3 inside the image */
-          const int8_t *x0p = xb + (size_t)y0 * xrow + (size_t)x0 * xcol, *x1p = x0p + xrow, *x2p = x1p + xrow;
-          DW_TAP(x0p, wx); DW_TAP(x0p + xcol, wx + 2); DW_TAP(x0p + 2 * xcol, wx + 4);
-          DW_TAP(x1p, wx + 6); DW_TAP(x1p + xcol, wx + 8); DW_TAP(x1p + 2 * xcol, wx + 10);
-          DW_TAP(x2p, wx + 12); DW_TAP(x2p + xcol, wx + 14); DW_TAP(x2p + 2 * xcol, wx + 16);
-          goto store;
-        }
         const int8_t *xr = xb + (size_t)(y0 + ky0) * xrow + (size_t)(x0 + kx0) * xcol;
         const int32_t *wr = wx + 2 * (ky0 * KW + kx0);
-        const int32_t nx = kx1 - kx0;
+        const int32_t ny = ky1 - ky0, nx = kx1 - kx0;
+        if (k3x3 && nx == 3) { /* 3x3 kernels away from the left/right edges: rows of 3 taps */
+          DW_TAP(xr, wr); DW_TAP(xr + xcol, wr + 2); DW_TAP(xr + 2 * xcol, wr + 4);
+          if (ny > 1) {
+            const int8_t *x1p = xr + xrow;
+            DW_TAP(x1p, wr + 6); DW_TAP(x1p + xcol, wr + 8); DW_TAP(x1p + 2 * xcol, wr + 10);
+            if (ny > 2) {
+              const int8_t *x2p = x1p + xrow;
+              DW_TAP(x2p, wr + 12); DW_TAP(x2p + xcol, wr + 14); DW_TAP(x2p + 2 * xcol, wr + 16);
+            }
+          }
+          goto store;
+        }
+        if (k3x3 && nx == 2) { /* 3x3 kernels at the left/right edge (SAME pad 1): rows of 2 taps */
+          DW_TAP(xr, wr); DW_TAP(xr + xcol, wr + 2);
+          if (ny > 1) {
+            const int8_t *x1p = xr + xrow;
+            DW_TAP(x1p, wr + 6); DW_TAP(x1p + xcol, wr + 8);
+            if (ny > 2) {
+              const int8_t *x2p = x1p + xrow;
+              DW_TAP(x2p, wr + 12); DW_TAP(x2p + xcol, wr + 14);
+            }
+          }
+          goto store;
+        }
         for (int32_t ky = ky0; ky < ky1; ky++, xr += xrow, wr += 2 * KW) {
           const int8_t *xp = xr;
           const int32_t *wp = wr;
-          if (nx == 3) { /* 3x3 kernels away from the left/right edges */
-            DW_TAP(xp, wp);
-            DW_TAP(xp + xcol, wp + 2);
-            DW_TAP(xp + 2 * xcol, wp + 4);
-            continue;
-          }
-          if (nx == 2) { /* 3x3 kernels at the left/right edge (SAME pad 1) */
-            DW_TAP(xp, wp);
-            DW_TAP(xp + xcol, wp + 2);
-            continue;
-          }
-          for (int32_t i = 0; i < nx; i++, xp += xcol, wp += 2) {
-            const uint32_t v = dw_ld4(xp);
-            const int32_t xl = __sxtab16(off2, (int32_t)v), xh = dw_sxtab16_ror8(off2, v);
-            const int32_t wl = wp[0], wh = wp[1];
-            a0 = __smlabb(xl, wl, a0);
-            a2 = __smlatt(xl, wl, a2);
-            a1 = __smlabb(xh, wh, a1);
-            a3 = __smlatt(xh, wh, a3);
-          }
+          for (int32_t i = 0; i < nx; i++, xp += xcol, wp += 2) DW_TAP(xp, wp);
         }
       store:
         if (fast) {
           const int32_t v0 = xst_rq_fast_apply(&rq[0], a0) + oo, v1 = xst_rq_fast_apply(&rq[1], a1) + oo;
           const int32_t v2 = xst_rq_fast_apply(&rq[2], a2) + oo, v3 = xst_rq_fast_apply(&rq[3], a3) + oo;
-          if (mask && (k & 7) <= 4) { /* the 4 mask bits share a byte */
-            /* lo < v < hi  <=>  (unsigned)(v - lo - 1) < span */
-            const uint32_t bits = ((uint32_t)(v0 - lo - 1) < span) | (uint32_t)((uint32_t)(v1 - lo - 1) < span) << 1 |
-                                  (uint32_t)((uint32_t)(v2 - lo - 1) < span) << 2 | (uint32_t)((uint32_t)(v3 - lo - 1) < span) << 3;
-            const unsigned sh = (unsigned)(k & 7);
-            mask[k >> 3] = (uint8_t)((mask[k >> 3] & ~(0xFu << sh)) | bits << sh);
-            out[k] = (int8_t)xst_clamp32(v0, lo, hi);
-            out[k + 1] = (int8_t)xst_clamp32(v1, lo, hi);
-            out[k + 2] = (int8_t)xst_clamp32(v2, lo, hi);
-            out[k + 3] = (int8_t)xst_clamp32(v3, lo, hi);
-          } else {
-            xst_rq_fast_store(v0, lo, hi, k, out, mask);
-            xst_rq_fast_store(v1, lo, hi, k + 1, out, mask);
-            xst_rq_fast_store(v2, lo, hi, k + 2, out, mask);
-            xst_rq_fast_store(v3, lo, hi, k + 3, out, mask);
-          }
+          const uint32_t bits = dw_clamp_store4(v0, v1, v2, v3, lo4, hi4, out + k);
+          if (mask) dw_mask_nibble(mask, k, bits);
         } else {
           xst_requant_store(a0, mult[0], shift[0], oo, lo, hi, k, out, mask);
           xst_requant_store(a1, mult[1], shift[1], oo, lo, hi, k + 1, out, mask);

@@ -357,8 +357,8 @@ typedef xst_fc_quant xst_dwconv_quant;
  * reference DepthwiseConvPerChannel. Aliasing: out and mask must not overlap
  * in, w, bias. Scratch: none (size twin returns 0). Stack (GCC 12 -O2
  * -fstack-usage, Cortex-M4F): DSP builds with depth multiplier 1 and
- * k_h*k_w <= 64: 296 + 768 bytes (512 of them split weights); other shapes
- * and portable builds: 296. */
+ * k_h*k_w <= 64: 296 + 760 bytes (512 of them split weights); other shapes:
+ * 296; portable builds: 288. */
 int depthwise_conv2d_s8_forward(const xst_dwconv_dims *d, const xst_dwconv_quant *q,
                                 const int8_t *in, const int8_t *w,
                                 const int32_t *bias, int8_t *out,
