@@ -148,6 +148,21 @@ export function mlpLayout(cfg: MlpConfig, capacity = cfg.optimizer === 'lqm' ? 1
   return { layout: L, t, params };
 }
 
+// Per-channel update factors of one output channel (weight scale sW, input
+// scale sIn), computed on the host; the device sees only integers.
+//  weight: integer step per unit of the int32 weight gradient g 2^e:
+//    QAS  lr * (G_W s_W^-2) / g2^e = lr sIn / sW   (G_W = g 2^e sIn sW)
+//    off  lr * G_W / g2^e          = lr sIn sW
+//  bias:  QAS  lrBias (sW sIn)^-2 * sIn sW = lrBias / (sIn sW);  off lrBias sIn sW
+//  lqmShift: the weight factor rounded to a power of two (LQM: a shift),
+//    clamped to the kernel's [-64, 64].
+export function updateFactors(lr: number, lrBias: number, sIn: number, sW: number, qas: boolean):
+  { weight: number; bias: number; lqmShift: number } {
+  const weight = qas ? (lr * sIn) / sW : lr * sIn * sW;
+  const bias = qas ? lrBias / (sIn * sW) : lrBias * sIn * sW;
+  return { weight, bias, lqmShift: Math.max(-64, Math.min(64, Math.round(Math.log2(weight)))) };
+}
+
 // Per-channel symmetric int8 weights with 2x headroom (training may grow them).
 function initWeights(rng: Xorshift32, out: number, inp: number, range: number): { q: Int8Array; scale: Float64Array } {
   const q = new Int8Array(out * inp);
@@ -204,16 +219,15 @@ export class MlpTrainer {
     k.writeInt32(f.mult, fwd.map((m) => m.multiplier));
     k.writeInt32(f.shift, fwd.map((m) => m.shift));
     const qas = cfg.qas ?? true;
-    // QAS: s_W^-2 on the int8-domain gradient (see the header comment)
-    const lrW = Array.from(l.scale, (s) => quantizeMultiplier(qas ? (cfg.lr * sIn) / s : cfg.lr * sIn * s, -62, 62));
+    const f_ = Array.from(l.scale, (s) => updateFactors(cfg.lr, cfg.lrBias, sIn, s, qas));
+    const lrW = f_.map((x) => quantizeMultiplier(x.weight, -62, 62));
     k.writeInt32(f.lrW, lrW.map((m) => m.multiplier));
     k.writeInt32(f.lrWShift, lrW.map((m) => m.shift));
-    const lrB = Array.from(l.scale, (s) => quantizeMultiplier(qas ? cfg.lrBias / (sIn * s) : cfg.lrBias * sIn * s, -62, 62));
+    const lrB = f_.map((x) => quantizeMultiplier(x.bias, -62, 62));
     k.writeInt32(f.lrB, lrB.map((m) => m.multiplier));
     k.writeInt32(f.lrBShift, lrB.map((m) => m.shift));
     if (f.lqmShift && f.lqmState) {
-      const e = Array.from(l.scale, (s) => Math.round(Math.log2(qas ? (cfg.lr * sIn) / s : cfg.lr * sIn * s)));
-      k.writeInt32(f.lqmShift, e.map((v) => Math.max(-64, Math.min(64, v))));
+      k.writeInt32(f.lqmShift, f_.map((x) => x.lqmShift));
       k.write(f.lqmState, new Uint8Array(f.lqmState.bytes)); // zero momentum
     }
     const ws = weightScaleMantissa(l.scale);
