@@ -87,6 +87,7 @@ static lqm_k lqm_consts(const xst_lqm *p) {
 static inline void lqm_element(const lqm_k *K, uint8_t *state, uint64_t k, int32_t t, int8_t *w,
                                uint32_t *rng) {
   const uint32_t f = field_get(state, k, K->bits);
+  if (f == 0 && t == 0) return; /* zero momentum, zero step: nothing changes */
   const uint32_t code = f & K->code_mask;
   int32_t mag = code ? (INT32_C(1) << (code - 1)) : 0; /* |Q(m)| <= 2^14 */
   if (K->decay) mag -= (mag + (INT32_C(1) << K->decay) - 1) >> K->decay; /* ceil(|q| / 2^d) */
