@@ -12,6 +12,7 @@
         "native/core/depthwise_conv2d_s8.c",
         "native/core/dispatch.c",
         "native/core/fully_connected_s8.c",
+        "native/core/lqm_s8.c",
         "native/core/nn_mat_mult_s8.c",
         "native/core/sgd_s8.c",
         "native/core/softmax_s8.c",

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { crc32 } from '../src/core/crc32.js';
 import { Kernels } from '../src/core/kernels.js';
-import { MlpTrainer, recordMlpTrace, trainOnline } from '../src/core/mlp.js';
+import { MlpTrainer, defaultMlpConfig, recordMlpTrace, trainOnline, type MlpConfig } from '../src/core/mlp.js';
 import { shuffledIndices } from '../src/core/rng.js';
 import { NodeDispatch, repoRoot } from '../src/node/addon.js';
 import { loadMnist, mnistDir } from '../src/node/mnist.js';
@@ -41,6 +41,26 @@ describe(`the ${STEPS}-step MLP run ends with the same weights everywhere`, () =
   for (const target of ['cortex-m4', 'cortex-m4-portable', 'rv32'] as const) {
     it(`${target} image under QEMU`, async () => {
       const { trace, params } = recordMlpTrace(train, order, STEPS);
+      const r = await runTrace(target, trace);
+      expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+      expect(r.parsed.errors).toEqual([]);
+      expect(r.parsed.calls.every((c) => c.status === 0)).toBe(true);
+      expect(r.parsed.crcs).toEqual([{ offset: params.offset, nbytes: params.bytes, crc: expected }]);
+    }, 300_000);
+  }
+});
+
+// The same run trained with LQM (5-bit log-quantized momentum, QAS) instead of
+// SGD: Node, Cortex-M4F (DSP and portable) and RV32 end with the same weights.
+describe(`the ${STEPS}-step MLP run with LQM ends with the same weights on Node, M4 and RV32`, () => {
+  const cfg: MlpConfig = { ...defaultMlpConfig, optimizer: 'lqm', lr: 2 ** -8 };
+  const m = new MlpTrainer(new Kernels(new NodeDispatch(new ArrayBuffer(192 * 1024))), cfg);
+  m.init();
+  trainOnline(m, train, order, 0, STEPS);
+  const expected = crc32(m.paramBytes());
+  for (const target of ['cortex-m4', 'cortex-m4-portable', 'rv32'] as const) {
+    it(`${target} image under QEMU`, async () => {
+      const { trace, params } = recordMlpTrace(train, order, STEPS, cfg);
       const r = await runTrace(target, trace);
       expect(r.exitCode, r.stdout + r.stderr).toBe(0);
       expect(r.parsed.errors).toEqual([]);

@@ -533,6 +533,68 @@ static int op_mean_forward(const int32_t *a, const xst_memory *m) {
   return mean_s8_forward(&d, a[4], a[5], a[6], a[7], (const int8_t *)t[0].ptr, (int8_t *)t[1].ptr);
 }
 
+/* ---- log-quantized momentum (lqm_s8.c, ids 24-25) ----------------------- */
+
+/* The LQM scalars of args [k, k+4): bits, emin, emax, decay; the state
+ * tensor's size from bits and in*out, checked against state_bytes. */
+static int lqm_params(const int32_t *a, int k, const int32_t *shift, xst_lqm *p) {
+  *p = (xst_lqm){a[k], a[k + 1], a[k + 2], a[k + 3], shift};
+  return lqm_check_params(p);
+}
+
+static int op_lqm_s8_update(const int32_t *a, const xst_memory *m) {
+  xst_fc_dims d = {1, a[0], a[1]};
+  if (!dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
+  xst_block b = {a[2], a[3], a[4], a[5]};
+  if (!block_ok(d.out_features, d.in_features, b.oc_begin, b.oc_end, b.ic_begin, b.ic_end)) return XST_ERR_RANGE;
+  xst_lqm p;
+  int st = lqm_params(a, 9, 0, &p);
+  if (st) return st;
+  uint64_t I = (uint64_t)d.in_features, O = (uint64_t)d.out_features;
+  if (a[14] < 0 || (uint64_t)a[14] != lqm_state_bytes(p.bits, I * O)) return XST_ERR_DIMS;
+  tref t[6] = {
+    REF(a[6], (uint64_t)(b.oc_end - b.oc_begin) * (uint64_t)(b.ic_end - b.ic_begin) * 4, 4, 0, 0), /* grad */
+    CELL(a[7], 0),                         /* grad_exp */
+    REF(a[8], O * 4, 4, 0, 0),             /* shift */
+    REF(a[13], (uint64_t)a[14], 1, 1, 0),  /* state */
+    REF(a[15], O * I, 1, 1, 0),            /* w */
+    CELL(a[16], 1),                        /* rng */
+  };
+  st = bind(m, t, 6);
+  if (st) return st;
+  p.shift = (const int32_t *)t[2].ptr;
+  return lqm_s8_update(&d, &b, (const int32_t *)t[0].ptr, (const int32_t *)t[1].ptr, &p, (uint8_t *)t[3].ptr,
+                       (int8_t *)t[4].ptr, (uint32_t *)t[5].ptr);
+}
+
+static int op_fc_backward_weight_lqm(const int32_t *a, const xst_memory *m) {
+  xst_fc_dims d = {a[0], a[1], a[2]};
+  if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
+  xst_block b = {a[3], a[4], a[5], a[6]};
+  if (!block_ok(d.out_features, d.in_features, b.oc_begin, b.oc_end, b.ic_begin, b.ic_end)) return XST_ERR_RANGE;
+  xst_lqm p;
+  int st = lqm_params(a, 12, 0, &p);
+  if (st) return st;
+  uint64_t R = (uint64_t)d.rows, I = (uint64_t)d.in_features, O = (uint64_t)d.out_features;
+  if (a[17] < 0 || (uint64_t)a[17] != lqm_state_bytes(p.bits, I * O)) return XST_ERR_DIMS;
+  tref t[7] = {
+    REF(a[8], R * O, 1, 0, 0),             /* grad_out */
+    CELL(a[9], 0),                         /* grad_out_exp */
+    REF(a[10], R * I, 1, 0, 0),            /* in */
+    REF(a[11], O * 4, 4, 0, 0),            /* shift */
+    REF(a[16], (uint64_t)a[17], 1, 1, 0),  /* state */
+    REF(a[18], O * I, 1, 1, 0),            /* w */
+    CELL(a[19], 1),                        /* rng */
+  };
+  st = bind(m, t, 7);
+  if (st) return st;
+  p.shift = (const int32_t *)t[3].ptr;
+  return fully_connected_s8_backward_weight_lqm(&d, &b, a[7], (const int8_t *)t[0].ptr, (const int32_t *)t[1].ptr,
+                                                (const int8_t *)t[2].ptr, &p, (uint8_t *)t[4].ptr,
+                                                (int8_t *)t[5].ptr, (uint32_t *)t[6].ptr);
+}
+/* ---- end of log-quantized momentum ---- */
+
 typedef int (*op_fn)(const int32_t *, const xst_memory *);
 /* Indexed by op id (designated initialisers: one line per op, any order);
  * ids without a row are unknown ops. */
@@ -560,6 +622,8 @@ static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
   [XST_OP_GRAD_ADD] = {op_grad_add, 7},
   [XST_OP_SOFTMAX_FORWARD] = {op_softmax_forward, 7},
   [XST_OP_MEAN_FORWARD] = {op_mean_forward, 10},
+  [XST_OP_LQM_S8_UPDATE] = {op_lqm_s8_update, 17},
+  [XST_OP_FC_BACKWARD_WEIGHT_LQM] = {op_fc_backward_weight_lqm, 20},
 };
 
 int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs, const xst_memory *mem) {

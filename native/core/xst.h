@@ -528,8 +528,8 @@ enum {
   XST_OP_GRAD_ADD = 21,
   XST_OP_SOFTMAX_FORWARD = 22,
   XST_OP_MEAN_FORWARD = 23
-  /* 24-27 free: the mean backward is AVG_POOL_BACKWARD with a whole-image
-   * filter (VALID, out 1x1) */
+  /* 24-25 LQM (below), 26-27 free: the mean backward is AVG_POOL_BACKWARD
+   * with a whole-image filter (VALID, out 1x1) */
 };
 
 /* Argument layouts (count), as above:
@@ -548,5 +548,78 @@ enum {
  *    diff_min, in, out
  *  MEAN_FORWARD (10): batches, h, w, channels, input_zero_point,
  *    multiplier, shift, output_zero_point, in, out */
+
+/* ---- log-quantized momentum optimizer (lqm_s8.c, op ids 24-25) ---------
+ * LQM (DESIGN.md section 2): per parameter a momentum held as sign + a
+ * power-of-two exponent code, integer only, no multiply in the update:
+ *   m~ = Q(m) - dec(Q(m)) - eta*g,   w += sr(m~),   m = Q(m~)
+ * Units: the momentum and m~ count u = 2^emin weight LSBs. Q(x) =
+ * sign(x) 2^floor(log2|x|) (leading-one detection, floor) clipped to the
+ * window [2^emin, 2^emax] LSB; |x| < 1 u is 0. State code k (the low bits-1
+ * bits; the top bit is the sign): 0 is zero, k >= 1 is 2^(k-1) u, so
+ * emax - emin + 1 <= 2^(bits-1) - 1. dec(q) = sign(q) ceil(|q| / 2^decay)
+ * (decay 0: dec = 0, the published rule, which never lets a momentum decay
+ * under zero gradients; the ceiling makes even a 1 u momentum decay).
+ * eta*g = g * 2^S, S = grad_exp + shift[c] - emin, rounded to nearest (ties
+ * up) for S < 0 and saturated to +-2^30 for S > 0. The write-back rounds
+ * stochastically: w = clamp(w + floor((m~ + r) / 2^-emin), -127, 127), r the
+ * top -emin bits of one xorshift32 draw per element with m~ != 0 (row-major
+ * over the block; zero m~ draws nothing). QAS and eta both live in the
+ * per-channel shift (computed on the host: round(log2(eta s_x / s_w[c]))).
+ * State: bits per parameter packed LSB first, element c*in + i of the full
+ * (out, in) weight tensor at bit bits*(c*in + i); state_bytes must equal
+ * ceil(bits*out*in/8) (else XST_ERR_DIMS); all-zero bytes = zero momentum.
+ * Limits (else XST_ERR_PARAM): bits in [2, 5], emin in [-24, 0], emax in
+ * [emin, min(6, emin + 2^(bits-1) - 2)], decay in [0, 15], shift[c] in
+ * [-64, 64], *rng != 0. */
+typedef struct {
+  int32_t bits;         /* state bits per parameter (sign + exponent code)  */
+  int32_t emin, emax;   /* momentum exponent window, in weight LSBs         */
+  int32_t decay;        /* decay shift d (0: none, the published rule)      */
+  const int32_t *shift; /* [out] per-channel step exponent (eta and QAS)    */
+} xst_lqm;
+
+/* Checks the scalar LQM parameters (bits, window, decay): XST_OK or
+ * XST_ERR_PARAM. */
+int lqm_check_params(const xst_lqm *p);
+/* Bytes of the packed state of n parameters: ceil(bits * n / 8). */
+uint64_t lqm_state_bytes(int32_t bits, uint64_t n);
+
+/* LQM update of the (oc, ic) block of the int8 (out, in) weights from an
+ * int32 gradient block grad[c - oc_begin][i - ic_begin] (exponent
+ * *grad_exp), in place. Every element of the block is updated (a zero
+ * gradient still applies and decays the momentum). */
+int lqm_s8_update(const xst_fc_dims *d, const xst_block *blk,
+                  const int32_t *grad, const int32_t *grad_exp,
+                  const xst_lqm *p, uint8_t *state, int8_t *w,
+                  uint32_t *rng);
+
+/* Fused weight gradient + LQM (no gradient buffer): for each (c, i) in blk,
+ * g = sum_r grad_out[r][c] * (in[r][i] + input_offset) and the update of
+ * lqm_s8_update. Bit-identical to fully_connected_s8_backward_weight
+ * followed by lqm_s8_update. Scratch: none. */
+int fully_connected_s8_backward_weight_lqm(const xst_fc_dims *d,
+                                           const xst_block *blk,
+                                           int32_t input_offset,
+                                           const int8_t *grad_out,
+                                           const int32_t *grad_out_exp,
+                                           const int8_t *in,
+                                           const xst_lqm *p, uint8_t *state,
+                                           int8_t *w, uint32_t *rng);
+
+enum {
+  XST_OP_LQM_S8_UPDATE = 24,
+  XST_OP_FC_BACKWARD_WEIGHT_LQM = 25
+  /* 26-27 free */
+};
+
+/* Argument layouts (count):
+ *  LQM_S8_UPDATE (17): in, out, oc_begin, oc_end, ic_begin, ic_end,
+ *    grad(i32[oc][ic]), grad_exp(cell), lqm_shift(i32[out]), bits, emin,
+ *    emax, decay, state(u8[state_bytes]), state_bytes, w, rng(cell)
+ *  FC_BACKWARD_WEIGHT_LQM (20): rows, in, out, oc_begin, oc_end, ic_begin,
+ *    ic_end, input_offset, grad_out, grad_out_exp(cell), in,
+ *    lqm_shift(i32[out]), bits, emin, emax, decay, state(u8[state_bytes]),
+ *    state_bytes, w, rng(cell) */
 
 #endif /* XST_H */

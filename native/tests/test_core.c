@@ -595,6 +595,55 @@ static void fuzz_poolops(int iterations) {
   for (int k = 0; k < 6; k++) CHECK(ran[k] > iterations / 200, "op %d reached its kernel (%d runs)", (int)ops[k], ran[k]);
 }
 
+/* LQM (ops 24-25): small random layers in an exactly-sized arena (every
+ * tensor packed end to end, the weights last, so ASan sees any overrun),
+ * parameters around the edges of their ranges, state sizes sometimes off. */
+static void fuzz_lqm(int iterations) {
+  int ran[2] = {0, 0}, rejected = 0;
+  for (int it = 0; it < iterations; it++) {
+    const int32_t R = 1 + (int32_t)(rnd() % 3), I = 1 + (int32_t)(rnd() % 24), O = 1 + (int32_t)(rnd() % 12);
+    const int32_t bits = 1 + (int32_t)(rnd() % 6), emin = 2 - (int32_t)(rnd() % 28);
+    const int32_t emax = emin + (int32_t)(rnd() % 18) - 1, decay = (int32_t)(rnd() % 18) - 1;
+    const int32_t ob = (int32_t)(rnd() % (uint32_t)O), ib = (int32_t)(rnd() % (uint32_t)I);
+    const int32_t oe = ob + 1 + (int32_t)(rnd() % (uint32_t)(O - ob)), ie = ib + 1 + (int32_t)(rnd() % (uint32_t)(I - ib));
+    const int32_t sb_ok = bits >= 1 ? (int32_t)((bits * O * I + 7) / 8) : 0;
+    const int32_t sb = rnd() % 8 ? sb_ok : sb_ok + (int32_t)(rnd() % 3) - 1;
+    /* layout: grad_exp, rng, shift[O], grad[noc*nic], grad_out[R*O], in[R*I], state[sb], w[O*I] */
+    const uint32_t ngrad = (uint32_t)((oe - ob) * (ie - ib));
+    const uint32_t o_ge = 0, o_rng = 4, o_sh = 8, o_g = o_sh + 4u * (uint32_t)O, o_go = o_g + 4u * ngrad;
+    const uint32_t o_in = o_go + (uint32_t)(R * O), o_st = o_in + (uint32_t)(R * I);
+    const uint32_t o_w = o_st + (uint32_t)(sb > 0 ? sb : 0), len = o_w + (uint32_t)(O * I);
+    uint8_t *a = arena_new(len);
+    fill_arena(a, len);
+    int32_t ge = -(int32_t)(rnd() % 40), seed = (int32_t)(rnd() | 1u);
+    memcpy(a + o_ge, &ge, 4);
+    memcpy(a + o_rng, &seed, 4);
+    for (int32_t c = 0; c < O; c++) {
+      int32_t v = (int32_t)(rnd() % 140) - 70;
+      memcpy(a + o_sh + 4u * (uint32_t)c, &v, 4);
+    }
+    for (uint32_t k = 0; k < ngrad; k++) {
+      int32_t v = (int32_t)rnd();
+      memcpy(a + o_g + 4u * k, &v, 4);
+    }
+    if (rnd() % 2) {
+      int32_t args[17] = {I, O, ob, oe, ib, ie, (int32_t)o_g, (int32_t)o_ge, (int32_t)o_sh, bits, emin, emax, decay,
+                          (int32_t)o_st, sb, (int32_t)o_w, (int32_t)o_rng};
+      if (xst_dispatch(XST_OP_LQM_S8_UPDATE, args, 17, a, len) == XST_OK) ran[0]++;
+      else rejected++;
+    } else {
+      int32_t args[20] = {R, I, O, ob, oe, ib, ie, (int32_t)(rnd() % 256) - 127, (int32_t)o_go, (int32_t)o_ge,
+                          (int32_t)o_in, (int32_t)o_sh, bits, emin, emax, decay, (int32_t)o_st, sb, (int32_t)o_w,
+                          (int32_t)o_rng};
+      if (xst_dispatch(XST_OP_FC_BACKWARD_WEIGHT_LQM, args, 20, a, len) == XST_OK) ran[1]++;
+      else rejected++;
+    }
+    free(a);
+  }
+  printf("lqm fuzz: %d buffered, %d fused ran, %d rejected\n", ran[0], ran[1], rejected);
+  CHECK(ran[0] > iterations / 100 && ran[1] > iterations / 100, "lqm fuzz reached both kernels (%d, %d)", ran[0], ran[1]);
+}
+
 int main(int argc, char **argv) {
   int iterations = argc > 1 ? atoi(argv[1]) : 200000;
   test_fixed_point();
@@ -607,6 +656,7 @@ int main(int argc, char **argv) {
   test_dwconv_known_answers();
   fuzz_dwconv(iterations / 10);
   fuzz_poolops(iterations / 4);
+  fuzz_lqm(iterations / 4);
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

@@ -456,6 +456,62 @@ const poolArgs = (s: PoolShape): number[] => [s.batches, s.inH, s.inW, s.channel
 
 
 
+// ---- log-quantized momentum (native/core/lqm_s8.c, ops 24-25) ----
+// LQM scalars (see src/core/reference/lqm.ts and xst.h): state bits per
+// parameter, momentum exponent window [emin, emax] in weight LSBs, decay shift.
+export interface LqmSettings {
+  bits: number;
+  emin: number;
+  emax: number;
+  decay: number;
+}
+
+export interface LqmS8UpdateArgs extends ChannelBlock, LqmSettings {
+  inFeatures: number;
+  outFeatures: number;
+  grad: Tensor; // int32 (noc, nic)
+  gradExp: Tensor;
+  lqmShift: Tensor; // int32 [out]: eta and the QAS factor as one exponent
+  state: Tensor; // uint8 [ceil(bits*out*in/8)]
+  weights: Tensor;
+  rng: Tensor;
+}
+
+export interface FcBackwardWeightLqmArgs extends FcShape, ChannelBlock, LqmSettings {
+  inputOffset: number;
+  gradOut: Tensor;
+  gradOutExp: Tensor;
+  input: Tensor;
+  lqmShift: Tensor;
+  state: Tensor;
+  weights: Tensor;
+  rng: Tensor;
+}
+
+// Bytes of the packed LQM state of an (out, in) weight tensor.
+export function lqmStateBytes(bits: number, outFeatures: number, inFeatures: number): number {
+  return Math.ceil((bits * outFeatures * inFeatures) / 8);
+}
+
+function expectLqm(op: OpId, p: LqmSettings): void {
+  expectDims(op, 'bits', p.bits, 2, 5);
+  expectDims(op, 'emin', p.emin, -24, 0);
+  expectDims(op, `emax (window of a ${p.bits}-bit state from emin ${p.emin})`, p.emax, p.emin,
+    Math.min(6, p.emin + 2 ** (p.bits - 1) - 2));
+  expectDims(op, 'decay', p.decay, 0, 15);
+}
+
+function expectLqmState(op: OpId, p: LqmSettings, state: Tensor, out: number, inF: number): void {
+  const n = lqmStateBytes(p.bits, out, inF);
+  if (state.bytes !== n) {
+    throw new KernelArgumentError(
+      `${opName[op]}: state tensor "${state.name}" has ${state.bytes} bytes, expected ${n} ` +
+        `(${p.bits} bits x ${out}x${inF} parameters)`,
+    );
+  }
+}
+// ---- end of log-quantized momentum ----
+
 export class Kernels {
   constructor(readonly dispatch: Dispatch) {}
 
@@ -623,6 +679,51 @@ export class Kernels {
         a.lrShift.offset, a.bias.offset, a.rng.offset),
     );
   }
+
+  // ---- log-quantized momentum (ops 24-25) ----
+  lqmS8Update(a: LqmS8UpdateArgs): void {
+    const op = Op.LqmS8Update;
+    expectDims(op, 'in_features', a.inFeatures, 1, 1 << 24);
+    expectDims(op, 'out_features', a.outFeatures, 1, 1 << 24);
+    expectBlock(op, a, a);
+    expectLqm(op, a);
+    const noc = a.ocEnd - a.ocBegin, nic = a.icEnd - a.icBegin;
+    expectTensor(op, 'grad', a.grad, 'int32', noc * nic, `${noc}x${nic}`);
+    expectTensor(op, 'grad exponent', a.gradExp, 'int32', 1, '1');
+    expectTensor(op, 'lqm shift', a.lqmShift, 'int32', a.outFeatures, `${a.outFeatures}`);
+    expectLqmState(op, a, a.state, a.outFeatures, a.inFeatures);
+    expectTensor(op, 'weights', a.weights, 'int8', a.outFeatures * a.inFeatures, `${a.outFeatures}x${a.inFeatures}`);
+    expectTensor(op, 'rng state', a.rng, 'int32', 1, '1');
+    this.dispatch.call(
+      op,
+      Int32Array.of(a.inFeatures, a.outFeatures, a.ocBegin, a.ocEnd, a.icBegin, a.icEnd, a.grad.offset,
+        a.gradExp.offset, a.lqmShift.offset, a.bits, a.emin, a.emax, a.decay, a.state.offset, a.state.bytes,
+        a.weights.offset, a.rng.offset),
+    );
+  }
+
+  fcBackwardWeightLqm(a: FcBackwardWeightLqmArgs): void {
+    const op = Op.FcBackwardWeightLqm;
+    expectShape(op, a);
+    expectBlock(op, a, a);
+    expectLqm(op, a);
+    const { rows: R, inFeatures: I, outFeatures: O } = a;
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', R * O, `${R}x${O}`);
+    expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
+    expectTensor(op, 'input', a.input, 'int8', R * I, `${R}x${I}`);
+    expectTensor(op, 'lqm shift', a.lqmShift, 'int32', O, `${O}`);
+    expectLqmState(op, a, a.state, O, I);
+    expectTensor(op, 'weights', a.weights, 'int8', O * I, `${O}x${I}`);
+    expectTensor(op, 'rng state', a.rng, 'int32', 1, '1');
+    expectDims(op, 'input_offset', a.inputOffset, -127, 128);
+    this.dispatch.call(
+      op,
+      Int32Array.of(R, I, O, a.ocBegin, a.ocEnd, a.icBegin, a.icEnd, a.inputOffset, a.gradOut.offset,
+        a.gradOutExp.offset, a.input.offset, a.lqmShift.offset, a.bits, a.emin, a.emax, a.decay, a.state.offset,
+        a.state.bytes, a.weights.offset, a.rng.offset),
+    );
+  }
+  // ---- end of log-quantized momentum ----
 
   activationBackward(n: number, mask: Tensor, grad: Tensor): void {
     const op = Op.ActivationBackward;

@@ -13,9 +13,22 @@
 // The SGD learning rate is applied in real units: each channel's integer step
 // is lr * grad / s_param, folded into a Q31 multiplier + shift per channel at
 // setup (quantisation-aware scaling: no float on the update path).
+//
+// QAS (Lin et al. 2022) scales the int8-domain gradients: G_W <- G_W s_W^-2
+// per output channel, G_b <- G_b (s_W s_x)^-2. The int8-domain weight
+// gradient is G_W = dL/dw_real * s_W = g 2^e s_x s_W (g the int32 kernel
+// gradient, exponent e), so lr G_W s_W^-2 = lr g 2^e s_x / s_W: exactly the
+// per-channel step lr * grad_real / s_W folded into lr_w below (and
+// lr G_b (s_W s_x)^-2 = lr g 2^e / (s_x s_W) into lr_b). `qas: false` is the
+// ablation: the plain int8-domain gradient, step lr G_W = lr g 2^e s_x s_W.
+// LQM (optimizer 'lqm', native/core/lqm_s8.c) has no multiplier: eta and the
+// QAS factor become one power-of-two exponent per channel,
+// round(log2(lr s_x / s_W[c])) (or round(log2(lr s_x s_W[c])) without QAS);
+// the biases keep integer SGD with stochastic rounding (int32 has the
+// resolution int8 weights lack, and 110 biases are not worth a state).
 
 import { ArenaLayout, type Tensor } from './arena.js';
-import { Kernels, fcBackwardInputScratchBytes } from './kernels.js';
+import { Kernels, type LqmSettings, fcBackwardInputScratchBytes, lqmStateBytes } from './kernels.js';
 import { log2eScaleQ16, quantizeMultiplier, weightScaleMantissa } from './quant.js';
 import { Xorshift32 } from './rng.js';
 import { TraceDispatch } from './trace-dispatch.js';
@@ -32,7 +45,13 @@ export interface MlpConfig {
   logitScale: number;
   initRange1: number; // initial weights uniform in [-r, r]
   initRange2: number;
+  optimizer?: 'sgd' | 'lqm'; // weight update (default 'sgd'); biases always use SGD
+  qas?: boolean; // quantisation-aware scaling of the gradients (default true)
+  lqm?: LqmSettings; // LQM state bits, exponent window, decay (default defaultLqm)
 }
+
+// The shipped LQM variant (bench/lqm-variants.ts measures the alternatives).
+export const defaultLqm: LqmSettings = { bits: 5, emin: -12, emax: 2, decay: 3 };
 
 export const defaultMlpConfig: MlpConfig = {
   inputs: 784,
@@ -59,6 +78,8 @@ interface FcTensors {
   lrBShift: Tensor;
   wscale: Tensor;
   gradB: Tensor;
+  lqmShift?: Tensor; // LQM only: int32 [out] step exponent
+  lqmState?: Tensor; // LQM only: packed momentum state of w
 }
 
 export interface MlpTensors {
@@ -78,7 +99,7 @@ export interface MlpTensors {
   scratch: Tensor;
 }
 
-export function mlpLayout(cfg: MlpConfig, capacity = 128 * 1024): { layout: ArenaLayout; t: MlpTensors; params: { offset: number; bytes: number } } {
+export function mlpLayout(cfg: MlpConfig, capacity = cfg.optimizer === 'lqm' ? 192 * 1024 : 128 * 1024): { layout: ArenaLayout; t: MlpTensors; params: { offset: number; bytes: number } } {
   const L = new ArenaLayout(capacity);
   const { inputs: I, hidden: H, classes: C } = cfg;
   // Trainable parameters first and contiguous: one checksum covers them all.
@@ -117,7 +138,29 @@ export function mlpLayout(cfg: MlpConfig, capacity = 128 * 1024): { layout: Aren
     rng: L.cell('rng'),
     scratch: L.alloc('scratch', 'uint8', [fcBackwardInputScratchBytes({ rows: 1, inFeatures: H, outFeatures: C })]),
   };
+  if (cfg.optimizer === 'lqm') {
+    const bits = (cfg.lqm ?? defaultLqm).bits;
+    for (const [name, f, out, inp] of [['fc1', fc1, H, I], ['fc2', fc2, C, H]] as const) {
+      f.lqmShift = L.alloc(`${name}.lqm_shift`, 'int32', [out]);
+      f.lqmState = L.alloc(`${name}.lqm_state`, 'uint8', [lqmStateBytes(bits, out, inp)]);
+    }
+  }
   return { layout: L, t, params };
+}
+
+// Per-channel update factors of one output channel (weight scale sW, input
+// scale sIn), computed on the host; the device sees only integers.
+//  weight: integer step per unit of the int32 weight gradient g 2^e:
+//    QAS  lr * (G_W s_W^-2) / g2^e = lr sIn / sW   (G_W = g 2^e sIn sW)
+//    off  lr * G_W / g2^e          = lr sIn sW
+//  bias:  QAS  lrBias (sW sIn)^-2 * sIn sW = lrBias / (sIn sW);  off lrBias sIn sW
+//  lqmShift: the weight factor rounded to a power of two (LQM: a shift),
+//    clamped to the kernel's [-64, 64].
+export function updateFactors(lr: number, lrBias: number, sIn: number, sW: number, qas: boolean):
+  { weight: number; bias: number; lqmShift: number } {
+  const weight = qas ? (lr * sIn) / sW : lr * sIn * sW;
+  const bias = qas ? lrBias / (sIn * sW) : lrBias * sIn * sW;
+  return { weight, bias, lqmShift: Math.max(-64, Math.min(64, Math.round(Math.log2(weight)))) };
 }
 
 // Per-channel symmetric int8 weights with 2x headroom (training may grow them).
@@ -175,12 +218,18 @@ export class MlpTrainer {
     const fwd = Array.from(l.scale, (s) => quantizeMultiplier((sIn * s) / sOut));
     k.writeInt32(f.mult, fwd.map((m) => m.multiplier));
     k.writeInt32(f.shift, fwd.map((m) => m.shift));
-    const lrW = Array.from(l.scale, (s) => quantizeMultiplier((cfg.lr * sIn) / s, -62, 62));
+    const qas = cfg.qas ?? true;
+    const f_ = Array.from(l.scale, (s) => updateFactors(cfg.lr, cfg.lrBias, sIn, s, qas));
+    const lrW = f_.map((x) => quantizeMultiplier(x.weight, -62, 62));
     k.writeInt32(f.lrW, lrW.map((m) => m.multiplier));
     k.writeInt32(f.lrWShift, lrW.map((m) => m.shift));
-    const lrB = Array.from(l.scale, (s) => quantizeMultiplier(cfg.lrBias / (sIn * s), -62, 62));
+    const lrB = f_.map((x) => quantizeMultiplier(x.bias, -62, 62));
     k.writeInt32(f.lrB, lrB.map((m) => m.multiplier));
     k.writeInt32(f.lrBShift, lrB.map((m) => m.shift));
+    if (f.lqmShift && f.lqmState) {
+      k.writeInt32(f.lqmShift, f_.map((x) => x.lqmShift));
+      k.write(f.lqmState, new Uint8Array(f.lqmState.bytes)); // zero momentum
+    }
     const ws = weightScaleMantissa(l.scale);
     k.writeInt16(f.wscale, ws.mantissa);
     this.wscaleExps.set(f, ws.exp);
@@ -239,7 +288,12 @@ export class MlpTrainer {
   private update(f: FcTensors, input: Tensor, inputOffset: number, g: Tensor, gExp: Tensor, inF: number, outF: number): void {
     const { k, t } = this;
     const block = { ocBegin: 0, ocEnd: outF, icBegin: 0, icEnd: inF };
-    k.fcBackwardWeightSgd({
+    if (f.lqmShift && f.lqmState) {
+      k.fcBackwardWeightLqm({
+        rows: 1, inFeatures: inF, outFeatures: outF, ...block, ...(this.cfg.lqm ?? defaultLqm), inputOffset, gradOut: g,
+        gradOutExp: gExp, input, lqmShift: f.lqmShift, state: f.lqmState, weights: f.w, rng: t.rng,
+      });
+    } else k.fcBackwardWeightSgd({
       rows: 1, inFeatures: inF, outFeatures: outF, ...block, inputOffset, gradOut: g, gradOutExp: gExp, input,
       lrMultiplier: f.lrW, lrShift: f.lrWShift, weights: f.w, rng: t.rng,
     });

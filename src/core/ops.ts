@@ -26,6 +26,9 @@ export const Op = {
   GradAdd: 21,
   SoftmaxForward: 22,
   MeanForward: 23,
+  // log-quantized momentum (ids 24-25)
+  LqmS8Update: 24,
+  FcBackwardWeightLqm: 25,
 } as const;
 export type OpId = (typeof Op)[keyof typeof Op];
 
@@ -53,6 +56,8 @@ export const opNargs: Readonly<Record<OpId, number>> = {
   21: 7,
   22: 7,
   23: 10,
+  24: 17,
+  25: 20,
 };
 
 export const opName: Readonly<Record<OpId, string>> = {
@@ -79,6 +84,8 @@ export const opName: Readonly<Record<OpId, string>> = {
   21: 'add_s8_grad_sum',
   22: 'softmax_s8_forward',
   23: 'mean_s8_forward',
+  24: 'lqm_s8_update',
+  25: 'fully_connected_s8_backward_weight_lqm',
 };
 
 // Status codes of the C core, in order (xst_status).

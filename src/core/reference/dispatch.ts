@@ -10,6 +10,8 @@ import * as dw from './depthwise_conv2d.js';
 import * as pool from './average-pool.js';
 import * as add from './add.js';
 import * as softmax from './softmax.js';
+import * as lqm from './lqm.js';
+import { KernelArgumentError } from '../kernels.js';
 
 export class ReferenceDispatch extends BufferDispatch {
   readonly name = 'reference';
@@ -53,6 +55,26 @@ export class ReferenceDispatch extends BufferDispatch {
   private poolDims(a: Int32Array): pool.PoolDims {
     return { batches: a[0]!, inH: a[1]!, inW: a[2]!, channels: a[3]!, outH: a[4]!, outW: a[5]!, filterH: a[6]!,
       filterW: a[7]!, strideH: a[8]!, strideW: a[9]!, padH: a[10]!, padW: a[11]! };
+  }
+
+  // LQM scalars at a[k..k+3] and the state size (what lqm_s8.c refuses).
+  private lqmParams(op: OpId, a: Int32Array, k: number, stateBytes: number, n: number): lqm.LqmParams {
+    const p = { bits: a[k]!, emin: a[k + 1]!, emax: a[k + 2]!, decay: a[k + 3]! };
+    const err = lqm.lqmParamError(p);
+    if (err) throw new KernelArgumentError(`${opName[op]}: ${err}`);
+    if (stateBytes !== lqm.lqmStateBytes(p.bits, n)) {
+      throw new KernelArgumentError(`${opName[op]}: state_bytes is ${stateBytes}, expected ${lqm.lqmStateBytes(p.bits, n)}`);
+    }
+    return p;
+  }
+  private lqmShift(op: OpId, off: number, O: number, b: { ocBegin: number; ocEnd: number }): Int32Array {
+    const shift = this.i32(off, O);
+    for (let c = b.ocBegin; c < b.ocEnd; c++) {
+      if (shift[c]! < -64 || shift[c]! > 64) {
+        throw new KernelArgumentError(`${opName[op]}: lqm shift[${c}] is ${shift[c]}, expected an integer in [-64, 64]`);
+      }
+    }
+    return shift;
   }
 
   call(op: OpId, a: Int32Array): void {
@@ -188,6 +210,29 @@ export class ReferenceDispatch extends BufferDispatch {
         const blk = { ocBegin: a[13]!, ocEnd: a[14]! };
         dw.dwBackwardWeight(d, blk, a[15]!, this.i8(a[16]!, OUT), this.i8(a[17]!, IN),
           this.i32(a[18]!, d.kH * d.kW * (blk.ocEnd - blk.ocBegin)));
+        return;
+      }
+      // ---- log-quantized momentum (ids 24-25): the C checks, then the reference ----
+      case Op.LqmS8Update: {
+        const [I, O] = [a[0]!, a[1]!];
+        const b = { ocBegin: a[2]!, ocEnd: a[3]!, icBegin: a[4]!, icEnd: a[5]! };
+        const p = this.lqmParams(op, a, 9, a[14]!, I * O);
+        const shift = this.lqmShift(op, a[8]!, O, b);
+        const rng = this.rng(a[16]!);
+        lqm.lqmS8Update(I, b, this.i32(a[6]!, (b.ocEnd - b.ocBegin) * (b.icEnd - b.icBegin)), this.getCell(a[7]!),
+          shift, p, this.u8(a[13]!, a[14]!), this.i8(a[15]!, O * I), rng);
+        rng.store();
+        return;
+      }
+      case Op.FcBackwardWeightLqm: {
+        const [R, I, O] = [a[0]!, a[1]!, a[2]!];
+        const b = { ocBegin: a[3]!, ocEnd: a[4]!, icBegin: a[5]!, icEnd: a[6]! };
+        const p = this.lqmParams(op, a, 12, a[17]!, I * O);
+        const shift = this.lqmShift(op, a[11]!, O, b);
+        const rng = this.rng(a[19]!);
+        lqm.fcBackwardWeightLqm(R, I, O, b, a[7]!, this.i8(a[8]!, R * O), this.getCell(a[9]!), this.i8(a[10]!, R * I),
+          shift, p, this.u8(a[16]!, a[17]!), this.i8(a[18]!, O * I), rng);
+        rng.store();
         return;
       }
       // ---- average pool, global mean, add, softmax ----

@@ -1,0 +1,278 @@
+// Log-quantized momentum (native/core/lqm_s8.c): the rule's invariants, the C
+// kernels bit-identical to the TypeScript reference on random shapes, blocks,
+// states and windows, the QAS factors, bad input, and the MNIST MLP trained
+// with LQM identical in C and in the reference.
+import { describe, expect, it } from 'vitest';
+import { ArenaLayout } from '../src/core/arena.js';
+import { KernelArgumentError, Kernels, lqmStateBytes } from '../src/core/kernels.js';
+import { MlpTrainer, defaultLqm, defaultMlpConfig, trainOnline, updateFactors } from '../src/core/mlp.js';
+import { Op } from '../src/core/ops.js';
+import { quantizeMultiplier } from '../src/core/quant.js';
+import { ReferenceDispatch } from '../src/core/reference/dispatch.js';
+import { lqmCode, lqmDecode, lqmEncode, lqmTilde } from '../src/core/reference/lqm.js';
+import { Xorshift32, shuffledIndices } from '../src/core/rng.js';
+import { NodeDispatch } from '../src/node/addon.js';
+import { loadMnist } from '../src/node/mnist.js';
+import { Pair, randInt8 } from './support/pair.js';
+
+const TRIALS = 60;
+
+function randParams(rng: Xorshift32) {
+  const bits = rng.int(2, 5);
+  const emin = -rng.int(0, 24);
+  const emax = rng.int(emin, Math.min(6, emin + 2 ** (bits - 1) - 2));
+  return { bits, emin, emax, decay: rng.int(0, 2) === 0 ? 0 : rng.int(1, 15) };
+}
+
+// Q(m~) as a signed number of momentum units.
+function q(mt: number, p: { bits: number; emin: number; emax: number }): number {
+  return lqmDecode(lqmEncode(mt, { ...p, decay: 0 }), p.bits);
+}
+
+describe('LQM rule invariants (reference; C equals it bit for bit below)', () => {
+  const p = defaultLqm; // 5 bits, window [2^-12, 2^2] LSB, decay 3
+  const top = 2 ** (p.emax - p.emin);
+  const rng = new Xorshift32(7);
+  const momenta = [0];
+  for (let e = 0; e <= p.emax - p.emin; e++) momenta.push(2 ** e, -(2 ** e));
+  const steps = () => {
+    const v = [1, 2, 3, 7, 100, 5000, top, 2 ** 29];
+    for (let k = 0; k < 40; k++) v.push(1 + rng.below(65536) * rng.int(1, 64));
+    return v;
+  };
+
+  it('Q(Q(x)) = Q(x), Q rounds down (|Q(x)| <= |x| < 2 |Q(x)| inside the window)', () => {
+    for (let k = 0; k < 5000; k++) {
+      const x = (rng.int(0, 1) ? -1 : 1) * Math.floor(rng.next() / 2 ** rng.int(0, 31));
+      const qx = q(x, p);
+      expect(q(qx, p)).toBe(qx);
+      expect(Math.abs(qx)).toBeLessThanOrEqual(Math.abs(x));
+      if (x !== 0 && Math.abs(x) < top) expect(2 * Math.abs(qx)).toBeGreaterThan(Math.abs(x));
+    }
+  });
+
+  it('published rule (decay 0): a same-sign gradient never shrinks the momentum', () => {
+    for (const m of momenta) for (const t of steps()) {
+      if (m === 0) continue;
+      const mt = lqmTilde(m, -Math.sign(m) * t, 0);
+      expect(Math.abs(q(mt, p))).toBeGreaterThanOrEqual(Math.abs(m));
+      expect(Math.sign(q(mt, p))).toBe(Math.sign(m));
+    }
+  });
+
+  it(`decay ${p.decay}: a same-sign gradient shrinks the momentum by at most one exponent step, and not at all when |eta g| >= ceil(|Q(m)| / 2^d)`, () => {
+    for (const m of momenta) for (const t of steps()) {
+      if (m === 0) continue;
+      const mt = lqmTilde(m, -Math.sign(m) * t, p.decay);
+      const qm = q(mt, p);
+      expect(Math.sign(qm)).toBe(Math.sign(m));
+      expect(2 * Math.abs(qm)).toBeGreaterThanOrEqual(Math.abs(m));
+      if (t >= Math.ceil(Math.abs(m) / 2 ** p.decay)) expect(Math.abs(qm)).toBeGreaterThanOrEqual(Math.abs(m));
+    }
+  });
+
+  for (const d of [0, p.decay]) {
+    it(`decay ${d}: a reversal at least halves the momentum (what is left in the old direction is <= |Q(m)|/2)`, () => {
+      for (const m of momenta) for (const t of steps()) {
+        if (m === 0) continue;
+        const qm = q(lqmTilde(m, Math.sign(m) * t, d), p);
+        if (Math.sign(qm) === Math.sign(m)) expect(2 * Math.abs(qm)).toBeLessThanOrEqual(Math.abs(m));
+      }
+    });
+  }
+
+  it('zero gradient: decay 0 keeps every momentum (the published failure); decay d halves it, down to 0', () => {
+    for (const m of momenta) {
+      expect(q(lqmTilde(m, 0, 0), p)).toBe(m);
+      if (m !== 0) expect(2 * Math.abs(q(lqmTilde(m, 0, p.decay), p))).toBeLessThanOrEqual(Math.abs(m));
+    }
+    let m = 2 ** (p.emax - p.emin), n = 0;
+    while (m !== 0) {
+      m = q(lqmTilde(m, 0, p.decay), p);
+      n++;
+    }
+    expect(n).toBe(p.emax - p.emin + 1);
+    expect(lqmCode(0, 15)).toBe(0);
+  });
+});
+
+describe('LQM: C kernels are bit-identical to the TypeScript reference', () => {
+  function setup(rng: Xorshift32, rowsMax: number) {
+    const p = new Pair(rng);
+    const s = { rows: rng.int(1, rowsMax), inFeatures: rng.int(1, 40), outFeatures: rng.int(1, 20) };
+    const ocBegin = rng.int(0, s.outFeatures - 1), icBegin = rng.int(0, s.inFeatures - 1);
+    const blk = { ocBegin, ocEnd: rng.int(ocBegin + 1, s.outFeatures), icBegin, icEnd: rng.int(icBegin + 1, s.inFeatures) };
+    const lq = randParams(rng);
+    const { rows: R, inFeatures: I, outFeatures: O } = s;
+    const n = lqmStateBytes(lq.bits, O, I);
+    const t = {
+      gradOut: p.alloc('grad_out', 'int8', [R, O]),
+      gradOutExp: p.layout.cell('grad_out_exp'),
+      input: p.alloc('in', 'int8', [R, I]),
+      lqmShift: p.alloc('lqm_shift', 'int32', [O]),
+      state: p.alloc('state', 'uint8', [n]),
+      weights: p.alloc('w', 'int8', [O, I]),
+      rng: p.layout.cell('rng'),
+      grad: p.alloc('grad', 'int32', [(blk.ocEnd - blk.ocBegin) * (blk.icEnd - blk.icBegin)]),
+      gradExp: p.layout.cell('grad_exp'),
+    };
+    p.set(t.gradOut, randInt8(rng, R * O));
+    p.set(t.gradOutExp, [rng.int(-12, 0)]);
+    p.set(t.input, randInt8(rng, R * I));
+    p.set(t.lqmShift, Array.from({ length: O }, () => rng.int(-20, 8)));
+    p.set(t.state, Array.from({ length: n }, () => rng.next() & 0xff)); // any bit pattern is a valid state
+    p.set(t.weights, randInt8(rng, O * I, -127, 127));
+    p.set(t.rng, [(rng.next() | 1) >>> 0]);
+    return { p, s, blk, lq, t };
+  }
+
+  it('fully_connected_s8_backward_weight_lqm (fused): random shapes, blocks, states, windows, decays', () => {
+    const rng = new Xorshift32(2401);
+    for (let trial = 0; trial < TRIALS; trial++) {
+      const { p, s, blk, lq, t } = setup(rng, 3);
+      const inputOffset = rng.int(-127, 128);
+      p.both((k) => k.fcBackwardWeightLqm({ ...s, ...blk, ...lq, inputOffset, ...t }));
+      expect(p.differences(), `trial ${trial} ${JSON.stringify(lq)}`).toEqual([]);
+    }
+  });
+
+  it('lqm_s8_update (buffered), and fused = backward_weight + lqm_s8_update', () => {
+    const rng = new Xorshift32(2402);
+    for (let trial = 0; trial < TRIALS; trial++) {
+      const { p, s, blk, lq, t } = setup(rng, 2);
+      const inputOffset = rng.int(-127, 128);
+      // big gradients and tiny ones, as the int32 buffer may hold
+      p.set(t.grad, Array.from({ length: t.grad.shape[0]! }, () => (rng.int(0, 3) === 0 ? 0 : rng.int(-40000, 40000))));
+      p.both((k) => k.lqmS8Update({ inFeatures: s.inFeatures, outFeatures: s.outFeatures, ...blk, ...lq, ...t }));
+      expect(p.differences(), `trial ${trial}`).toEqual([]);
+      // C fused on one copy, C unfused on the other: identical.
+      const before = new Uint8Array(p.cBuf).slice();
+      p.c.fcBackwardWeightLqm({ ...s, ...blk, ...lq, inputOffset, ...t });
+      const fused = new Uint8Array(p.cBuf).slice();
+      new Uint8Array(p.cBuf).set(before);
+      p.c.fcBackwardWeight({ ...s, ...blk, inputOffset, gradOut: t.gradOut, input: t.input, gradWeights: t.grad });
+      p.c.lqmS8Update({ inFeatures: s.inFeatures, outFeatures: s.outFeatures, ...blk, ...lq, ...t, gradExp: t.gradOutExp });
+      const unfused = new Uint8Array(p.cBuf);
+      for (const x of [t.weights, t.state, t.rng]) {
+        expect(unfused.subarray(x.offset, x.offset + x.bytes), `trial ${trial} ${x.name}`)
+          .toEqual(fused.subarray(x.offset, x.offset + x.bytes));
+      }
+    }
+  });
+});
+
+describe('QAS factors', () => {
+  it('equal s_W^-2 (weights) and (s_W s_x)^-2 (bias) on the int8-domain gradients, on random scales', () => {
+    const rng = new Xorshift32(33);
+    for (let k = 0; k < 500; k++) {
+      const sIn = (1 + rng.below(1000)) / 1000 * 2 ** -rng.int(0, 10);
+      const sW = (1 + rng.below(1000)) / 1000 * 2 ** -rng.int(2, 12);
+      const lr = 2 ** -rng.int(0, 14), lrB = 2 ** -rng.int(0, 14);
+      const g = rng.int(-30000, 30000), e = -rng.int(0, 12);
+      const on = updateFactors(lr, lrB, sIn, sW, true), off = updateFactors(lr, lrB, sIn, sW, false);
+      const GW = g * 2 ** e * sIn * sW; // int8-domain weight gradient: dL/dw_real * s_W
+      const Gb = g * 2 ** e * sIn * sW; // int32-domain bias gradient: dL/db_real * s_x s_W
+      const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-300);
+      expect(rel(on.weight * g * 2 ** e, lr * GW * sW ** -2)).toBeLessThan(1e-12);
+      expect(rel(on.bias * g * 2 ** e, lrB * Gb * (sW * sIn) ** -2)).toBeLessThan(1e-12);
+      expect(rel(off.weight * g * 2 ** e, lr * GW)).toBeLessThan(1e-12);
+      expect(rel(off.bias * g * 2 ** e, lrB * Gb)).toBeLessThan(1e-12);
+      // folded: Q31 multiplier + shift (SGD) within 2^-30 relative; a shift (LQM) within a factor sqrt(2)
+      const m = quantizeMultiplier(on.weight, -62, 62);
+      expect(rel(m.multiplier * 2 ** (m.shift - 31), on.weight)).toBeLessThan(2 ** -29);
+      expect(Math.abs(on.lqmShift - Math.log2(on.weight))).toBeLessThanOrEqual(0.5);
+    }
+  });
+});
+
+describe('LQM bad input', () => {
+  function args() {
+    const L = new ArenaLayout(8192);
+    const lq = { ...defaultLqm };
+    return {
+      L, lq,
+      a: {
+        rows: 1, inFeatures: 8, outFeatures: 4, ocBegin: 0, ocEnd: 4, icBegin: 0, icEnd: 8, inputOffset: 0, ...lq,
+        gradOut: L.alloc('g', 'int8', [1, 4]), gradOutExp: L.cell('ge'), input: L.alloc('x', 'int8', [1, 8]),
+        lqmShift: L.alloc('fc.lqm_shift', 'int32', [4]), state: L.alloc('fc.lqm_state', 'uint8', [lqmStateBytes(lq.bits, 4, 8)]),
+        weights: L.alloc('w', 'int8', [4, 8]), rng: L.cell('rng'),
+      },
+    };
+  }
+  for (const make of [(b: ArrayBuffer) => new NodeDispatch(b), (b: ArrayBuffer) => new ReferenceDispatch(b)]) {
+    it(`a window, decay, bit width or state size out of range is a KernelArgumentError naming it (${make(new ArrayBuffer(8)).name})`, () => {
+      const { a } = args();
+      const k = new Kernels(make(new ArrayBuffer(8192)));
+      const bad: [Record<string, number>, string][] = [
+        [{ bits: 6 }, 'bits is 6'], [{ emin: -25 }, 'emin is -25'], [{ emax: 3 }, 'emax (window of a 5-bit state from emin -12) is 3'],
+        [{ decay: 16 }, 'decay is 16'], [{ bits: 4 }, 'emax'],
+      ];
+      for (const [patch, msg] of bad) {
+        expect(() => k.fcBackwardWeightLqm({ ...a, ...patch })).toThrow(KernelArgumentError);
+        expect(() => k.fcBackwardWeightLqm({ ...a, ...patch })).toThrow(msg);
+      }
+      const L2 = new ArenaLayout(8192);
+      const small = L2.alloc('fc.lqm_state', 'uint8', [19]);
+      expect(() => k.fcBackwardWeightLqm({ ...a, state: small })).toThrow(
+        'state tensor "fc.lqm_state" has 19 bytes, expected 20 (5 bits x 4x8 parameters)');
+    });
+  }
+
+  it('past the TypeScript checks: C returns a status (no crash), the reference throws naming the parameter', () => {
+    const { a } = args();
+    const base = [1, 8, 4, 0, 4, 0, 8, 0, a.gradOut.offset, a.gradOutExp.offset, a.input.offset, a.lqmShift.offset,
+      5, -12, 2, 3, a.state.offset, 20, a.weights.offset, a.rng.offset];
+    const buf = new ArrayBuffer(8192);
+    const c = new NodeDispatch(buf), r = new ReferenceDispatch(new ArrayBuffer(8192));
+    const rngCell = new Int32Array(buf, a.rng.offset, 1);
+    rngCell[0] = 1;
+    r.write(a.rng.offset, new Uint8Array(Int32Array.of(1).buffer));
+    const cases: [number, number, RegExp, RegExp][] = [
+      [12, 9, /quantisation parameter out of range/, /bits is 9/],
+      [14, 11, /quantisation parameter out of range/, /emax is 11/],
+      [15, -1, /quantisation parameter out of range/, /decay is -1/],
+      [17, 21, /bad dimensions/, /state_bytes is 21, expected 20/],
+      [17, -5, /bad dimensions/, /state_bytes is -5/],
+    ];
+    for (const [idx, v, cMsg, rMsg] of cases) {
+      const args = Int32Array.from(base);
+      args[idx] = v;
+      expect(() => c.call(Op.FcBackwardWeightLqm, args)).toThrow(cMsg);
+      expect(() => r.call(Op.FcBackwardWeightLqm, args)).toThrow(rMsg);
+    }
+    // a per-channel shift out of [-64, 64]
+    const shift = Int32Array.of(0, 0, 65, 0);
+    c.write(a.lqmShift.offset, new Uint8Array(shift.buffer));
+    r.write(a.lqmShift.offset, new Uint8Array(shift.buffer));
+    expect(() => c.call(Op.FcBackwardWeightLqm, Int32Array.from(base))).toThrow(/quantisation parameter out of range/);
+    expect(() => r.call(Op.FcBackwardWeightLqm, Int32Array.from(base))).toThrow('lqm shift[2] is 65');
+  });
+});
+
+describe('int8 MLP on MNIST trained with LQM', () => {
+  it('C kernels and the TypeScript reference agree on every tensor after each of 40 steps (QAS on and off)', () => {
+    const train = loadMnist('train');
+    const order = shuffledIndices(train.count, 1);
+    for (const qas of [true, false]) {
+      const cfg = { ...defaultMlpConfig, optimizer: 'lqm' as const, qas, lr: qas ? 2 ** -10 : 2 ** 9 };
+      const A = 192 * 1024;
+      const cBuf = new ArrayBuffer(A), refBuf = new ArrayBuffer(A);
+      const c = new MlpTrainer(new Kernels(new NodeDispatch(cBuf)), cfg);
+      const ref = new MlpTrainer(new Kernels(new ReferenceDispatch(refBuf)), cfg);
+      c.init();
+      ref.init();
+      const cb = new Uint8Array(cBuf), rb = new Uint8Array(refBuf);
+      const compared = c.layout.tensors.filter((t) => t.name !== 'scratch');
+      const state = c.layout.tensors.find((t) => t.name === 'fc1.lqm_state')!;
+      for (let step = 0; step < 40; step++) {
+        trainOnline(c, train, order, step, 1);
+        trainOnline(ref, train, order, step, 1);
+        for (const t of compared) {
+          const a = cb.subarray(t.offset, t.offset + t.bytes), b = rb.subarray(t.offset, t.offset + t.bytes);
+          if (!a.every((v, i) => v === b[i])) expect.fail(`qas ${qas} step ${step + 1}: tensor ${t.name} differs`);
+        }
+      }
+      expect(cb.subarray(state.offset, state.offset + state.bytes).some((v) => v !== 0)).toBe(true);
+    }
+  }, 120_000);
+});
