@@ -92,15 +92,17 @@ export function lqmTilde(q: number, t: number, decay: number): number {
   return Math.sign(q) * (mag - dec) - t;
 }
 
-// One element: returns the new weight; updates the state field and rng.
-function element(p: LqmParams, state: Uint8Array, k: number, t: number, w: number, rng: { state: number }): number {
+// One element: returns the new weight (clamped to [-wMax, wMax]: int8 weights
+// by default); updates the state field and rng.
+export function lqmElement(p: LqmParams, state: Uint8Array, k: number, t: number, w: number, rng: { state: number },
+  wMax = 127): number {
   const mt = lqmTilde(lqmDecode(getField(state, k, p.bits), p.bits), t, p.decay);
   setField(state, k, p.bits, lqmEncode(mt, p));
   if (mt === 0) return w;
   rng.state = xorshift32(rng.state);
   const F = -p.emin;
   const r = F ? Math.floor(rng.state / 2 ** (32 - F)) : 0;
-  return clamp(w + Math.floor((mt + r) / 2 ** F), -127, 127);
+  return clamp(w + Math.floor((mt + r) / 2 ** F), -wMax, wMax);
 }
 
 function lqmInt8(inF: number, b: Block, grad: (c: number, i: number) => number, exp: number, shift: Int32Array,
@@ -109,7 +111,7 @@ function lqmInt8(inF: number, b: Block, grad: (c: number, i: number) => number, 
     const S = exp + shift[c]! - p.emin;
     for (let i = b.icBegin; i < b.icEnd; i++) {
       const k = c * inF + i;
-      w[k] = element(p, state, k, lqmScaled(grad(c, i), S), w[k]!, rng);
+      w[k] = lqmElement(p, state, k, lqmScaled(grad(c, i), S), w[k]!, rng);
     }
   }
 }
