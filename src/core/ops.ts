@@ -26,6 +26,12 @@ export const Op = {
   GradAdd: 21,
   SoftmaxForward: 22,
   MeanForward: 23,
+  // optimizer baselines (ids 28-32: native/core/optim_f32.c, optim_s16.c)
+  SgdF32Update: 28,
+  MomentumF32Update: 29,
+  AdamF32Update: 30,
+  SgdS16Update: 31,
+  MomentumS16Update: 32,
 } as const;
 export type OpId = (typeof Op)[keyof typeof Op];
 
@@ -53,6 +59,11 @@ export const opNargs: Readonly<Record<OpId, number>> = {
   21: 7,
   22: 7,
   23: 10,
+  28: 4,
+  29: 6,
+  30: 10,
+  31: 8,
+  32: 11,
 };
 
 export const opName: Readonly<Record<OpId, string>> = {
@@ -79,6 +90,11 @@ export const opName: Readonly<Record<OpId, string>> = {
   21: 'add_s8_grad_sum',
   22: 'softmax_s8_forward',
   23: 'mean_s8_forward',
+  28: 'sgd_f32_update',
+  29: 'momentum_f32_update',
+  30: 'adam_f32_update',
+  31: 'sgd_s16_update',
+  32: 'momentum_s16_update',
 };
 
 // Status codes of the C core, in order (xst_status).
