@@ -4,8 +4,11 @@
 // (soft float) images replaying a recorded trace; each baseline converges on
 // Booth and Rosenbrock; the float MLP learns MNIST; bad input is a named
 // error.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ArenaLayout, type Tensor } from '../src/core/arena.js';
+import { ArenaLayout } from '../src/core/arena.js';
 import { crc32 } from '../src/core/crc32.js';
 import { FloatMlp, evaluateFloatMlp } from '../src/core/float-mlp.js';
 import { Kernels, KernelArgumentError, type Dispatch } from '../src/core/kernels.js';
@@ -13,127 +16,12 @@ import { baselines, fx16WithRange } from '../src/core/optim/baselines.js';
 import type { OptimizerFactory } from '../src/core/optim/optimizer.js';
 import { ReferenceDispatch } from '../src/core/reference/dispatch.js';
 import { sgdF32 } from '../src/core/reference/optim.js';
-import { Xorshift32, shuffledIndices } from '../src/core/rng.js';
+import { shuffledIndices } from '../src/core/rng.js';
+import { randomOptimCase as randomCase, runOptimCase as runCase } from '../src/core/optim/random-cases.js';
 import { TraceWriter } from '../src/core/trace.js';
-import { NodeDispatch } from '../src/node/addon.js';
+import { NodeDispatch, repoRoot } from '../src/node/addon.js';
 import { loadMnist } from '../src/node/mnist.js';
 import { runTrace } from '../src/node/qemu.js';
-
-// ---- random cases ----
-
-interface Case {
-  arenaBytes: number;
-  init: Uint8Array; // the arena before the calls
-  calls: ((k: Kernels) => void)[];
-  label: string;
-}
-
-// A float32 from a mix of magnitudes, zeros, -0 and subnormals (never NaN
-// or Inf: NaN payloads differ between x86 and JavaScript, so only finite
-// behaviour is compared).
-function randomFloat(r: Xorshift32, scale: number): number {
-  switch (r.below(10)) {
-    case 0: return 0;
-    case 1: return -0;
-    case 2: { // subnormal
-      const b = new Uint32Array([(r.next() & 0x807fffff) >>> 0]);
-      return new Float32Array(b.buffer)[0]!;
-    }
-    case 3: return r.int(-8, 8);
-    default: {
-      const u = r.next() / 4294967296 - 0.5;
-      return Math.fround(u * scale * 2 ** (r.int(-20, 4)));
-    }
-  }
-}
-
-function randomCase(seed: number): Case {
-  const r = new Xorshift32(seed);
-  const n = r.below(4) === 0 ? r.int(1, 4) : r.int(1, 300);
-  const kind = r.below(5);
-  const L = new ArenaLayout(64 * 1024);
-  const buf = new ArrayBuffer(64 * 1024);
-  const f32 = (t: Tensor) => new Float32Array(buf, t.offset, t.bytes / 4);
-  const fill = (t: Tensor, scale: number, abs = false) => {
-    const v = f32(t);
-    for (let i = 0; i < v.length; i++) v[i] = abs ? Math.abs(randomFloat(r, scale)) : randomFloat(r, scale);
-  };
-  const calls: ((k: Kernels) => void)[] = [];
-  const steps = r.int(1, 3);
-  let label = '';
-  if (kind <= 2) {
-    const grad = L.alloc('grad', 'float32', [n]), param = L.alloc('param', 'float32', [n]);
-    fill(grad, 1e3);
-    fill(param, 10);
-    const lr = Math.fround(2 ** -r.int(0, 14) * (1 + r.below(8) / 8));
-    if (kind === 0) {
-      label = `sgd_f32 n=${n} lr=${lr}`;
-      for (let s = 0; s < steps; s++) calls.push((k) => k.sgdF32Update({ n, lr, grad, param }));
-    } else if (kind === 1) {
-      const velocity = L.alloc('velocity', 'float32', [n]);
-      fill(velocity, 1e3);
-      const momentum = Math.fround(r.below(4) === 0 ? 0.9 : r.next() / 4294967296);
-      label = `momentum_f32 n=${n} lr=${lr} mu=${momentum}`;
-      for (let s = 0; s < steps; s++) calls.push((k) => k.momentumF32Update({ n, lr, momentum, grad, velocity, param }));
-    } else {
-      const m = L.alloc('m', 'float32', [n]), v = L.alloc('v', 'float32', [n]), betaPowers = L.alloc('powers', 'float32', [2]);
-      fill(m, 1e2);
-      fill(v, 1e4, true);
-      const p = f32(betaPowers);
-      if (r.below(2)) p.set([1, 1]);
-      else p.set([Math.fround(0.9 ** r.int(1, 50)), Math.fround(0.999 ** r.int(1, 5000))]);
-      const beta1 = r.below(2) ? 0.9 : r.next() / 4294967296, beta2 = r.below(2) ? 0.999 : r.next() / 4294967296;
-      const eps = r.below(2) ? 1e-8 : 2 ** -r.int(1, 30);
-      label = `adam_f32 n=${n} lr=${lr} b1=${beta1} b2=${beta2} eps=${eps}`;
-      for (let s = 0; s < steps; s++) {
-        calls.push((k) => k.adamF32Update({ n, lr, beta1, beta2, eps, grad, m, v, betaPowers, param }));
-      }
-    }
-  } else {
-    const grad = L.alloc('grad', 'int32', [n]), gradExp = L.cell('grad_exp'), param = L.alloc('param', 'int16', [n]);
-    const rng = L.cell('rng');
-    const g = new Int32Array(buf, grad.offset, n), q = new Int16Array(buf, param.offset, n);
-    const big = r.below(4) === 0;
-    for (let i = 0; i < n; i++) {
-      g[i] = r.below(3) === 0 ? 0 : big ? r.next() | 0 : r.int(-(1 << 21), 1 << 21);
-      q[i] = r.below(8) === 0 ? (r.below(2) ? 32767 : -32767) : r.int(-32767, 32767);
-    }
-    new Int32Array(buf, gradExp.offset, 1)[0] = r.below(8) === 0 ? r.int(-200, 200) : r.int(-40, 4);
-    new Uint32Array(buf, rng.offset, 1)[0] = r.next() || 1;
-    const paramExp = r.below(8) === 0 ? r.int(-64, 64) : r.int(-20, 2);
-    const lrMultiplier = r.below(10) === 0 ? 0 : 0x40000000 + (r.next() >>> 2);
-    const lrShift = r.below(8) === 0 ? r.int(-62, 62) : r.int(-16, 2);
-    if (kind === 3) {
-      label = `sgd_s16 n=${n} pexp=${paramExp} lr=${lrMultiplier}/${lrShift}`;
-      for (let s = 0; s < steps; s++) {
-        calls.push((k) => k.sgdS16Update({ n, paramExp, lrMultiplier, lrShift, grad, gradExp, param, rng }));
-      }
-    } else {
-      const velocity = L.alloc('velocity', 'int16', [n]);
-      const v = new Int16Array(buf, velocity.offset, n);
-      for (let i = 0; i < n; i++) v[i] = r.below(3) === 0 ? 0 : r.below(8) === 0 ? r.int(-32767, 32767) : r.int(-300, 300);
-      const velocityExp = r.below(8) === 0 ? r.int(-64, 64) : paramExp - r.int(-2, 10);
-      const momentumQ15 = r.below(3) === 0 ? 29491 : r.int(0, 32767);
-      label = `momentum_s16 n=${n} pexp=${paramExp} vexp=${velocityExp} lr=${lrMultiplier}/${lrShift} mu=${momentumQ15}`;
-      if (velocityExp >= -64 && velocityExp <= 64) {
-        for (let s = 0; s < steps; s++) {
-          calls.push((k) => k.momentumS16Update({ n, paramExp, velocityExp, lrMultiplier, lrShift, momentumQ15, grad, gradExp,
-            velocity, param, rng }));
-        }
-      }
-    }
-  }
-  const arenaBytes = Math.ceil(L.used / 4) * 4;
-  return { arenaBytes, init: new Uint8Array(buf, 0, arenaBytes).slice(), calls, label };
-}
-
-function runCase(c: Case, make: (buf: ArrayBuffer) => Dispatch): Uint8Array {
-  const buf = new ArrayBuffer(c.arenaBytes);
-  new Uint8Array(buf).set(c.init);
-  const k = new Kernels(make(buf));
-  for (const call of c.calls) call(k);
-  return new Uint8Array(buf);
-}
 
 const CASES = 400;
 
@@ -230,6 +118,22 @@ describe('optimizer baselines on the bare-metal images', () => {
   }
 });
 
+// ---- XS engine: the C through the xsmc glue and the reference on XS ----
+
+describe('optimizer baselines on the XS engine', () => {
+  it('60 random cases: C (xsmc) and the reference on XS end with the bytes of the Node addon', () => {
+    const xs = join(repoRoot, 'out', 'xs', 'xst-xs'), check = join(repoRoot, 'out', 'ts', 'xs', 'optim-check.js');
+    if (!existsSync(xs) || !existsSync(check)) expect.fail('XS host or compiled TS missing: run npm run setup');
+    const lines = execFileSync(xs, [check, '60'], { encoding: 'utf8' }).trim().split('\n');
+    expect(lines).toHaveLength(60);
+    for (const line of lines) {
+      const [, seed, c, ref] = line.split(' ');
+      const node = crc32(runCase(randomCase(Number(seed)), (b) => new NodeDispatch(b))).toString(16).padStart(8, '0');
+      expect(`${seed} ${c} ${ref}`).toBe(`${seed} ${node} ${node}`);
+    }
+  });
+});
+
 // ---- convergence on two test functions (VectorOptimizer on a 2-vector) ----
 
 type Fn = { f: (x: number, y: number) => number; g: (x: number, y: number) => [number, number] };
@@ -293,5 +197,5 @@ describe('float MLP 784-100-10', () => {
       `(untrained ${(100 * before).toFixed(1)}%)`);
     expect(before).toBeLessThan(0.3);
     expect(acc).toBeGreaterThanOrEqual(0.86);
-  }, 20_000);
+  }, 60_000); // about 8 s on an idle core
 });
