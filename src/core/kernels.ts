@@ -530,12 +530,10 @@ export function checkS16Hyper(op: string, p: S16OptimHyper): void {
   int('momentum_q15', p.momentumQ15, 0, 32767);
 }
 
-const f32Buf = new ArrayBuffer(4);
-const f32View = new Float32Array(f32Buf), f32AsI32 = new Int32Array(f32Buf);
-// The int32 arg carrying float32 v.
+// The int32 arg carrying float32 v. (A fresh buffer per call: module-level
+// objects are frozen when Moddable preloads src/core.)
 export function f32Arg(v: number): number {
-  f32View[0] = v;
-  return f32AsI32[0]!;
+  return new Int32Array(Float32Array.of(v).buffer)[0]!;
 }
 // ---- end optimizer baselines (types) ----
 

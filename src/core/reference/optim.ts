@@ -16,17 +16,11 @@ import { sgdStep } from './fixed.js';
 
 const f = Math.fround;
 
-// The int32 bit pattern of fround(x), and back (the dispatcher's float args).
-const bitsBuf = new ArrayBuffer(4);
-const bitsF32 = new Float32Array(bitsBuf);
-const bitsI32 = new Int32Array(bitsBuf);
-export function f32Bits(x: number): number {
-  bitsF32[0] = x;
-  return bitsI32[0]!;
-}
+// The float32 an int32 arg carries (the dispatcher's float args). A fresh
+// buffer per call: module-level objects are frozen when Moddable preloads
+// src/core.
 export function f32FromBits(bits: number): number {
-  bitsI32[0] = bits;
-  return bitsF32[0]!;
+  return new Float32Array(Int32Array.of(bits).buffer)[0]!;
 }
 
 export interface AdamHyper {
