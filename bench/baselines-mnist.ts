@@ -28,7 +28,7 @@ const GRID: Record<string, number[]> = {
   'momentum-fx16': [2 ** -9, 2 ** -8, 2 ** -7],
 };
 // Rough cost per step (ms) to balance the two processes.
-const COST: Record<string, number> = { 'sgd-fp32': 1, 'momentum-fp32': 1.6, 'adam-fp32': 2.5, 'sgd-fx16': 1.7, 'momentum-fx16': 3.5 };
+const COST: Record<string, number> = { 'sgd-fp32': 1, 'momentum-fp32': 2.2, 'adam-fp32': 4, 'sgd-fx16': 2.5, 'momentum-fx16': 2.9 };
 const TARGET = 0.95, EVERY = 500, EVAL_IMAGES = 2000, SEED = 1;
 
 interface Run {

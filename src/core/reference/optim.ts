@@ -154,27 +154,49 @@ function lrTerm(g: number, M: number, k: number): number {
 
 // Heavy ball with the learning rate in the state (velocity in parameter
 // units): v = sr(mu * v + lr * g), q -= sr(v * 2^(stateExp - paramExp)); two
-// draws per element with g != 0 or v != 0. See native/core/xst.h.
+// draws per element with g != 0 or v != 0. See native/core/xst.h. (Powers
+// of two hoisted out of the loop and xorshift32 inlined: the MNIST bench
+// runs this on 79,510 parameters per step.)
 export function momentumS16(n: number, p: S16Optim, grad: Int32Array, gradExp: number, velocity: Int16Array,
   param: Int16Array, rng: { state: number }): void {
   checkS16('momentum_s16_update', p, rng.state);
   const k = p.lrShift + gradExp - p.stateExp - 1;
   const R = p.paramExp - p.stateExp;
-  const mu = p.momentumQ15, M = p.lrMultiplier;
-  let state = rng.state;
+  const mu = p.momentumQ15 * 32768, M = p.lrMultiplier;
+  // lr * g term for |g| <= 2^21 (g * M exact): k >= 0: g * M * 2^k, clamped
+  // (k > 47: saturated); k < 0: floor(g * M / 2^-k).
+  const kUp = k >= 0 && k <= 47 ? 2 ** k : 0, kDown = k < 0 ? 2 ** (k < -63 ? 63 : -k) : 0;
+  // v -> parameter LSBs: R <= 0 exact multiply, 1 <= R <= 30 stochastic.
+  const up = R <= 0 ? 2 ** (-R > 17 ? 17 : -R) : 0, down = R >= 1 && R <= 30 ? 2 ** (30 - R) : 0;
+  const TWO30 = 1073741824;
+  let state = rng.state >>> 0;
   for (let i = 0; i < n; i++) {
     const g = grad[i]!, v = velocity[i]!;
     if (g === 0 && v === 0) continue;
-    state = xorshift32(state);
-    const sum = v * mu * 32768 + lrTerm(g, M, k) + (state >>> 2); // |sum| < 2^48
-    const vn = sat16(Math.floor(sum / 1073741824));
+    state ^= state << 13;
+    state >>>= 0;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    state >>>= 0;
+    let t: number;
+    if (g > 2097152 || g < -2097152) t = lrTerm(g, M, k);
+    else if (k < 0) t = Math.floor((g * M) / kDown);
+    else if (k > 47) t = g > 0 && M > 0 ? TERM_MAX : g < 0 && M > 0 ? -TERM_MAX : 0;
+    else {
+      t = g * M * kUp;
+      t = t > TERM_MAX ? TERM_MAX : t < -TERM_MAX ? -TERM_MAX : t;
+    }
+    let vn = Math.floor((v * mu + t + (state >>> 2)) / TWO30); // |sum| < 2^48: exact
+    vn = vn < -S16_MAX ? -S16_MAX : vn > S16_MAX ? S16_MAX : vn;
     velocity[i] = vn;
-    state = xorshift32(state);
-    let step: number;
-    if (R <= 0) step = vn * 2 ** (-R > 17 ? 17 : -R);
-    else if (R > 30) step = 0;
-    else step = Math.floor((vn * 2 ** (30 - R) + (state >>> 2)) / 1073741824);
-    param[i] = sat16(param[i]! - step);
+    state ^= state << 13;
+    state >>>= 0;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    state >>>= 0;
+    const step = up ? vn * up : down ? Math.floor((vn * down + (state >>> 2)) / TWO30) : 0;
+    const w = param[i]! - step;
+    param[i] = w < -S16_MAX ? -S16_MAX : w > S16_MAX ? S16_MAX : w;
   }
   rng.state = state;
 }
