@@ -8,10 +8,13 @@
 // accuracy. Two processes share the runs (the machine has 2 cores).
 //
 //   npx tsx bench/baselines-mnist.ts            (about 15 minutes)
+//   npx tsx bench/baselines-mnist.ts --extend   (the lower learning rates of
+//     EXTENSION, added to the runs already in the results file: the first
+//     grid's best rates were at its low edge; about 7 minutes)
 //   npx tsx bench/baselines-mnist.ts --quick    (6,000 steps: a smoke run)
 // Writes bench/results/baselines-mnist.json.
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FloatMlp, evaluateFloatMlp } from '../src/core/float-mlp.js';
@@ -26,6 +29,13 @@ const GRID: Record<string, number[]> = {
   'adam-fp32': [2 ** -11, 2 ** -10, 2 ** -9],
   'sgd-fx16': [2 ** -6, 2 ** -5, 2 ** -4],
   'momentum-fx16': [2 ** -9, 2 ** -8, 2 ** -7],
+};
+const EXTENSION: Record<string, number[]> = {
+  'sgd-fp32': [2 ** -8, 2 ** -7],
+  'momentum-fp32': [2 ** -11, 2 ** -10],
+  'adam-fp32': [2 ** -12],
+  'sgd-fx16': [2 ** -8, 2 ** -7],
+  'momentum-fx16': [2 ** -11, 2 ** -10],
 };
 // Rough cost per step (ms) to balance the two processes.
 const COST: Record<string, number> = { 'sgd-fp32': 1, 'momentum-fp32': 2.2, 'adam-fp32': 4, 'sgd-fx16': 2.5, 'momentum-fx16': 2.9 };
@@ -68,7 +78,11 @@ async function main(): Promise<void> {
     }
     return;
   }
-  const jobs = Object.entries(GRID).flatMap(([name, lrs]) => lrs.map((lr) => ({ name, lr, cost: COST[name]! })));
+  const extend = args.includes('--extend');
+  const dir = join(repoRoot, 'bench', 'results');
+  const file = join(dir, steps === 60000 ? 'baselines-mnist.json' : 'baselines-mnist-quick.json');
+  const earlier: Run[] = extend && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { runs: Run[] }).runs : [];
+  const jobs = Object.entries(extend ? EXTENSION : GRID).flatMap(([name, lrs]) => lrs.map((lr) => ({ name, lr, cost: COST[name]! })));
   jobs.sort((a, b) => b.cost - a.cost);
   const shares: string[][] = [[], []], load = [0, 0];
   for (const j of jobs) {
@@ -91,7 +105,7 @@ async function main(): Promise<void> {
     });
     const runs: Run[] = [];
     p.on('exit', (code) => (code === 0 ? resolve(runs) : reject(new Error(`worker exited with ${code}`))));
-  })))).flat();
+  })))).flat().concat(earlier);
   const best = Object.keys(GRID).map((name) => {
     const rs = results.filter((r) => r.optimizer === name);
     rs.sort((a, b) => b.final10k - a.final10k || (a.stepsTo95 ?? Infinity) - (b.stepsTo95 ?? Infinity));
@@ -106,9 +120,8 @@ async function main(): Promise<void> {
       .map((r) => `2^${Math.log2(r.lr)}: ${pct(r.final10k)} (${r.stepsTo95 ?? '-'})`).join(', ');
     console.log(`| ${b.optimizer} | ${b.stateBitsPerParam} | 2^${Math.log2(b.lr)} | ${b.stepsTo95 ?? 'not reached'} | ${pct(b.final10k)} | ${grid} |`);
   }
-  const dir = join(repoRoot, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, steps === 60000 ? 'baselines-mnist.json' : 'baselines-mnist-quick.json'),
+  writeFileSync(file,
     JSON.stringify({ steps, seed: SEED, target: TARGET, every: EVERY, evalImages: EVAL_IMAGES, best, runs: results }, null, 1) + '\n');
 }
 
