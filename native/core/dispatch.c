@@ -594,6 +594,72 @@ static int op_fc_backward_weight_lqm(const int32_t *a, const xst_memory *m) {
                                                 (int8_t *)t[5].ptr, (uint32_t *)t[6].ptr);
 }
 /* ---- end of log-quantized momentum ---- */
+/* ---- optimizer baselines (ids 28-32, optim_f32.c / optim_s16.c) ---------- */
+
+static int op_sgd_f32(const int32_t *a, const xst_memory *m) {
+  if (!dim_ok(a[0])) return XST_ERR_DIMS;
+  const uint64_t n = (uint64_t)a[0];
+  tref t[2] = {REF(a[2], n * 4, 4, 0, 0), REF(a[3], n * 4, 4, 1, 0)};
+  int st = bind(m, t, 2);
+  if (st) return st;
+  return sgd_f32_update(a[0], xst_f32_from_bits(a[1]), (const float *)t[0].ptr, (float *)t[1].ptr);
+}
+
+static int op_momentum_f32(const int32_t *a, const xst_memory *m) {
+  if (!dim_ok(a[0])) return XST_ERR_DIMS;
+  const uint64_t n = (uint64_t)a[0];
+  tref t[3] = {REF(a[3], n * 4, 4, 0, 0), REF(a[4], n * 4, 4, 1, 0), REF(a[5], n * 4, 4, 1, 0)};
+  int st = bind(m, t, 3);
+  if (st) return st;
+  return momentum_f32_update(a[0], xst_f32_from_bits(a[1]), xst_f32_from_bits(a[2]), (const float *)t[0].ptr,
+                             (float *)t[1].ptr, (float *)t[2].ptr);
+}
+
+static int op_adam_f32(const int32_t *a, const xst_memory *m) {
+  if (!dim_ok(a[0])) return XST_ERR_DIMS;
+  const uint64_t n = (uint64_t)a[0];
+  tref t[5] = {
+    REF(a[5], n * 4, 4, 0, 0), /* grad */
+    REF(a[6], n * 4, 4, 1, 0), /* m */
+    REF(a[7], n * 4, 4, 1, 0), /* v */
+    REF(a[8], 8, 4, 1, 0),     /* beta powers */
+    REF(a[9], n * 4, 4, 1, 0), /* param */
+  };
+  int st = bind(m, t, 5);
+  if (st) return st;
+  const xst_adam_f32 h = {xst_f32_from_bits(a[1]), xst_f32_from_bits(a[2]), xst_f32_from_bits(a[3]),
+                          xst_f32_from_bits(a[4])};
+  return adam_f32_update(a[0], &h, (const float *)t[0].ptr, (float *)t[1].ptr, (float *)t[2].ptr,
+                         (float *)t[3].ptr, (float *)t[4].ptr);
+}
+
+static int op_sgd_s16(const int32_t *a, const xst_memory *m) {
+  if (!dim_ok(a[0])) return XST_ERR_DIMS;
+  const uint64_t n = (uint64_t)a[0];
+  tref t[4] = {REF(a[4], n * 4, 4, 0, 0), CELL(a[5], 0), REF(a[6], n * 2, 2, 1, 0), CELL(a[7], 1)};
+  int st = bind(m, t, 4);
+  if (st) return st;
+  const xst_s16_optim p = {a[1], 0, a[2], a[3], 0};
+  return sgd_s16_update(a[0], &p, (const int32_t *)t[0].ptr, (const int32_t *)t[1].ptr, (int16_t *)t[2].ptr,
+                        (uint32_t *)t[3].ptr);
+}
+
+static int op_momentum_s16(const int32_t *a, const xst_memory *m) {
+  if (!dim_ok(a[0])) return XST_ERR_DIMS;
+  const uint64_t n = (uint64_t)a[0];
+  tref t[5] = {
+    REF(a[6], n * 4, 4, 0, 0), /* grad */
+    CELL(a[7], 0),             /* grad_exp */
+    REF(a[8], n * 2, 2, 1, 0), /* velocity */
+    REF(a[9], n * 2, 2, 1, 0), /* param */
+    CELL(a[10], 1),            /* rng */
+  };
+  int st = bind(m, t, 5);
+  if (st) return st;
+  const xst_s16_optim p = {a[1], a[2], a[3], a[4], a[5]};
+  return momentum_s16_update(a[0], &p, (const int32_t *)t[0].ptr, (const int32_t *)t[1].ptr, (int16_t *)t[2].ptr,
+                             (int16_t *)t[3].ptr, (uint32_t *)t[4].ptr);
+}
 
 typedef int (*op_fn)(const int32_t *, const xst_memory *);
 /* Indexed by op id (designated initialisers: one line per op, any order);
@@ -624,6 +690,11 @@ static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
   [XST_OP_MEAN_FORWARD] = {op_mean_forward, 10},
   [XST_OP_LQM_S8_UPDATE] = {op_lqm_s8_update, 17},
   [XST_OP_FC_BACKWARD_WEIGHT_LQM] = {op_fc_backward_weight_lqm, 20},
+  [XST_OP_SGD_F32_UPDATE] = {op_sgd_f32, 4},
+  [XST_OP_MOMENTUM_F32_UPDATE] = {op_momentum_f32, 6},
+  [XST_OP_ADAM_F32_UPDATE] = {op_adam_f32, 10},
+  [XST_OP_SGD_S16_UPDATE] = {op_sgd_s16, 8},
+  [XST_OP_MOMENTUM_S16_UPDATE] = {op_momentum_s16, 11},
 };
 
 int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs, const xst_memory *mem) {

@@ -183,8 +183,9 @@ enum {
   XST_OP_ACTIVATION_BACKWARD = 8,
   XST_OP_SOFTMAX_XENT_BACKWARD = 9,
   /* ids 10-13 conv2d, 14-17 depthwise conv2d, 18-27 pooling, mean, add,
-   * softmax, 28-31 graph helpers: see the kernel-library sections below */
-  XST_OP_COUNT = 32 /* one past the largest id the table may hold */
+   * softmax, 24-27 LQM, 28-32 optimizer baselines: see the kernel-library
+   * sections below */
+  XST_OP_COUNT = 40 /* one past the largest id the table may hold */
 };
 
 /* Argument layouts (count): tensors are arena byte offsets, "|-1" optional.
@@ -621,5 +622,94 @@ enum {
  *    ic_end, input_offset, grad_out, grad_out_exp(cell), in,
  *    lqm_shift(i32[out]), bits, emin, emax, decay, state(u8[state_bytes]),
  *    state_bytes, w, rng(cell) */
+/* ---- kernel library: optimizer baselines (optim_f32.c, optim_s16.c) -----
+ * The conventional optimizers the LQM optimizer is measured against, on a
+ * flat parameter vector of n elements (any tensor, in place).
+ *
+ * fp32 (optim_f32.c): float32 parameters and state; hyper-parameters travel
+ * as the bit patterns of float32 values in int32 args. One binary32
+ * operation per C operation, in the order of the formulas below, no fused
+ * multiply-add (build with -ffp-contract=off): bit-identical to the
+ * TypeScript reference (Math.fround per operation) on every core, the
+ * square root computed with integers (correctly rounded, no libm).
+ *   SGD:      x -= lr * g
+ *   momentum: v = momentum * v + g;  x -= lr * v
+ *   Adam:     p1 *= beta1; p2 *= beta2 (beta_powers, start at 1, 1);
+ *             m = beta1 * m + (1 - beta1) * g;
+ *             v = beta2 * v + (1 - beta2) * (g * g);
+ *             x -= (lr * (m / (1 - p1))) / (sqrt(v / (1 - p2)) + eps)
+ * XST_ERR_PARAM: a non-finite hyper-parameter, beta outside [0, 1),
+ * eps <= 0, a beta power outside [0, 1] (or NaN). Aliasing: none (the
+ * dispatcher rejects overlapping tensors). Scratch: none. */
+typedef struct {
+  float lr, beta1, beta2, eps;
+} xst_adam_f32;
+
+int sgd_f32_update(int32_t n, float lr, const float *grad, float *param);
+int momentum_f32_update(int32_t n, float lr, float momentum, const float *grad,
+                        float *velocity, float *param);
+int adam_f32_update(int32_t n, const xst_adam_f32 *h, const float *grad,
+                    float *m, float *v, float *beta_powers, float *param);
+/* Correctly rounded binary32 square root (what sqrtf gives). */
+float xst_sqrt_f32(float x);
+float xst_f32_from_bits(int32_t bits);
+int xst_f32_finite(float x);
+
+/* 16-bit fixed point (optim_s16.c): param int16, real = q * 2^param_exp;
+ * grad int32 with exponent cell (the FC weight-gradient format);
+ * lr = lr_multiplier * 2^(lr_shift - 31) (Q31, shift in [-62, 62]);
+ * stochastic rounding with the xorshift32 cell; saturation to
+ * [-32767, 32767].
+ *  sgd_s16_update: per element with g != 0 (one draw, in index order;
+ *    zero gradients change nothing and draw nothing):
+ *    q = sat(q - floor((g * M + r) / 2^R)), R = 31 - lr_shift - grad_exp
+ *    + param_exp, r uniform in [0, 2^R): xst_sgd_step, as sgd_s8_update.
+ *  momentum_s16_update: velocity int16 in parameter units (real = v *
+ *    2^state_exp; v <- momentum * v + lr * g, x <- x - v: heavy ball with
+ *    the learning rate inside the state, so the state's exponent is set
+ *    from the parameter's, not from the gradient's range); momentum_q15 in
+ *    [0, 32767] (0.9 -> 29491). Per element with g != 0 or v != 0, two
+ *    draws u1, u2:
+ *    v' = sat(floor((v * mu * 2^15 + T + (u1 >> 2)) / 2^30)),
+ *      T = floor(g * M * 2^(lr_shift + grad_exp - state_exp - 1)) clamped
+ *      to +-2^47 (lr * g in units of 2^(state_exp - 30));
+ *    q' = sat(q - s), R = param_exp - state_exp:
+ *      R <= 0: s = v' * 2^min(-R, 17); 1 <= R <= 30: s = floor((v' *
+ *      2^(30 - R) + (u2 >> 2)) / 2^30); R > 30: s = 0.
+ * param_exp, state_exp in [-64, 64] (momentum's state_exp only), else
+ * XST_ERR_PARAM; so is a zero rng state. Aliasing: none. Scratch: none. */
+typedef struct {
+  int32_t param_exp;
+  int32_t state_exp;    /* momentum: velocity exponent */
+  int32_t lr_multiplier;
+  int32_t lr_shift;
+  int32_t momentum_q15; /* momentum only */
+} xst_s16_optim;
+
+int sgd_s16_update(int32_t n, const xst_s16_optim *p, const int32_t *grad,
+                   const int32_t *grad_exp, int16_t *param, uint32_t *rng);
+int momentum_s16_update(int32_t n, const xst_s16_optim *p, const int32_t *grad,
+                        const int32_t *grad_exp, int16_t *velocity,
+                        int16_t *param, uint32_t *rng);
+
+enum {
+  XST_OP_SGD_F32_UPDATE = 28,
+  XST_OP_MOMENTUM_F32_UPDATE = 29,
+  XST_OP_ADAM_F32_UPDATE = 30,
+  XST_OP_SGD_S16_UPDATE = 31,
+  XST_OP_MOMENTUM_S16_UPDATE = 32
+};
+
+/* Argument layouts (count); f32(...) = float32 bits in an int32 arg:
+ *  SGD_F32_UPDATE (4): n, f32(lr), grad(f32[n]), param(f32[n])
+ *  MOMENTUM_F32_UPDATE (6): n, f32(lr), f32(momentum), grad(f32[n]),
+ *    velocity(f32[n]), param(f32[n])
+ *  ADAM_F32_UPDATE (10): n, f32(lr), f32(beta1), f32(beta2), f32(eps),
+ *    grad(f32[n]), m(f32[n]), v(f32[n]), beta_powers(f32[2]), param(f32[n])
+ *  SGD_S16_UPDATE (8): n, param_exp, lr_multiplier, lr_shift,
+ *    grad(i32[n]), grad_exp(cell), param(i16[n]), rng(cell)
+ *  MOMENTUM_S16_UPDATE (11): n, param_exp, state_exp, lr_multiplier,
+ *    lr_shift, momentum_q15, grad(i32[n]), grad_exp(cell),
+ *    velocity(i16[n]), param(i16[n]), rng(cell) */
 
 #endif /* XST_H */

@@ -644,6 +644,133 @@ static void fuzz_lqm(int iterations) {
   CHECK(ran[0] > iterations / 100 && ran[1] > iterations / 100, "lqm fuzz reached both kernels (%d, %d)", ran[0], ran[1]);
 }
 
+/* ---- optimizer baselines (optim_f32.c, optim_s16.c) --------------------- */
+
+static float f32_of_bits(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+static int32_t bits_of_f32(float f) {
+  int32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+
+/* xst_sqrt_f32 is correctly rounded: (r - h)^2 < x < (r + h)^2 with h half
+ * an ulp of r, both squares exact in double (25-bit operands). */
+static void test_sqrt_f32(int n) {
+  int bad = 0;
+  for (int it = 0; it < n && bad < 5; it++) {
+    uint32_t u = rnd() & 0x7FFFFFFFu;
+    if (it % 4 == 0) u &= 0x007FFFFFu; /* subnormals */
+    if (((u >> 23) & 0xFF) == 0xFF || u == 0) continue;
+    const float x = f32_of_bits(u), r = xst_sqrt_f32(x);
+    const uint32_t rb = (uint32_t)bits_of_f32(r);
+    const double ulp = (double)f32_of_bits(rb + 1) - (double)r, h = ulp / 2;
+    const double lo = ((double)r - h) * ((double)r - h), hi = ((double)r + h) * ((double)r + h);
+    if (!(lo < (double)x && (double)x < hi)) {
+      bad++;
+      CHECK(0, "sqrt of %08x gives %08x", (unsigned)u, (unsigned)rb);
+    }
+  }
+  CHECK(bad == 0, "xst_sqrt_f32 correctly rounded");
+  CHECK(bits_of_f32(xst_sqrt_f32(4.0f)) == bits_of_f32(2.0f), "sqrt 4");
+  CHECK(bits_of_f32(xst_sqrt_f32(-0.0f)) == bits_of_f32(-0.0f), "sqrt -0");
+  CHECK(xst_sqrt_f32(-1.0f) != xst_sqrt_f32(-1.0f), "sqrt -1 is NaN");
+}
+
+static void test_optim_known(void) {
+  const uint32_t len = 512;
+  uint8_t *a = arena_new(len);
+  float *g = (float *)(void *)(a + 0), *p = (float *)(void *)(a + 64), *v = (float *)(void *)(a + 128);
+  for (int i = 0; i < 4; i++) { g[i] = (float)(i + 1); p[i] = 1.0f; }
+  int32_t sgd[4] = {4, bits_of_f32(0.5f), 0, 64};
+  CHECK(xst_dispatch(XST_OP_SGD_F32_UPDATE, sgd, 4, a, len) == XST_OK && p[0] == 0.5f && p[3] == -1.0f, "sgd f32");
+  sgd[1] = (int32_t)0x7FC00000;
+  CHECK(xst_dispatch(XST_OP_SGD_F32_UPDATE, sgd, 4, a, len) == XST_ERR_PARAM, "sgd f32 NaN lr");
+  int32_t mom[6] = {4, bits_of_f32(1.0f), bits_of_f32(0.5f), 0, 128, 64};
+  CHECK(xst_dispatch(XST_OP_MOMENTUM_F32_UPDATE, mom, 6, a, len) == XST_OK && v[1] == 2.0f && p[1] == -2.0f,
+        "momentum f32");
+  mom[4] = 64;
+  CHECK(xst_dispatch(XST_OP_MOMENTUM_F32_UPDATE, mom, 6, a, len) == XST_ERR_ALIAS, "velocity aliases param");
+  float *m = (float *)(void *)(a + 192), *pw = (float *)(void *)(a + 256);
+  memset(a + 128, 0, 128);
+  pw[0] = pw[1] = 1.0f;
+  for (int i = 0; i < 4; i++) p[i] = 0.0f;
+  int32_t adam[10] = {4, bits_of_f32(0.01f), bits_of_f32(0.9f), bits_of_f32(0.999f), bits_of_f32(1e-8f),
+                      0, 192, 128, 256, 64};
+  CHECK(xst_dispatch(XST_OP_ADAM_F32_UPDATE, adam, 10, a, len) == XST_OK, "adam f32 runs");
+  /* first Adam step is lr * sign(g) (up to eps) */
+  CHECK(p[2] < -0.0099f && p[2] > -0.0101f && pw[0] == 0.9f && m[0] != 0.0f, "adam f32 first step");
+  pw[1] = 2.0f;
+  CHECK(xst_dispatch(XST_OP_ADAM_F32_UPDATE, adam, 10, a, len) == XST_ERR_PARAM, "adam beta power > 1");
+  pw[1] = 1.0f;
+  adam[3] = bits_of_f32(1.0f);
+  CHECK(xst_dispatch(XST_OP_ADAM_F32_UPDATE, adam, 10, a, len) == XST_ERR_PARAM, "adam beta2 = 1");
+  /* int16 SGD: lr = 2^-1 (M = 2^30, shift 0), grad 4 * 2^0, param exp 0:
+   * step exactly 2 whatever the draw */
+  int16_t *q = (int16_t *)(void *)(a + 320);
+  int32_t *gi = (int32_t *)(void *)(a + 0);
+  gi[0] = 4; gi[1] = 0; gi[2] = -4; gi[3] = 1 << 30;
+  put_i32(a, 300, 0);     /* grad exp */
+  put_i32(a, 304, 12345); /* rng */
+  q[0] = 10; q[1] = 10; q[2] = 32767; q[3] = 0;
+  int32_t s16[8] = {4, 0, 1 << 30, 0, 0, 300, 320, 304};
+  CHECK(xst_dispatch(XST_OP_SGD_S16_UPDATE, s16, 8, a, len) == XST_OK && q[0] == 8 && q[1] == 10 &&
+        q[2] == 32767 && q[3] == -32767, "sgd s16 known answer and saturation");
+  put_i32(a, 304, 0);
+  CHECK(xst_dispatch(XST_OP_SGD_S16_UPDATE, s16, 8, a, len) == XST_ERR_PARAM, "sgd s16 rng 0");
+  put_i32(a, 304, 7);
+  int16_t *vel = (int16_t *)(void *)(a + 336);
+  memset(vel, 0, 8);
+  int32_t m16[11] = {4, 0, 0, 1 << 30, 0, 29491, 0, 300, 336, 320, 304};
+  gi[3] = 0;
+  q[0] = 10; q[1] = 10; q[2] = 0; q[3] = 0;
+  CHECK(xst_dispatch(XST_OP_MOMENTUM_S16_UPDATE, m16, 11, a, len) == XST_OK && vel[0] == 2 && q[0] == 8 &&
+        vel[2] == -2 && q[2] == 2 && vel[1] == 0 && q[1] == 10, "momentum s16 known answer");
+  m16[5] = 32768;
+  CHECK(xst_dispatch(XST_OP_MOMENTUM_S16_UPDATE, m16, 11, a, len) == XST_ERR_PARAM, "momentum s16 mu > 1");
+  free(a);
+}
+
+static void fuzz_optim(int iterations) {
+  int ran_ok = 0;
+  static const int32_t fl[] = {0x3F800000, 0x3C23D70A, 0x3F666666, 0x3F7FBE77, 0x322BCC77, 0x7F800000,
+                               (int32_t)0xFF800000, 0x7FC00000, 0x00000001, (int32_t)0x80000000, 0x7F7FFFFF};
+  for (int it = 0; it < iterations; it++) {
+    const uint32_t len = 64 + rnd() % 1024;
+    uint8_t *a = arena_new(len);
+    fill_arena(a, len);
+    const int32_t op = XST_OP_SGD_F32_UPDATE + (int32_t)(rnd() % 5);
+    const int32_t n = xst_op_nargs(op);
+    int32_t args[16];
+    for (int k = 0; k < n; k++) args[k] = rand_arg(len);
+    args[0] = 1 + (int32_t)(rnd() % 16);
+    const uint32_t step = ((uint32_t)args[0] * 4 + 3) & ~3u;
+    /* lay the tensors out one after another, mostly valid */
+    uint32_t at = 0;
+    for (int k = 1; k < n; k++) {
+      int tensor = 0;
+      if (op <= XST_OP_ADAM_F32_UPDATE) tensor = op == XST_OP_SGD_F32_UPDATE ? k >= 2 : op == XST_OP_MOMENTUM_F32_UPDATE ? k >= 3 : k >= 5;
+      else tensor = op == XST_OP_SGD_S16_UPDATE ? k >= 4 : k >= 6;
+      if (!tensor) {
+        if (op <= XST_OP_ADAM_F32_UPDATE && rnd() % 4) args[k] = pick(fl, (int)(sizeof fl / sizeof fl[0]));
+        continue;
+      }
+      if (rnd() % 8) { args[k] = (int32_t)at; at += step; }
+    }
+    if (at < len && rnd() % 2) {
+      /* plausible cells: exponents small, rng nonzero, powers 1.0f */
+      for (uint32_t o = 0; o + 4 <= len; o += 4) if (rnd() % 2) put_i32(a, o, (int32_t)(rnd() % 64) - 32 + 0x3F800000 * (int32_t)(rnd() % 2));
+    }
+    if (xst_dispatch(op, args, n, a, len) == XST_OK) ran_ok++;
+    free(a);
+  }
+  printf("optimizer fuzz: %d of %d calls ran\n", ran_ok, iterations);
+  CHECK(ran_ok > iterations / 20, "optimizer fuzz reached the kernels (%d ran)", ran_ok);
+}
+
 int main(int argc, char **argv) {
   int iterations = argc > 1 ? atoi(argv[1]) : 200000;
   test_fixed_point();
@@ -657,6 +784,9 @@ int main(int argc, char **argv) {
   fuzz_dwconv(iterations / 10);
   fuzz_poolops(iterations / 4);
   fuzz_lqm(iterations / 4);
+  test_sqrt_f32(iterations * 5);
+  test_optim_known();
+  fuzz_optim(iterations / 4);
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

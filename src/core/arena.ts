@@ -1,8 +1,8 @@
 // One fixed arena: every tensor is a named byte range handed out once.
 
-export type DType = 'int8' | 'uint8' | 'int16' | 'int32';
+export type DType = 'int8' | 'uint8' | 'int16' | 'int32' | 'float32'; // float32: the fp32 optimizer baselines
 
-export const dtypeBytes: Readonly<Record<DType, number>> = { int8: 1, uint8: 1, int16: 2, int32: 4 };
+export const dtypeBytes: Readonly<Record<DType, number>> = { int8: 1, uint8: 1, int16: 2, int32: 4, float32: 4 };
 
 export interface Tensor {
   readonly name: string;
@@ -56,7 +56,7 @@ export class ArenaLayout {
 }
 
 // Views of a tensor inside an in-memory arena.
-export function view(buf: ArrayBuffer, t: Tensor): Int8Array | Uint8Array | Int16Array | Int32Array {
+export function view(buf: ArrayBuffer, t: Tensor): Int8Array | Uint8Array | Int16Array | Int32Array | Float32Array {
   const n = t.bytes / dtypeBytes[t.dtype];
   switch (t.dtype) {
     case 'int8':
@@ -67,5 +67,7 @@ export function view(buf: ArrayBuffer, t: Tensor): Int8Array | Uint8Array | Int1
       return new Int16Array(buf, t.offset, n);
     case 'int32':
       return new Int32Array(buf, t.offset, n);
+    case 'float32':
+      return new Float32Array(buf, t.offset, n);
   }
 }

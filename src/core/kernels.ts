@@ -511,6 +511,86 @@ function expectLqmState(op: OpId, p: LqmSettings, state: Tensor, out: number, in
   }
 }
 // ---- end of log-quantized momentum ----
+// ---- optimizer baselines (native/core/optim_f32.c, optim_s16.c) ----
+// fp32: float32 parameter and state vectors of n elements, hyper-parameters
+// passed as float32 (their bits travel in int32 args). int16: parameters
+// real = q * 2^paramExp, gradient int32 + exponent cell, lr as Q31
+// multiplier + shift, stochastic rounding with the xorshift32 cell.
+
+export interface SgdF32UpdateArgs {
+  n: number;
+  lr: number;
+  grad: Tensor; // float32[n]
+  param: Tensor; // float32[n], updated in place
+}
+
+export interface MomentumF32UpdateArgs extends SgdF32UpdateArgs {
+  momentum: number;
+  velocity: Tensor; // float32[n]
+}
+
+export interface AdamF32UpdateArgs extends SgdF32UpdateArgs {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  m: Tensor; // float32[n]
+  v: Tensor; // float32[n]
+  betaPowers: Tensor; // float32[2]: beta1^t, beta2^t (1, 1 before the first step)
+}
+
+export interface S16OptimHyper {
+  paramExp: number; // [-64, 64]
+  stateExp: number; // velocity exponent (momentum), [-64, 64]
+  lrMultiplier: number; // Q31 >= 0
+  lrShift: number; // [-62, 62]
+  momentumQ15: number; // [0, 32767]
+}
+
+export interface SgdS16UpdateArgs {
+  n: number;
+  paramExp: number;
+  lrMultiplier: number;
+  lrShift: number;
+  grad: Tensor; // int32[n]
+  gradExp: Tensor; // cell
+  param: Tensor; // int16[n]
+  rng: Tensor; // cell
+}
+
+export interface MomentumS16UpdateArgs extends SgdS16UpdateArgs {
+  velocityExp: number;
+  momentumQ15: number;
+  velocity: Tensor; // int16[n]
+}
+
+// A hyper-parameter as the C receives it (float32): finite and in range.
+export function checkF32Hyper(op: string, name: string, v: number, min = -Infinity, max = Infinity, maxOpen = false): void {
+  const x = Math.fround(v);
+  if (typeof v !== 'number' || !Number.isFinite(x) || x < min || (maxOpen ? x >= max : x > max)) {
+    const range = min === -Infinity ? 'a finite float32' : `a float32 in [${min}, ${max}${maxOpen ? ')' : ']'}`;
+    throw new KernelArgumentError(`${op}: ${name} is ${v}${x !== v ? ` (float32 ${x})` : ''}, expected ${range}`);
+  }
+}
+
+export function checkS16Hyper(op: string, p: S16OptimHyper): void {
+  const int = (name: string, v: number, lo: number, hi: number) => {
+    if (!Number.isInteger(v) || v < lo || v > hi) {
+      throw new KernelArgumentError(`${op}: ${name} is ${v}, expected an integer in [${lo}, ${hi}]`);
+    }
+  };
+  int('param_exp', p.paramExp, -64, 64);
+  int('state_exp', p.stateExp, -64, 64);
+  int('lr_multiplier', p.lrMultiplier, 0, 2147483647);
+  int('lr_shift', p.lrShift, -62, 62);
+  int('momentum_q15', p.momentumQ15, 0, 32767);
+}
+
+// The int32 arg carrying float32 v. (A fresh buffer per call: module-level
+// objects are frozen when Moddable preloads src/core.)
+export function f32Arg(v: number): number {
+  return new Int32Array(Float32Array.of(v).buffer)[0]!;
+}
+// ---- end optimizer baselines (types) ----
 
 export class Kernels {
   constructor(readonly dispatch: Dispatch) {}
@@ -1005,6 +1085,71 @@ export class Kernels {
     this.dispatch.call(op, Int32Array.of(a.rows, a.depth, a.inputMultiplier, a.inputLeftShift, a.diffMin,
       a.input.offset, a.output.offset));
   }
+
+  // ---- optimizer baselines (ops 28-32) ----
+  sgdF32Update(a: SgdF32UpdateArgs): void {
+    const op = Op.SgdF32Update;
+    expectDims(op, 'n', a.n, 1, 1 << 24);
+    checkF32Hyper(opName[op], 'lr', a.lr);
+    expectTensor(op, 'grad', a.grad, 'float32', a.n, `${a.n}`);
+    expectTensor(op, 'param', a.param, 'float32', a.n, `${a.n}`);
+    this.dispatch.call(op, Int32Array.of(a.n, f32Arg(a.lr), a.grad.offset, a.param.offset));
+  }
+
+  momentumF32Update(a: MomentumF32UpdateArgs): void {
+    const op = Op.MomentumF32Update;
+    expectDims(op, 'n', a.n, 1, 1 << 24);
+    checkF32Hyper(opName[op], 'lr', a.lr);
+    checkF32Hyper(opName[op], 'momentum', a.momentum);
+    expectTensor(op, 'grad', a.grad, 'float32', a.n, `${a.n}`);
+    expectTensor(op, 'velocity state', a.velocity, 'float32', a.n, `${a.n}`);
+    expectTensor(op, 'param', a.param, 'float32', a.n, `${a.n}`);
+    this.dispatch.call(op, Int32Array.of(a.n, f32Arg(a.lr), f32Arg(a.momentum), a.grad.offset, a.velocity.offset,
+      a.param.offset));
+  }
+
+  adamF32Update(a: AdamF32UpdateArgs): void {
+    const op = Op.AdamF32Update;
+    expectDims(op, 'n', a.n, 1, 1 << 24);
+    checkF32Hyper(opName[op], 'lr', a.lr);
+    checkF32Hyper(opName[op], 'beta1', a.beta1, 0, 1, true);
+    checkF32Hyper(opName[op], 'beta2', a.beta2, 0, 1, true);
+    checkF32Hyper(opName[op], 'eps', a.eps);
+    if (!(Math.fround(a.eps) > 0)) throw new KernelArgumentError(`${opName[op]}: eps is ${a.eps}, expected a float32 > 0`);
+    expectTensor(op, 'grad', a.grad, 'float32', a.n, `${a.n}`);
+    expectTensor(op, 'm state', a.m, 'float32', a.n, `${a.n}`);
+    expectTensor(op, 'v state', a.v, 'float32', a.n, `${a.n}`);
+    expectTensor(op, 'beta powers state', a.betaPowers, 'float32', 2, '2');
+    expectTensor(op, 'param', a.param, 'float32', a.n, `${a.n}`);
+    this.dispatch.call(op, Int32Array.of(a.n, f32Arg(a.lr), f32Arg(a.beta1), f32Arg(a.beta2), f32Arg(a.eps),
+      a.grad.offset, a.m.offset, a.v.offset, a.betaPowers.offset, a.param.offset));
+  }
+
+  sgdS16Update(a: SgdS16UpdateArgs): void {
+    const op = Op.SgdS16Update;
+    expectDims(op, 'n', a.n, 1, 1 << 24);
+    checkS16Hyper(opName[op], { ...a, stateExp: 0, momentumQ15: 0 });
+    expectTensor(op, 'grad', a.grad, 'int32', a.n, `${a.n}`);
+    expectTensor(op, 'grad exponent', a.gradExp, 'int32', 1, '1');
+    expectTensor(op, 'param', a.param, 'int16', a.n, `${a.n}`);
+    expectTensor(op, 'rng state', a.rng, 'int32', 1, '1');
+    this.dispatch.call(op, Int32Array.of(a.n, a.paramExp, a.lrMultiplier, a.lrShift, a.grad.offset, a.gradExp.offset,
+      a.param.offset, a.rng.offset));
+  }
+
+  momentumS16Update(a: MomentumS16UpdateArgs): void {
+    const op = Op.MomentumS16Update;
+    expectDims(op, 'n', a.n, 1, 1 << 24);
+    checkS16Hyper(opName[op], { ...a, stateExp: a.velocityExp });
+    expectTensor(op, 'grad', a.grad, 'int32', a.n, `${a.n}`);
+    expectTensor(op, 'grad exponent', a.gradExp, 'int32', 1, '1');
+    expectTensor(op, 'velocity state', a.velocity, 'int16', a.n, `${a.n}`);
+    expectTensor(op, 'param', a.param, 'int16', a.n, `${a.n}`);
+    expectTensor(op, 'rng state', a.rng, 'int32', 1, '1');
+    this.dispatch.call(op, Int32Array.of(a.n, a.paramExp, a.velocityExp, a.lrMultiplier, a.lrShift, a.momentumQ15,
+      a.grad.offset, a.gradExp.offset, a.velocity.offset, a.param.offset, a.rng.offset));
+  }
+  // ---- end optimizer baselines ----
 }
 
 // Offsets at or above FLASH_BASE refer to the read-only region beside the

@@ -29,6 +29,12 @@ export const Op = {
   // log-quantized momentum (ids 24-25)
   LqmS8Update: 24,
   FcBackwardWeightLqm: 25,
+  // optimizer baselines (ids 28-32: native/core/optim_f32.c, optim_s16.c)
+  SgdF32Update: 28,
+  MomentumF32Update: 29,
+  AdamF32Update: 30,
+  SgdS16Update: 31,
+  MomentumS16Update: 32,
 } as const;
 export type OpId = (typeof Op)[keyof typeof Op];
 
@@ -58,6 +64,11 @@ export const opNargs: Readonly<Record<OpId, number>> = {
   23: 10,
   24: 17,
   25: 20,
+  28: 4,
+  29: 6,
+  30: 10,
+  31: 8,
+  32: 11,
 };
 
 export const opName: Readonly<Record<OpId, string>> = {
@@ -86,6 +97,11 @@ export const opName: Readonly<Record<OpId, string>> = {
   23: 'mean_s8_forward',
   24: 'lqm_s8_update',
   25: 'fully_connected_s8_backward_weight_lqm',
+  28: 'sgd_f32_update',
+  29: 'momentum_f32_update',
+  30: 'adam_f32_update',
+  31: 'sgd_s16_update',
+  32: 'momentum_s16_update',
 };
 
 // Status codes of the C core, in order (xst_status).

@@ -12,6 +12,7 @@ import * as add from './add.js';
 import * as softmax from './softmax.js';
 import * as lqm from './lqm.js';
 import { KernelArgumentError } from '../kernels.js';
+import * as optim from './optim.js';
 
 export class ReferenceDispatch extends BufferDispatch {
   readonly name = 'reference';
@@ -36,6 +37,10 @@ export class ReferenceDispatch extends BufferDispatch {
   private i32(off: number, n: number): Int32Array {
     const v = this.view(off, 4 * n);
     return new Int32Array(v.buffer, v.at, n);
+  }
+  private f32(off: number, n: number): Float32Array {
+    const v = this.view(off, 4 * n);
+    return new Float32Array(v.buffer, v.at, n);
   }
   private getCell(off: number): number {
     return this.i32(off, 1)[0]!;
@@ -274,6 +279,37 @@ export class ReferenceDispatch extends BufferDispatch {
         const n = a[0]! * a[1]!;
         softmax.softmaxForward(a[0]!, a[1]!, { inputMultiplier: a[2]!, inputLeftShift: a[3]!, diffMin: a[4]! },
           this.i8(a[5]!, n), this.i8(a[6]!, n));
+        return;
+      }
+      // ---- optimizer baselines (ids 28-32) ----
+      case Op.SgdF32Update:
+        optim.sgdF32(a[0]!, optim.f32FromBits(a[1]!), this.f32(a[2]!, a[0]!), this.f32(a[3]!, a[0]!));
+        return;
+      case Op.MomentumF32Update:
+        optim.momentumF32(a[0]!, optim.f32FromBits(a[1]!), optim.f32FromBits(a[2]!), this.f32(a[3]!, a[0]!),
+          this.f32(a[4]!, a[0]!), this.f32(a[5]!, a[0]!));
+        return;
+      case Op.AdamF32Update: {
+        const n = a[0]!;
+        optim.adamF32(n, { lr: optim.f32FromBits(a[1]!), beta1: optim.f32FromBits(a[2]!), beta2: optim.f32FromBits(a[3]!),
+          eps: optim.f32FromBits(a[4]!) }, this.f32(a[5]!, n), this.f32(a[6]!, n), this.f32(a[7]!, n), this.f32(a[8]!, 2),
+        this.f32(a[9]!, n));
+        return;
+      }
+      case Op.SgdS16Update: {
+        const n = a[0]!;
+        const rng = this.rng(a[7]!);
+        optim.sgdS16(n, { paramExp: a[1]!, stateExp: 0, lrMultiplier: a[2]!, lrShift: a[3]!, momentumQ15: 0 },
+          this.i32(a[4]!, n), this.getCell(a[5]!), this.i16(a[6]!, n), rng);
+        rng.store();
+        return;
+      }
+      case Op.MomentumS16Update: {
+        const n = a[0]!;
+        const rng = this.rng(a[10]!);
+        optim.momentumS16(n, { paramExp: a[1]!, stateExp: a[2]!, lrMultiplier: a[3]!, lrShift: a[4]!, momentumQ15: a[5]! },
+          this.i32(a[6]!, n), this.getCell(a[7]!), this.i16(a[8]!, n), this.i16(a[9]!, n), rng);
+        rng.store();
         return;
       }
     }
