@@ -1,0 +1,128 @@
+// npm run bench:optim — the optimizer benchmark of the LQM paper, reproduced:
+//  1. benchmark functions (Rosenbrock, Beale, Booth, Himmelblau): fixed and
+//     100 seeded random starts, every optimizer at its best power-of-two
+//     learning rate and at a common one; iterations to |x - x*| < 1e-3;
+//  2. MNIST 784-100-10, batch 1, up to three online passes: learning rate
+//     from a power-of-two grid on seed 1, then 3 seeds at that rate; accuracy
+//     on a fixed 2,000-image test subset every 500 steps, steps to 95% / 97%,
+//     final accuracy on all 10,000;
+//  3. a QAS ablation: the int8 MLP with and without quantisation-aware scaling.
+// Writes bench/results/optim.json and SVG plots beside it. MNIST runs are
+// separate processes, two at a time (bench/optim/mnist-job.ts).
+//   OPTIM_ONLY=functions|mnist|qas  runs one part (the others keep their last results)
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../src/node/addon.js';
+import type { JobResult } from './optim/mnist-job.js';
+import { optimizerFactories, mnistGrids, mnistOptimizers, qasOptimizer, qasGrids } from './optim/registry.js';
+import { COMMON_LR, runFunctions } from './optim/run-functions.js';
+import { accuracyCurves, functionBars, renderSvg } from './optim/plots.js';
+import type { TrainerSpec } from './optim/trainers.js';
+
+const dir = join(repoRoot, 'bench', 'results');
+const outFile = join(dir, 'optim.json');
+const only = process.env.OPTIM_ONLY;
+const PASSES = 3, SEEDS = [1, 2, 3];
+
+function runJob(spec: TrainerSpec): Promise<JobResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'optim', 'mnist-job.ts'), JSON.stringify(spec)],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b));
+    child.stderr.on('data', (b: Buffer) => (err += b));
+    child.on('close', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (code !== 0 || !line) reject(new Error(`mnist job ${JSON.stringify(spec)} failed (${code}): ${err.slice(-800)}`));
+      else resolve(JSON.parse(line) as JobResult);
+    });
+  });
+}
+
+async function pool<T, R>(items: T[], width: number, f: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await f(items[i]!);
+      process.stderr.write(`  ${JSON.stringify(items[i])} done\n`);
+    }
+  }));
+  return out;
+}
+
+const median = (v: number[]) => {
+  if (!v.length) return null;
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+// Steps to a target, median over seeds; null when a seed never got there.
+const medianIters = (runs: JobResult[], key: 'itersTo95' | 'itersTo97') =>
+  runs.some((r) => r[key] === null) ? null : median(runs.map((r) => r[key]!));
+
+// Best learning rate of a 1-pass grid on seed 1: first to 95%, then final accuracy.
+function pickLr(grid: JobResult[]): number {
+  return grid.reduce((a, b) => {
+    const ia = a.itersTo95 ?? Infinity, ib = b.itersTo95 ?? Infinity;
+    return ib < ia || (ib === ia && b.finalAccuracy > a.finalAccuracy) ? b : a;
+  }).lr;
+}
+
+async function mnistPart(names: string[], grids: Record<string, number[]>, qas = true) {
+  const gridJobs = names.flatMap((o) => grids[o]!.map((lr) => ({ optimizer: o, lr, seed: 1, passes: 1, qas })));
+  const grid = await pool(gridJobs, 2, runJob);
+  const chosen = Object.fromEntries(names.map((o) => [o, pickLr(grid.filter((r) => r.optimizer === o))]));
+  const final = await pool(names.flatMap((o) => SEEDS.map((seed) => ({ optimizer: o, lr: chosen[o]!, seed, passes: PASSES, qas }))), 2, runJob);
+  return Object.fromEntries(names.map((o) => {
+    const runs = final.filter((r) => r.optimizer === o);
+    return [o, {
+      lr: chosen[o], itersTo95: medianIters(runs, 'itersTo95'), itersTo97: medianIters(runs, 'itersTo97'),
+      finalAccuracy: median(runs.map((r) => r.finalAccuracy)), stateBitsPerParam: runs[0]!.stateBitsPerParam,
+      seeds: runs.map((r) => ({ seed: r.seed, itersTo95: r.itersTo95, itersTo97: r.itersTo97, finalAccuracy: r.finalAccuracy, seconds: r.seconds })),
+      grid: grid.filter((r) => r.optimizer === o).map((r) => ({ lr: r.lr, itersTo95: r.itersTo95, finalAccuracy: r.finalAccuracy })),
+      curve: runs.find((r) => r.seed === 1)!.curve,
+    }];
+  }));
+}
+
+async function main(): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const results: Record<string, unknown> = existsSync(outFile) ? JSON.parse(readFileSync(outFile, 'utf8')) : {};
+  const t0 = Date.now();
+  if (!only || only === 'functions') {
+    const rows = runFunctions(optimizerFactories);
+    results.functions = { commonLr: COMMON_LR, results: rows };
+    for (const r of rows) {
+      console.log(`${r.function.padEnd(11)} ${r.optimizer.padEnd(14)} best lr 2^${Math.log2(r.best.lr)}: success ${(100 * r.best.successRate).toFixed(0)}% ` +
+        `median ${r.best.medianIters ?? '-'} iters; fixed starts ${JSON.stringify(r.best.fixed)}; common lr: ${(100 * r.common.successRate).toFixed(0)}% ${r.common.medianIters ?? '-'}`);
+    }
+    writeFileSync(join(dir, 'optim-functions.svg'), await renderSvg(functionBars(rows.map((r) => ({
+      function: r.function, optimizer: r.optimizer, medianIters: r.best.medianIters, successRate: r.best.successRate })))));
+  }
+  if (!only || only === 'mnist') {
+    const mnist = await mnistPart(mnistOptimizers, mnistGrids);
+    results.mnist = { ...(results.mnist as object | undefined), ...mnist };
+    for (const [o, r] of Object.entries(mnist)) {
+      console.log(`mnist ${o.padEnd(14)} lr ${r.lr}: 95% at ${r.itersTo95}, 97% at ${r.itersTo97}, final ${r.finalAccuracy}, state ${r.stateBitsPerParam} bits/param`);
+    }
+    writeFileSync(join(dir, 'optim-mnist.svg'), await renderSvg(accuracyCurves('MNIST 784-100-10, batch 1, seed 1 at each optimizer\'s learning rate',
+      Object.entries(mnist).flatMap(([o, r]) => r.curve.map(([step, accuracy]) => ({ optimizer: o, step, accuracy }))))));
+  }
+  if (!only || only === 'qas') {
+    const on = await mnistPart([qasOptimizer], { [qasOptimizer]: qasGrids.on }, true);
+    const off = await mnistPart([qasOptimizer], { [qasOptimizer]: qasGrids.off }, false);
+    results.mnist = { ...(results.mnist as object | undefined), qasAblation: { optimizer: qasOptimizer, withQas: on[qasOptimizer], withoutQas: off[qasOptimizer] } };
+    console.log(`qas ablation (${qasOptimizer}): with ${JSON.stringify({ ...on[qasOptimizer], curve: undefined, grid: undefined, seeds: undefined })}`);
+    console.log(`                 without ${JSON.stringify({ ...off[qasOptimizer], curve: undefined, grid: undefined, seeds: undefined })}`);
+    writeFileSync(join(dir, 'optim-qas.svg'), await renderSvg(accuracyCurves(`QAS ablation: int8 MLP, ${qasOptimizer}, seed 1`, [
+      ...on[qasOptimizer]!.curve.map(([step, accuracy]) => ({ optimizer: 'with QAS', step, accuracy })),
+      ...off[qasOptimizer]!.curve.map(([step, accuracy]) => ({ optimizer: 'without QAS', step, accuracy })),
+    ])));
+  }
+  writeFileSync(outFile, JSON.stringify(results, null, 1) + '\n');
+  console.log(`wrote bench/results/optim.json and SVG plots in ${((Date.now() - t0) / 60000).toFixed(1)} min`);
+}
+
+await main();

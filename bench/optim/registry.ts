@@ -1,0 +1,31 @@
+// Which optimizers bench:optim compares and where their learning-rate grids
+// lie (power-of-two grids around the one-pass optimum each was measured at:
+// bench/results/baselines-mnist.json and lqm-variants.json).
+import { baselines, fx16WithRange } from '../../src/core/optim/baselines.js';
+import { lqmVector } from '../../src/core/optim/lqm.js';
+import type { OptimizerFactory } from '../../src/core/optim/optimizer.js';
+
+// On the 2-D functions the 16-bit baselines get a fixed range of +-16 (2^-11
+// resolution, the resolution LQM's fixed point uses): their default range,
+// 8x the initial values, is empty for a start at (0, 0).
+export const optimizerFactories: Record<string, OptimizerFactory> = {
+  lqm: lqmVector(), ...baselines,
+  'sgd-fx16': fx16WithRange('sgd-fx16', 16), 'momentum-fx16': fx16WithRange('momentum-fx16', 16),
+};
+
+export const mnistOptimizers = ['lqm', 'sgd-fp32', 'momentum-fp32', 'adam-fp32', 'sgd-fx16', 'momentum-fx16'];
+
+const around = (e: number) => [e + 2, e + 1, e, e - 1, e - 2].map((k) => 2 ** k);
+export const mnistGrids: Record<string, number[]> = {
+  'lqm': around(-9),
+  'sgd-fp32': around(-6),
+  'momentum-fp32': around(-9),
+  'adam-fp32': around(-10),
+  'sgd-fx16': around(-6),
+  'momentum-fx16': around(-9),
+};
+
+// The QAS ablation: the int8 MLP with LQM, with and without quantisation-aware
+// scaling (without it the int8-domain gradient is s_W^2 smaller: the grid moves).
+export const qasOptimizer = 'lqm';
+export const qasGrids = { on: around(-9), off: around(10) };

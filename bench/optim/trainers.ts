@@ -1,0 +1,38 @@
+// The MNIST trainers of bench:optim, one per optimizer name: the int8 MLP of
+// the C core (src/core/mlp.ts) for LQM and int8 SGD, the float MLP
+// (src/core/float-mlp.ts) for the fp32 and 16-bit fixed-point baselines.
+import { FloatMlp, defaultFloatMlpConfig } from '../../src/core/float-mlp.js';
+import { Kernels } from '../../src/core/kernels.js';
+import { MlpTrainer, defaultLqm, defaultMlpConfig, mlpLayout } from '../../src/core/mlp.js';
+import { baselines } from '../../src/core/optim/baselines.js';
+import { NodeDispatch } from '../../src/node/addon.js';
+
+export interface TrainerSpec {
+  optimizer: string;
+  lr: number;
+  seed: number;
+  passes: number;
+  qas?: boolean; // int8 trainers: quantisation-aware scaling on (default) or off
+}
+
+export interface MnistTrainer {
+  trainStep(pixels: Uint8Array, label: number): void;
+  predict(pixels: Uint8Array): number;
+  readonly stateBitsPerParam: number;
+}
+
+export function makeTrainer(spec: TrainerSpec): MnistTrainer {
+  if (spec.optimizer === 'lqm' || spec.optimizer === 'sgd-int8') {
+    const lqm = spec.optimizer === 'lqm';
+    const cfg = { ...defaultMlpConfig, lr: spec.lr, lrBias: lqm ? defaultMlpConfig.lrBias : spec.lr, seed: spec.seed,
+      optimizer: lqm ? 'lqm' as const : 'sgd' as const, qas: spec.qas ?? true };
+    const m = new MlpTrainer(new Kernels(new NodeDispatch(new ArrayBuffer(mlpLayout(cfg).layout.capacity))), cfg);
+    m.init();
+    return Object.assign(m, { stateBitsPerParam: lqm ? defaultLqm.bits : 0 });
+  }
+  const factory = baselines[spec.optimizer];
+  if (!factory) throw new Error(`bench:optim: unknown optimizer "${spec.optimizer}"`);
+  const m = new FloatMlp(factory, spec.lr, { ...defaultFloatMlpConfig, seed: spec.seed });
+  const bits = factory(1, spec.lr, 1).stateBitsPerParam;
+  return { trainStep: (p, l) => { m.train(p, l); }, predict: (p) => m.predict(p), stateBitsPerParam: bits };
+}
