@@ -23,7 +23,13 @@ import type { TrainerSpec } from './optim/trainers.js';
 const dir = join(repoRoot, 'bench', 'results');
 const outFile = join(dir, 'optim.json');
 const only = process.env.OPTIM_ONLY;
-const PASSES = 3, SEEDS = [1, 2, 3];
+const PASSES = 3;
+// OPTIM_SEEDS=1 and OPTIM_FIXED_LR=1 (skip the grid, take each grid's centre,
+// the one-pass optimum measured before) give a shorter, preliminary run; the
+// results record which protocol produced them.
+const SEEDS = (process.env.OPTIM_SEEDS ?? '1,2,3').split(',').map(Number);
+const FIXED_LR = process.env.OPTIM_FIXED_LR === '1';
+const protocol = { seeds: SEEDS, passes: PASSES, lrFromGrid: !FIXED_LR, evalEvery: 500, evalSubset: 2000 };
 
 function runJob(spec: TrainerSpec): Promise<JobResult> {
   return new Promise((resolve, reject) => {
@@ -71,9 +77,9 @@ function pickLr(grid: JobResult[]): number {
 }
 
 async function mnistPart(names: string[], grids: Record<string, number[]>, qas = true) {
-  const gridJobs = names.flatMap((o) => grids[o]!.map((lr) => ({ optimizer: o, lr, seed: 1, passes: 1, qas })));
+  const gridJobs = FIXED_LR ? [] : names.flatMap((o) => grids[o]!.map((lr) => ({ optimizer: o, lr, seed: 1, passes: 1, qas })));
   const grid = await pool(gridJobs, 2, runJob);
-  const chosen = Object.fromEntries(names.map((o) => [o, pickLr(grid.filter((r) => r.optimizer === o))]));
+  const chosen = Object.fromEntries(names.map((o) => [o, FIXED_LR ? grids[o]![2]! : pickLr(grid.filter((r) => r.optimizer === o))]));
   const final = await pool(names.flatMap((o) => SEEDS.map((seed) => ({ optimizer: o, lr: chosen[o]!, seed, passes: PASSES, qas }))), 2, runJob);
   return Object.fromEntries(names.map((o) => {
     const runs = final.filter((r) => r.optimizer === o);
@@ -103,7 +109,7 @@ async function main(): Promise<void> {
   }
   if (!only || only === 'mnist') {
     const mnist = await mnistPart(mnistOptimizers, mnistGrids);
-    results.mnist = { ...(results.mnist as object | undefined), ...mnist };
+    results.mnist = { ...(results.mnist as object | undefined), ...mnist, protocol };
     for (const [o, r] of Object.entries(mnist)) {
       console.log(`mnist ${o.padEnd(14)} lr ${r.lr}: 95% at ${r.itersTo95}, 97% at ${r.itersTo97}, final ${r.finalAccuracy}, state ${r.stateBitsPerParam} bits/param`);
     }

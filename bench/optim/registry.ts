@@ -19,10 +19,10 @@ const around = (e: number) => [e + 2, e + 1, e, e - 1, e - 2].map((k) => 2 ** k)
 export const mnistGrids: Record<string, number[]> = {
   'lqm': around(-9),
   'sgd-fp32': around(-6),
-  'momentum-fp32': around(-9),
+  'momentum-fp32': around(-10),
   'adam-fp32': around(-10),
-  'sgd-fx16': around(-6),
-  'momentum-fx16': around(-9),
+  'sgd-fx16': around(-7),
+  'momentum-fx16': around(-10),
 };
 
 // The QAS ablation: the int8 MLP with LQM, with and without quantisation-aware
