@@ -24,8 +24,13 @@ export interface MnistTrainer {
 export function makeTrainer(spec: TrainerSpec): MnistTrainer {
   if (spec.optimizer === 'lqm' || spec.optimizer === 'sgd-int8') {
     const lqm = spec.optimizer === 'lqm';
-    const cfg = { ...defaultMlpConfig, lr: spec.lr, lrBias: lqm ? defaultMlpConfig.lrBias : spec.lr, seed: spec.seed,
-      optimizer: lqm ? 'lqm' as const : 'sgd' as const, qas: spec.qas ?? true };
+    // Biases always use integer SGD: at the weights' rate under SGD; under LQM
+    // (whose eta is not an SGD rate) at the SGD default 2^-6, or 2^13 without
+    // QAS (the same step without the (s_W s_x)^-2 factor: bench/lqm-variants.ts).
+    const qas = spec.qas ?? true;
+    const lrBias = lqm ? (qas ? 2 ** -6 : 2 ** 13) : spec.lr;
+    const cfg = { ...defaultMlpConfig, lr: spec.lr, lrBias, seed: spec.seed,
+      optimizer: lqm ? 'lqm' as const : 'sgd' as const, qas };
     const m = new MlpTrainer(new Kernels(new NodeDispatch(new ArrayBuffer(mlpLayout(cfg).layout.capacity))), cfg);
     m.init();
     return Object.assign(m, { stateBitsPerParam: lqm ? defaultLqm.bits : 0 });
