@@ -8,13 +8,12 @@
 // recorded trace, replayed on the DSP and the portable M4 images: grad_in,
 // its exponent and grad_w bit-identical to the reference.
 import { describe, expect, it } from 'vitest';
-import { dtypeBytes, type DType, type Tensor } from '../src/core/arena.js';
 import { convGeometry, type Padding } from '../src/core/conv-geometry.js';
 import { Kernels, conv2dBackwardInputScratchBytes, depthwiseConv2dBackwardInputScratchBytes } from '../src/core/kernels.js';
 import { ReferenceDispatch } from '../src/core/reference/dispatch.js';
 import { Xorshift32 } from '../src/core/rng.js';
 import { TraceWriter } from '../src/core/trace.js';
-import { Tee, itReplaysOnM4Images, type Expected } from './support/dsp-replay.js';
+import { Placer, Tee, itReplaysOnM4Images, type Expected } from './support/dsp-replay.js';
 
 const CASES = 80;
 const ARENA = 128 * 1024;
@@ -60,14 +59,8 @@ describe('conv2d / depthwise conv2d backward: DSP paths on Cortex-M4F = TypeScri
     const ib = full || dw ? 0 : rng.below(g.inC), ie = full || dw ? g.inC : rng.int(ib + 1, g.inC);
     const nGw = dw ? g.k * g.kW * (oe - ob) : (oe - ob) * g.k * g.kW * (ie - ib);
     const sb = dw ? depthwiseConv2dBackwardInputScratchBytes(dws) : conv2dBackwardInputScratchBytes(conv);
-    let top = 0;
-    const place = (name: string, dtype: DType, count: number, misalign = 0): Tensor => {
-      const al = dtypeBytes[dtype];
-      const offset = Math.ceil(top / 4) * 4 + (al === 1 ? misalign : 0);
-      const bytes = count * al;
-      top = offset + bytes;
-      return { name, dtype, shape: [count], offset, bytes };
-    };
+    const placer = new Placer();
+    const place = placer.place.bind(placer);
     const t = {
       input: place('in', 'int8', nIn, rng.int(0, 3)),
       weights: place('w', 'int8', nW, rng.int(0, 3)),
@@ -79,7 +72,7 @@ describe('conv2d / depthwise conv2d backward: DSP paths on Cortex-M4F = TypeScri
       gradWeights: place('gw', 'int32', nGw),
       scratch: place('scratch', 'uint8', sb),
     };
-    if (top > ARENA) throw new Error(`case ${n} too large for the arena`);
+    if (placer.top > ARENA) throw new Error(`case ${n} too large for the arena`);
     const ref = new ReferenceDispatch(new ArrayBuffer(ARENA));
     trace.arena(ARENA);
     const kern = new Kernels(new Tee(ref, trace));

@@ -8,14 +8,13 @@
 // 6x1xC, C 4/8/12/256/7/13). One recorded trace, replayed on the DSP and the portable M4
 // images: outputs and masks bit-identical to the reference.
 import { describe, expect, it } from 'vitest';
-import { dtypeBytes, type DType, type Tensor } from '../src/core/arena.js';
 import { convGeometry, type Padding } from '../src/core/conv-geometry.js';
 import { Kernels } from '../src/core/kernels.js';
 import { quantizeMultiplier } from '../src/core/quant.js';
 import { ReferenceDispatch } from '../src/core/reference/dispatch.js';
 import { Xorshift32 } from '../src/core/rng.js';
 import { TraceWriter } from '../src/core/trace.js';
-import { Tee, itReplaysOnM4Images, type Expected } from './support/dsp-replay.js';
+import { Placer, Tee, itReplaysOnM4Images, type Expected } from './support/dsp-replay.js';
 
 const CASES = 80;
 // Depthwise only, after the random cases: images where every (or nearly
@@ -59,14 +58,8 @@ describe('conv2d / depthwise conv2d forward: DSP paths on Cortex-M4F = TypeScrip
       strideH: g.s, strideW: g.sW, padH: geo.padH, padW: geo.padW };
     const nIn = g.batch * g.inH * g.inW * g.inC, nOut = g.batch * geo.outH * geo.outW * OC;
     const nW = dw ? g.k * g.kW * OC : OC * g.k * g.kW * g.inC;
-    let top = 0;
-    const place = (name: string, dtype: DType, count: number, misalign = 0): Tensor => {
-      const al = dtypeBytes[dtype];
-      const offset = Math.ceil(top / 4) * 4 + (al === 1 ? misalign : 0);
-      const bytes = count * al;
-      top = offset + bytes;
-      return { name, dtype, shape: [count], offset, bytes };
-    };
+    const placer = new Placer();
+    const place = placer.place.bind(placer);
     const t = {
       input: place('in', 'int8', nIn, rng.int(0, 3)),
       weights: place('w', 'int8', nW, rng.int(0, 3)),
@@ -76,7 +69,7 @@ describe('conv2d / depthwise conv2d forward: DSP paths on Cortex-M4F = TypeScrip
       multiplier: place('mult', 'int32', OC),
       shift: place('shift', 'int32', OC),
     };
-    if (top > ARENA) throw new Error(`case ${n} too large for the arena`);
+    if (placer.top > ARENA) throw new Error(`case ${n} too large for the arena`);
     const ref = new ReferenceDispatch(new ArrayBuffer(ARENA));
     trace.arena(ARENA);
     const kern = new Kernels(new Tee(ref, trace));

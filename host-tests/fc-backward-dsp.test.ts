@@ -8,13 +8,13 @@
 // counts, tiny shapes). One recorded trace replayed on the DSP image and on
 // the portable M4 image: every output bit-identical to the reference.
 import { describe, expect, it } from 'vitest';
-import { dtypeBytes, type DType, type Tensor } from '../src/core/arena.js';
+import { type Tensor } from '../src/core/arena.js';
 import { Kernels, fcBackwardInputScratchBytes } from '../src/core/kernels.js';
 import { quantizeMultiplier } from '../src/core/quant.js';
 import { ReferenceDispatch } from '../src/core/reference/dispatch.js';
 import { Xorshift32 } from '../src/core/rng.js';
 import { TraceWriter } from '../src/core/trace.js';
-import { Tee, itReplaysOnM4Images, type Expected } from './support/dsp-replay.js';
+import { Placer, Tee, itReplaysOnM4Images, type Expected } from './support/dsp-replay.js';
 
 const RANDOM = 60;
 const CASES = RANDOM + 30;
@@ -49,14 +49,8 @@ describe('fully_connected_s8 backward: DSP paths on Cortex-M4F = TypeScript refe
       ][family] ?? { rows: rng.int(1, 40), inFeatures: rng.int(1, 300), outFeatures: rng.int(1, 300) };
     } while (!fits(s.rows, s.inFeatures, s.outFeatures));
     const { rows: R, inFeatures: I, outFeatures: O } = s;
-    let top = 0;
-    const place = (name: string, dtype: DType, count: number, misalign = 0): Tensor => {
-      const al = dtypeBytes[dtype];
-      const offset = Math.ceil(top / 4) * 4 + (al === 1 ? misalign : 0);
-      const bytes = count * al;
-      top = offset + bytes;
-      return { name, dtype, shape: [count], offset, bytes };
-    };
+    const placer = new Placer();
+    const place = placer.place.bind(placer);
     const t = {
       input: place('in', 'int8', R * I, rng.int(0, 3)),
       weights: place('w', 'int8', O * I, rng.int(0, 3)),
@@ -73,7 +67,7 @@ describe('fully_connected_s8 backward: DSP paths on Cortex-M4F = TypeScript refe
     const blk = full ? { ocBegin: 0, ocEnd: O, icBegin: 0, icEnd: I } : { ocBegin: ob, ocEnd: oe, icBegin: ib, icEnd: ie };
     const noc = blk.ocEnd - blk.ocBegin, nic = blk.icEnd - blk.icBegin;
     const gw = place('grad_w', 'int32', noc * nic);
-    if (top > ARENA) throw new Error(`case ${n} too large for the arena`);
+    if (placer.top > ARENA) throw new Error(`case ${n} too large for the arena`);
     const cell = (k: number): Tensor => ({ name: `cell${k}`, dtype: 'int32', shape: [1], offset: t.cells.offset + 4 * k, bytes: 4 });
     const ref = new ReferenceDispatch(new ArrayBuffer(ARENA));
     trace.arena(ARENA);

@@ -11,13 +11,12 @@
 // replayed on the DSP image and on the portable M4 image: outputs and masks
 // bit-identical to the reference.
 import { describe, expect, it } from 'vitest';
-import { dtypeBytes, type DType, type Tensor } from '../src/core/arena.js';
 import { Kernels } from '../src/core/kernels.js';
 import { quantizeMultiplier } from '../src/core/quant.js';
 import { ReferenceDispatch } from '../src/core/reference/dispatch.js';
 import { Xorshift32 } from '../src/core/rng.js';
 import { TraceWriter } from '../src/core/trace.js';
-import { Tee, itReplaysOnM4Images, type Expected } from './support/dsp-replay.js';
+import { Placer, Tee, itReplaysOnM4Images, type Expected } from './support/dsp-replay.js';
 
 const RANDOM = 60; // the first 60 cases: random shapes
 const CASES = RANDOM + 48;
@@ -49,14 +48,8 @@ describe('fully_connected_s8_forward: DSP path on Cortex-M4F = TypeScript refere
       { rows: rng.int(60, 120), inFeatures: rng.int(1, 7), outFeatures: rng.int(1, 40) },
     ][family] ?? { rows: rng.int(1, 40), inFeatures: rng.int(1, 300), outFeatures: rng.int(1, 40) };
     const { rows: R, inFeatures: I, outFeatures: O } = s;
-    let top = 0;
-    const place = (name: string, dtype: DType, count: number, misalign = 0): Tensor => {
-      const al = dtypeBytes[dtype];
-      const offset = Math.ceil(top / 4) * 4 + (al === 1 ? misalign : 0);
-      const bytes = count * al;
-      top = offset + bytes;
-      return { name, dtype, shape: [count], offset, bytes };
-    };
+    const placer = new Placer();
+    const place = placer.place.bind(placer);
     const t = {
       input: place('in', 'int8', R * I, rng.int(0, 3)),
       weights: place('w', 'int8', O * I, rng.int(0, 3)),
@@ -66,7 +59,7 @@ describe('fully_connected_s8_forward: DSP path on Cortex-M4F = TypeScript refere
       multiplier: place('mult', 'int32', O),
       shift: place('shift', 'int32', O),
     };
-    if (top > ARENA) throw new Error('case too large for the arena');
+    if (placer.top > ARENA) throw new Error('case too large for the arena');
     const ref = new ReferenceDispatch(new ArrayBuffer(ARENA));
     trace.arena(ARENA);
     const k = new Kernels(new Tee(ref, trace));

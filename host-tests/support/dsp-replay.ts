@@ -3,6 +3,7 @@
 // on the Cortex-M4F DSP image and on the portable M4 image, and every
 // tensor read back must equal the reference's bytes.
 import { expect, it } from 'vitest';
+import { dtypeBytes, type DType, type Tensor } from '../../src/core/arena.js';
 import type { Dispatch } from '../../src/core/kernels.js';
 import type { OpId } from '../../src/core/ops.js';
 import type { ReferenceDispatch } from '../../src/core/reference/dispatch.js';
@@ -47,5 +48,18 @@ export function itReplaysOnM4Images(label: string, bytes: Uint8Array, calls: num
         expect(Array.from(got.bytes), want.what).toEqual(Array.from(want.bytes));
       });
     }, 180_000);
+  }
+}
+
+/** Packs tensors end to end from offset 0, each 4-aligned plus an optional
+ * misalignment for int8 ones (the DSP paths load 4 int8 from any address). */
+export class Placer {
+  top = 0;
+  place(name: string, dtype: DType, count: number, misalign = 0): Tensor {
+    const al = dtypeBytes[dtype];
+    const offset = Math.ceil(this.top / 4) * 4 + (al === 1 ? misalign : 0);
+    const bytes = count * al;
+    this.top = offset + bytes;
+    return { name, dtype, shape: [count], offset, bytes };
   }
 }
