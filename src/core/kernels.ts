@@ -592,6 +592,38 @@ export function f32Arg(v: number): number {
 }
 // ---- end optimizer baselines (types) ----
 
+// The part every int8 forward with a fused activation shares (FC, conv2d,
+// depthwise): bias, output, mask and the per-channel requantisation tables
+// are checked, then the argument tail they all pass in the same order.
+interface ForwardTail {
+  inputOffset: number;
+  outputOffset: number;
+  actMin: number;
+  actMax: number;
+  input: Tensor;
+  weights: Tensor;
+  bias: Tensor | null;
+  output: Tensor;
+  mask: Tensor | null;
+  multiplier: Tensor;
+  shift: Tensor;
+}
+
+function forwardTail(op: OpId, a: ForwardTail, channels: number, outputs: number, outDims: string): number[] {
+  const O = channels, Y = outputs;
+  if (a.bias) expectTensor(op, 'bias', a.bias, 'int32', O, `${O}`);
+  expectTensor(op, 'output', a.output, 'int8', Y, outDims);
+  if (a.mask) expectTensor(op, 'mask', a.mask, 'uint8', Math.ceil(Y / 8), `${Math.ceil(Y / 8)}`);
+  expectTensor(op, 'multiplier', a.multiplier, 'int32', O, `${O}`);
+  expectTensor(op, 'shift', a.shift, 'int32', O, `${O}`);
+  expectDims(op, 'input_offset', a.inputOffset, -127, 128);
+  expectDims(op, 'output_offset', a.outputOffset, -128, 127);
+  expectDims(op, 'act_min', a.actMin, -128, 127);
+  expectDims(op, 'act_max', a.actMax, a.actMin, 127);
+  return [a.inputOffset, a.outputOffset, a.actMin, a.actMax, a.input.offset, a.weights.offset, off(a.bias),
+    a.output.offset, off(a.mask), a.multiplier.offset, a.shift.offset];
+}
+
 export class Kernels {
   constructor(readonly dispatch: Dispatch) {}
 
@@ -632,20 +664,7 @@ export class Kernels {
     const { rows: R, inFeatures: I, outFeatures: O } = a;
     expectTensor(op, 'input', a.input, 'int8', R * I, `${R}x${I}`);
     expectTensor(op, 'weights', a.weights, 'int8', O * I, `${O}x${I}`);
-    if (a.bias) expectTensor(op, 'bias', a.bias, 'int32', O, `${O}`);
-    expectTensor(op, 'output', a.output, 'int8', R * O, `${R}x${O}`);
-    if (a.mask) expectTensor(op, 'mask', a.mask, 'uint8', Math.ceil((R * O) / 8), `${Math.ceil((R * O) / 8)}`);
-    expectTensor(op, 'multiplier', a.multiplier, 'int32', O, `${O}`);
-    expectTensor(op, 'shift', a.shift, 'int32', O, `${O}`);
-    expectDims(op, 'input_offset', a.inputOffset, -127, 128);
-    expectDims(op, 'output_offset', a.outputOffset, -128, 127);
-    expectDims(op, 'act_min', a.actMin, -128, 127);
-    expectDims(op, 'act_max', a.actMax, a.actMin, 127);
-    this.dispatch.call(
-      op,
-      Int32Array.of(R, I, O, a.inputOffset, a.outputOffset, a.actMin, a.actMax, a.input.offset,
-        a.weights.offset, off(a.bias), a.output.offset, off(a.mask), a.multiplier.offset, a.shift.offset),
-    );
+    this.dispatch.call(op, Int32Array.of(R, I, O, ...forwardTail(op, a, O, R * O, `${R}x${O}`)));
   }
 
   fcBackwardInput(a: FcBackwardInputArgs): void {
@@ -841,20 +860,7 @@ export class Kernels {
     const X = a.batch * a.inH * a.inW * a.inC, Y = a.batch * a.outH * a.outW * a.outC, O = a.outC;
     expectTensor(op, 'input', a.input, 'int8', X, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
     expectTensor(op, 'weights', a.weights, 'int8', O * a.kH * a.kW * a.inC, `${O}x${a.kH}x${a.kW}x${a.inC}`);
-    if (a.bias) expectTensor(op, 'bias', a.bias, 'int32', O, `${O}`);
-    expectTensor(op, 'output', a.output, 'int8', Y, `${a.batch}x${a.outH}x${a.outW}x${O}`);
-    if (a.mask) expectTensor(op, 'mask', a.mask, 'uint8', Math.ceil(Y / 8), `${Math.ceil(Y / 8)}`);
-    expectTensor(op, 'multiplier', a.multiplier, 'int32', O, `${O}`);
-    expectTensor(op, 'shift', a.shift, 'int32', O, `${O}`);
-    expectDims(op, 'input_offset', a.inputOffset, -127, 128);
-    expectDims(op, 'output_offset', a.outputOffset, -128, 127);
-    expectDims(op, 'act_min', a.actMin, -128, 127);
-    expectDims(op, 'act_max', a.actMax, a.actMin, 127);
-    this.dispatch.call(
-      op,
-      Int32Array.of(...convDimArgs(a), a.inputOffset, a.outputOffset, a.actMin, a.actMax, a.input.offset,
-        a.weights.offset, off(a.bias), a.output.offset, off(a.mask), a.multiplier.offset, a.shift.offset),
-    );
+    this.dispatch.call(op, Int32Array.of(...convDimArgs(a), ...forwardTail(op, a, O, Y, `${a.batch}x${a.outH}x${a.outW}x${O}`)));
   }
 
   conv2dBackwardInput(a: Conv2dBackwardInputArgs): void {
@@ -920,20 +926,7 @@ export class Kernels {
     const OC = a.inC * a.depthMultiplier, IN = a.batch * a.inH * a.inW * a.inC, OUT = a.batch * a.outH * a.outW * OC;
     expectTensor(op, 'input', a.input, 'int8', IN, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
     expectTensor(op, 'weights', a.weights, 'int8', a.kH * a.kW * OC, `1x${a.kH}x${a.kW}x${OC}`);
-    if (a.bias) expectTensor(op, 'bias', a.bias, 'int32', OC, `${OC}`);
-    expectTensor(op, 'output', a.output, 'int8', OUT, `${a.batch}x${a.outH}x${a.outW}x${OC}`);
-    if (a.mask) expectTensor(op, 'mask', a.mask, 'uint8', Math.ceil(OUT / 8), `${Math.ceil(OUT / 8)}`);
-    expectTensor(op, 'multiplier', a.multiplier, 'int32', OC, `${OC}`);
-    expectTensor(op, 'shift', a.shift, 'int32', OC, `${OC}`);
-    expectDims(op, 'input_offset', a.inputOffset, -127, 128);
-    expectDims(op, 'output_offset', a.outputOffset, -128, 127);
-    expectDims(op, 'act_min', a.actMin, -128, 127);
-    expectDims(op, 'act_max', a.actMax, a.actMin, 127);
-    this.dispatch.call(
-      op,
-      Int32Array.of(...dwDimArgs(a), a.inputOffset, a.outputOffset, a.actMin, a.actMax, a.input.offset,
-        a.weights.offset, off(a.bias), a.output.offset, off(a.mask), a.multiplier.offset, a.shift.offset),
-    );
+    this.dispatch.call(op, Int32Array.of(...dwDimArgs(a), ...forwardTail(op, a, OC, OUT, `${a.batch}x${a.outH}x${a.outW}x${OC}`)));
   }
 
   depthwiseConv2dBackwardInput(a: DepthwiseConv2dBackwardInputArgs): void {
