@@ -1,12 +1,14 @@
 // Runs a graph step by step on the C kernels and on the TypeScript reference
 // kernels, checking each step's output against the other engine (bit for
 // bit) and against float64 math on the dequantised inputs of that step.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { Graph } from '../../src/core/graph.js';
 import { Kernels } from '../../src/core/kernels.js';
 import { ReferenceDispatch } from '../../src/core/reference/dispatch.js';
 import type { ForwardRunner } from '../../src/core/runner.js';
-import { NodeDispatch } from '../../src/node/addon.js';
+import { NodeDispatch, repoRoot } from '../../src/node/addon.js';
 import { dequantize, floatOp, quantize } from './float-graph.js';
 
 export function kernelsFor(runner: ForwardRunner, engine: 'c' | 'ref'): Kernels {
@@ -42,4 +44,12 @@ export function checkLayers(graph: Graph, runner: ForwardRunner, inputs: Uint8Ar
     });
   }
   return { outputs, off };
+}
+
+// Measured figures a test asserts bounds on, written to out/model-figures/
+// so the notes quote what the test run measured.
+export function recordFigures(name: string, figures: Record<string, number>): void {
+  const dir = join(repoRoot, 'out', 'model-figures');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}.json`), JSON.stringify(figures, null, 1) + '\n');
 }
