@@ -24,17 +24,22 @@ function nodeChecksum(): number {
   return crc32(m.paramBytes());
 }
 
+// The checksum the XS host prints for the run (src/xs/main.ts check).
+function xsChecksum(optimizer: 'sgd' | 'lqm'): number {
+  const xs = join(repoRoot, 'out', 'xs', 'xst-xs');
+  const main = join(repoRoot, 'out', 'ts', 'xs', 'main.js');
+  if (!existsSync(xs) || !existsSync(main)) expect.fail('XS host or compiled TS missing: run npm run setup');
+  const out = execFileSync(xs, [main, 'check', mnistDir, String(STEPS), optimizer], { encoding: 'utf8' });
+  const m = /params-crc ([0-9a-f]{8})/.exec(out);
+  expect(m, out).not.toBeNull();
+  return parseInt(m![1]!, 16);
+}
+
 describe(`the ${STEPS}-step MLP run ends with the same weights everywhere`, () => {
   const expected = nodeChecksum();
 
   it('XS engine (compiled TypeScript on the project XS host)', () => {
-    const xs = join(repoRoot, 'out', 'xs', 'xst-xs');
-    const main = join(repoRoot, 'out', 'ts', 'xs', 'main.js');
-    if (!existsSync(xs) || !existsSync(main)) expect.fail('XS host or compiled TS missing: run npm run setup');
-    const out = execFileSync(xs, [main, 'check', mnistDir, String(STEPS)], { encoding: 'utf8' });
-    const m = /params-crc ([0-9a-f]{8})/.exec(out);
-    expect(m, out).not.toBeNull();
-    expect(parseInt(m![1]!, 16)).toBe(expected);
+    expect(xsChecksum('sgd')).toBe(expected);
   }, 60_000);
 
   // cortex-m4-portable: the same core without the DSP (SMLAD) paths.
@@ -51,13 +56,16 @@ describe(`the ${STEPS}-step MLP run ends with the same weights everywhere`, () =
 });
 
 // The same run trained with LQM (5-bit log-quantized momentum, QAS) instead of
-// SGD: Node, Cortex-M4F (DSP and portable) and RV32 end with the same weights.
-describe(`the ${STEPS}-step MLP run with LQM ends with the same weights on Node, M4 and RV32`, () => {
+// SGD: Node, XS, Cortex-M4F (DSP and portable) and RV32 end with the same weights.
+describe(`the ${STEPS}-step MLP run with LQM ends with the same weights everywhere`, () => {
   const cfg: MlpConfig = { ...defaultMlpConfig, optimizer: 'lqm', lr: 2 ** -8 };
   const m = new MlpTrainer(new Kernels(new NodeDispatch(new ArrayBuffer(192 * 1024))), cfg);
   m.init();
   trainOnline(m, train, order, 0, STEPS);
   const expected = crc32(m.paramBytes());
+  it('XS engine (compiled TypeScript on the project XS host)', () => {
+    expect(xsChecksum('lqm')).toBe(expected);
+  }, 60_000);
   for (const target of ['cortex-m4', 'cortex-m4-portable', 'rv32'] as const) {
     it(`${target} image under QEMU`, async () => {
       const { trace, params } = recordMlpTrace(train, order, STEPS, cfg);

