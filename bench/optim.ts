@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../src/node/addon.js';
 import type { JobResult } from './optim/mnist-job.js';
-import { optimizerFactories, mnistGrids, mnistOptimizers, qasOptimizer, qasGrids } from './optim/registry.js';
+import { optimizerFactories, mnistCentres, mnistOptimizers, qasOptimizer, qasCentres } from './optim/registry.js';
 import { COMMON_LR, runFunctions } from './optim/run-functions.js';
 import { accuracyCurves, functionBars, renderSvg } from './optim/plots.js';
 import type { TrainerSpec } from './optim/trainers.js';
@@ -25,11 +25,11 @@ const outFile = join(dir, 'optim.json');
 const only = process.env.OPTIM_ONLY;
 const PASSES = 3;
 // OPTIM_SEEDS=1 and OPTIM_FIXED_LR=1 (skip the grid, take each grid's centre,
-// the one-pass optimum measured before) give a shorter, preliminary run; the
+// the one-pass optimum measured before: bench/optim/registry.ts) give a shorter, preliminary run; the
 // results record which protocol produced them.
 const SEEDS = (process.env.OPTIM_SEEDS ?? '1,2,3').split(',').map(Number);
 const FIXED_LR = process.env.OPTIM_FIXED_LR === '1';
-const protocol = { seeds: SEEDS, passes: PASSES, lrFromGrid: !FIXED_LR, evalEvery: 500, evalSubset: 2000 };
+const protocol = { seeds: SEEDS, passes: PASSES, lrFromGrid: !FIXED_LR, gridPasses: 1, gridSeed: 1, evalEvery: 500, evalSubset: 2000 };
 
 function runJob(spec: TrainerSpec): Promise<JobResult> {
   return new Promise((resolve, reject) => {
@@ -76,18 +76,50 @@ function pickLr(grid: JobResult[]): number {
   }).lr;
 }
 
-async function mnistPart(names: string[], grids: Record<string, number[]>, qas = true) {
-  const gridJobs = FIXED_LR ? [] : names.flatMap((o) => grids[o]!.map((lr) => ({ optimizer: o, lr, seed: 1, passes: 1, qas })));
-  const grid = await pool(gridJobs, 2, runJob);
-  const chosen = Object.fromEntries(names.map((o) => [o, FIXED_LR ? grids[o]![2]! : pickLr(grid.filter((r) => r.optimizer === o))]));
-  const final = await pool(names.flatMap((o) => SEEDS.map((seed) => ({ optimizer: o, lr: chosen[o]!, seed, passes: PASSES, qas }))), 2, runJob);
+// Runs are cached by their spec within one invocation: the QAS ablation's
+// "with QAS" arm is the same LQM runs as the MNIST comparison.
+const jobCache = new Map<string, Promise<JobResult>>();
+const job = (spec: TrainerSpec): Promise<JobResult> => {
+  const key = JSON.stringify({ ...spec, qas: spec.qas ?? true });
+  let p = jobCache.get(key);
+  if (!p) jobCache.set(key, (p = runJob(spec)));
+  return p;
+};
+
+// The power-of-two grid, adaptively: the three rates around the centre
+// first, then one more step outward while the best rate is at an edge of
+// what was tried (at most GRID_REACH steps from the centre). The picked rate
+// is therefore always bracketed by two worse ones unless it is at the reach.
+const GRID_REACH = 3;
+async function gridSearch(names: string[], centres: Record<string, number>, qas: boolean): Promise<Record<string, JobResult[]>> {
+  const tried: Record<string, JobResult[]> = Object.fromEntries(names.map((o) => [o, []]));
+  let todo = names.flatMap((o) => [-1, 0, 1].map((d) => ({ o, e: centres[o]! + d })));
+  while (todo.length) {
+    const done = await pool(todo, 2, ({ o, e }) => job({ optimizer: o, lr: 2 ** e, seed: 1, passes: 1, qas }));
+    todo.forEach(({ o }, i) => tried[o]!.push(done[i]!));
+    todo = names.flatMap((o) => {
+      const es = tried[o]!.map((r) => Math.log2(r.lr)), best = Math.log2(pickLr(tried[o]!));
+      const lo = Math.min(...es), hi = Math.max(...es), c = centres[o]!;
+      if (best === lo && c - lo < GRID_REACH) return [{ o, e: lo - 1 }];
+      if (best === hi && hi - c < GRID_REACH) return [{ o, e: hi + 1 }];
+      return [];
+    });
+  }
+  for (const o of names) tried[o]!.sort((a, b) => b.lr - a.lr);
+  return tried;
+}
+
+async function mnistPart(names: string[], centres: Record<string, number>, qas = true) {
+  const grids = FIXED_LR ? null : await gridSearch(names, centres, qas);
+  const chosen = Object.fromEntries(names.map((o) => [o, grids ? pickLr(grids[o]!) : 2 ** centres[o]!]));
+  const final = await pool(names.flatMap((o) => SEEDS.map((seed) => ({ optimizer: o, lr: chosen[o]!, seed, passes: PASSES, qas }))), 2, job);
   return Object.fromEntries(names.map((o) => {
     const runs = final.filter((r) => r.optimizer === o);
     return [o, {
       lr: chosen[o], itersTo95: medianIters(runs, 'itersTo95'), itersTo97: medianIters(runs, 'itersTo97'),
       finalAccuracy: median(runs.map((r) => r.finalAccuracy)), stateBitsPerParam: runs[0]!.stateBitsPerParam,
       seeds: runs.map((r) => ({ seed: r.seed, itersTo95: r.itersTo95, itersTo97: r.itersTo97, finalAccuracy: r.finalAccuracy, seconds: r.seconds })),
-      grid: grid.filter((r) => r.optimizer === o).map((r) => ({ lr: r.lr, itersTo95: r.itersTo95, finalAccuracy: r.finalAccuracy })),
+      grid: (grids?.[o] ?? []).map((r) => ({ lr: r.lr, itersTo95: r.itersTo95, finalAccuracy: r.finalAccuracy })),
       curve: runs.find((r) => r.seed === 1)!.curve,
     }];
   }));
@@ -108,7 +140,7 @@ async function main(): Promise<void> {
       function: r.function, optimizer: r.optimizer, medianIters: r.best.medianIters, successRate: r.best.successRate })))));
   }
   if (!only || only === 'mnist') {
-    const mnist = await mnistPart(mnistOptimizers, mnistGrids);
+    const mnist = await mnistPart(mnistOptimizers, mnistCentres);
     results.mnist = { ...(results.mnist as object | undefined), ...mnist, protocol };
     for (const [o, r] of Object.entries(mnist)) {
       console.log(`mnist ${o.padEnd(14)} lr ${r.lr}: 95% at ${r.itersTo95}, 97% at ${r.itersTo97}, final ${r.finalAccuracy}, state ${r.stateBitsPerParam} bits/param`);
@@ -117,8 +149,8 @@ async function main(): Promise<void> {
       Object.entries(mnist).flatMap(([o, r]) => r.curve.map(([step, accuracy]) => ({ optimizer: o, step, accuracy }))))));
   }
   if (!only || only === 'qas') {
-    const on = await mnistPart([qasOptimizer], { [qasOptimizer]: qasGrids.on }, true);
-    const off = await mnistPart([qasOptimizer], { [qasOptimizer]: qasGrids.off }, false);
+    const on = await mnistPart([qasOptimizer], { [qasOptimizer]: qasCentres.on }, true);
+    const off = await mnistPart([qasOptimizer], { [qasOptimizer]: qasCentres.off }, false);
     results.mnist = { ...(results.mnist as object | undefined), qasAblation: { optimizer: qasOptimizer, withQas: on[qasOptimizer], withoutQas: off[qasOptimizer] } };
     console.log(`qas ablation (${qasOptimizer}): with ${JSON.stringify({ ...on[qasOptimizer], curve: undefined, grid: undefined, seeds: undefined })}`);
     console.log(`                 without ${JSON.stringify({ ...off[qasOptimizer], curve: undefined, grid: undefined, seeds: undefined })}`);
