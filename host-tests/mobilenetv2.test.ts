@@ -208,7 +208,7 @@ describe('MobileNetV2-w0.35-128 int8 graph', () => {
       const maxAbs = new Array<number>(l.outC).fill(0);
       data.forEach((v, j) => { const c = Math.floor(j / inner) % l.outC; maxAbs[c] = Math.max(maxAbs[c]!, Math.abs(v)); });
       expect(maxAbs.every((m) => m === 127), l.name).toBe(true);
-      expect(b.quant!.scale).toEqual(q.scale.map((s) => x.quant!.scale[0]! * s));
+      expect(b.quant!.scale).toEqual(q.scale.map((s) => Math.fround(x.quant!.scale[0]! * s)));
       expect(b.dtype).toBe('int32');
       if (l.activation === 'relu6') expect(y.quant!.zeroPoint[0], l.name).toBe(-128);
     });

@@ -358,9 +358,11 @@ function quantizeWeights(w: Float64Array, channels: number, inner: number): { da
   return { data, scales };
 }
 
+// int32 at s_in * s_w (the kernels' accumulator scale); the stored scales are
+// float32, as in a .tflite file.
 function quantizeBias(b: Float64Array, sIn: number, sW: number[]): { data: Int32Array; quant: GraphQuant } {
-  const scale = sW.map((s) => sIn * s);
-  const data = Int32Array.from(b, (v, c) => Math.round(v / scale[c]!));
+  const data = Int32Array.from(b, (v, c) => Math.round(v / (sIn * sW[c]!)));
+  const scale = sW.map((s) => f32(sIn * s));
   return { data, quant: { scale, zeroPoint: scale.map(() => 0), axis: 0 } };
 }
 

@@ -13,10 +13,13 @@
 // featureMix: true adds torchvision's last 1x1 conv to 1280 channels (kept at
 // 1280 for w <= 1, scaled above), as convolution 51.
 //
-// Its 99 KB sparse-update scheme, in these indices: biases of the last 25
-// convolutions (26-50 when the classifier is a Linear, as in the
-// reference's training code) and the weights of convolutions 27, 30, ..., 48,
-// the expansion convs of blocks 9-16.
+// Its 99 KB sparse-update scheme (compilation/mcu_ir_gen.py), in these
+// indices: the weights of convolutions 27, 30, ..., 48, the expansion convs
+// of blocks 9-16, and the biases of the last 25 convolutions: 26-50 in the
+// reference's training code (algorithm/core/utils/partial_backward.py),
+// whose classifier is a Linear; its compiler builds the classifier as a 1x1
+// conv and counts it among the convolutions (52), so there the last 25
+// include the classifier, which every scheme updates anyway.
 
 import type { Graph } from '../../core/graph.js';
 import { ArchError, type BlockSpec, type BuildOptions, buildNetwork, type NetworkLayers, networkLayers, type NetworkSpec } from './inverted-residual.js';
