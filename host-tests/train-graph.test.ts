@@ -184,6 +184,63 @@ describe('tiny FC-ReLU-FC graph, computed by hand', () => {
   });
 });
 
+// x[1,4,4,8] -> conv0 1x1 ReLU = h0 -> conv1 1x1 ReLU = h1; s = ReLU(h0 + h1); mean -> conv2 1x1 (3 classes).
+// h0 forks (conv1 and the add): its gradient is the sum of two.
+function residualGraph(): Graph {
+  const act = (name: string, shape: number[]): GraphTensor => ({ name, dtype: 'int8', shape, quant: { scale: [1 / 16], zeroPoint: [-128], axis: 0 }, data: null });
+  const w = (name: string, o: number, i: number): GraphTensor =>
+    ({ name, dtype: 'int8', shape: [o, 1, 1, i], quant: { scale: new Array(o).fill(0.01), zeroPoint: new Array(o).fill(0), axis: 0 }, data: new Uint8Array(o * i).fill(1) });
+  const bias = (name: string, o: number): GraphTensor =>
+    ({ name, dtype: 'int32', shape: [o], quant: { scale: new Array(o).fill(0.01 / 16), zeroPoint: new Array(o).fill(0), axis: 0 }, data: new Uint8Array(o * 4) });
+  const tensors: GraphTensor[] = [
+    act('x', [1, 4, 4, 8]), w('w0', 8, 8), bias('b0', 8), act('h0', [1, 4, 4, 8]), w('w1', 8, 8), bias('b1', 8), act('h1', [1, 4, 4, 8]),
+    act('s', [1, 4, 4, 8]), { name: 'axes', dtype: 'int32', shape: [2], quant: null, data: new Uint8Array(Int32Array.of(1, 2).buffer) },
+    act('m', [1, 1, 1, 8]), w('w2', 3, 8), bias('b2', 3), act('logits', [1, 1, 1, 3]),
+    { name: 'probs', dtype: 'int8', shape: [1, 3], quant: { scale: [1 / 256], zeroPoint: [-128], axis: 0 }, data: null },
+  ];
+  const conv = { padding: 'valid', strideH: 1, strideW: 1, dilationH: 1, dilationW: 1 } as const;
+  return {
+    name: 'residual', tensors, inputs: [0], outputs: [13],
+    ops: [
+      { kind: 'conv2d', index: 0, inputs: [0, 1, 2], outputs: [3], ...conv, activation: 'relu' },
+      { kind: 'conv2d', index: 1, inputs: [3, 4, 5], outputs: [6], ...conv, activation: 'relu' },
+      { kind: 'add', index: 2, inputs: [3, 6], outputs: [7], activation: 'relu' },
+      { kind: 'mean', index: 3, inputs: [7, 8], outputs: [9], keepDims: true },
+      { kind: 'conv2d', index: 4, inputs: [9, 10, 11], outputs: [12], ...conv, activation: 'none' },
+      { kind: 'softmax', index: 5, inputs: [12], outputs: [13], beta: 1 },
+    ],
+  };
+}
+
+describe('residual graph (fork, add, mean)', () => {
+  const g = residualGraph();
+
+  it('lowers to the forward kernels', () => {
+    expect(new ForwardRunner(g).output.bytes).toBe(3);
+  });
+
+  it('full: the fork sums its gradients; a gradient still read elsewhere is not masked in place', () => {
+    const { graph, plan } = compileChecked(g, { scheme: 'full', reorder: true });
+    const kernels = graph.ops.map((o) => o.kernel);
+    expect(kernels.filter((k) => k === 'add_s8_grad_sum')).toHaveLength(1);
+    expect(kernels.filter((k) => k === 'average_pool_s8_backward')).toHaveLength(1);
+    const name = (t: number) => graph.tensors[t]!.name;
+    // grad(s) after the add's mask feeds both conv1's mask and the sum: conv1's mask must not overwrite it.
+    const shared = plan.inPlace.map(([, r]) => name(r));
+    expect(shared).toContain('grad(s)'); // the add's own mask: grad(s) dies there
+    expect(shared).not.toContain('grad(s)*mask');
+    expect(shared).toContain('grad(h0#1)'); // conv0's mask on the sum
+  });
+
+  it('sparse: nothing below layer 1, so no sum and no gradient into h0', () => {
+    const { graph } = compileChecked(g, { scheme: { biasLayers: 1, weights: [{ layer: 1 }] }, reorder: false });
+    expect(graph.ops.some((o) => o.kernel === 'add_s8_grad_sum')).toBe(false);
+    expect(graph.tensors.some((t) => t.name.startsWith('grad(h0'))).toBe(false);
+    expect(graph.ops.some((o) => o.layer === 0 && o.phase !== 'forward')).toBe(false);
+    expect(graph.tensors.find((t) => t.name === 'h0.mask')).toBeUndefined(); // no gradient passes conv0's ReLU
+  });
+});
+
 describe('scheme validation', () => {
   const layers = trainableLayers(tinyGraph()); // 2 layers: 0 (16 -> 32), 1 the classifier
   const problems = (s: SparseUpdateScheme) => checkScheme(layers, s);
