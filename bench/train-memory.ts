@@ -31,7 +31,8 @@ const kb = (n: number): string => `${(n / 1024).toFixed(1)} KB`;
 
 function line(label: string, r: MemoryReport, bytes: number): string {
   const top = r.peakTensors.slice(0, 4).map((t) => `${t.name.replace(/^MobilenetV1\/(MobilenetV1\/)?/, '')} ${kb(t.bytes)} ${t.saved ? 'saved ' : ''}${t.role}`);
-  return `  ${label.padEnd(28)} ${kb(bytes).padStart(10)}   peak at step ${r.peakStep}/${r.steps} ${r.peakOp}\n` +
+  const phases = Object.entries(r.phasePeaks).map(([p, v]) => `${p} ${kb(v.bytes)}`).join(', ');
+  return `  ${label.padEnd(28)} ${kb(bytes).padStart(10)}   peak at step ${r.peakStep}/${r.steps} ${r.peakOp} (live by phase: ${phases})\n` +
     `  ${''.padEnd(28)} ${''.padStart(10)}   ${top.join('; ')}`;
 }
 

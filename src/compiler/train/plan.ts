@@ -50,6 +50,9 @@ export interface MemoryReport {
   peakPhase: Phase;
   peakTensors: PeakTensor[]; // live at peakStep, largest first (buffers shared in place counted once)
   peakByRole: Partial<Record<TensorRole | 'saved_activation', number>>;
+  // The most bytes live during each phase: a forward peak above the
+  // backward's is the inference peak, which only a tiled forward lowers.
+  phasePeaks: Partial<Record<Phase, { bytes: number; step: number }>>;
   persistentBytes: number; // trainable parameters, optimizer state, rng
   steps: number;
 }
@@ -200,13 +203,18 @@ export function planArena(tg: TrainGraph, options: PlanOptions = {}): ArenaPlan 
     const key = p.saved && p.role !== 'saved_slice' ? 'saved_activation' : p.role;
     peakByRole[key] = (peakByRole[key] ?? 0) + p.bytes;
   }
+  const phasePeaks: MemoryReport['phasePeaks'] = {};
+  tg.ops.forEach((o, s) => {
+    const p = phasePeaks[o.phase];
+    if (!p || liveBytes[s]! > p.bytes) phasePeaks[o.phase] = { bytes: liveBytes[s]!, step: s };
+  });
   const persistentBytes = arena.reduce((a, i) => a + (tg.tensors[i]!.persistent ? tg.tensors[i]!.bytes : 0), 0);
   const op = tg.ops[peakStep]!;
   return {
     graph: tg, align, tensors, buffers, inPlace, liveBytes,
     report: {
       model: tg.name, arenaBytes: placement.peak, peakLiveBytes: liveBytes[peakStep]!, peakStep, peakOp: op.name,
-      peakPhase: op.phase, peakTensors, peakByRole, persistentBytes, steps: S,
+      peakPhase: op.phase, peakTensors, peakByRole, phasePeaks, persistentBytes, steps: S,
     },
   };
 }

@@ -10,7 +10,8 @@
 //               layers without a bias are skipped.
 //   weights     layers whose weights update, each with the fraction `ratio`
 //               in (0, 1] or the count `channels` of its input channels
-//               (the first ceil(ratio * in) channels; all output channels).
+//               (the first floor(ratio * in) channels, at least one, as the
+//               reference's int(in * ratio); all output channels).
 //               Depthwise layers: a depthwise weight joins one input channel
 //               to `depthMultiplier` output channels, so the range is the
 //               first channels of both. Neither given: all channels.
@@ -94,7 +95,7 @@ export function checkScheme(layers: readonly TrainableLayer[], scheme: SparseUpd
 // Input channels a weight update covers.
 function inputChannels(l: TrainableLayer, w: WeightUpdateSpec): number {
   if (w.channels !== undefined) return w.channels;
-  if (w.ratio !== undefined) return Math.max(1, Math.ceil(w.ratio * l.inC));
+  if (w.ratio !== undefined) return Math.max(1, Math.floor(w.ratio * l.inC)); // int(in * ratio), as the reference
   return l.inC;
 }
 
