@@ -224,6 +224,9 @@ describe('residual graph (fork, add, mean)', () => {
     const kernels = graph.ops.map((o) => o.kernel);
     expect(kernels.filter((k) => k === 'add_s8_grad_sum')).toHaveLength(1);
     expect(kernels.filter((k) => k === 'average_pool_s8_backward')).toHaveLength(1);
+    // 1x1 stride-1 convs keeping their whole input use the FC fused update: no modelled op, no tile.
+    expect(kernels.filter((k) => k === 'fully_connected_s8_backward_weight_sgd')).toHaveLength(3);
+    expect(graph.ops.some((o) => o.modelled)).toBe(false);
     const name = (t: number) => graph.tensors[t]!.name;
     // grad(s) after the add's mask feeds both conv1's mask and the sum: conv1's mask must not overwrite it.
     const shared = plan.inPlace.map(([, r]) => name(r));

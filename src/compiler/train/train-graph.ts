@@ -380,12 +380,16 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       });
       contribute(x, gx);
     }
-    if (u.weights) weightUpdate(l, u.weights, w, gy, family, who);
+    // A 1x1 stride-1 convolution is a fully-connected layer over its pixels
+    // (the C kernels call the FC path for it): its fused update exists.
+    const pointwise = op.kind === 'conv2d' && l.kH === 1 && l.kW === 1 && op.strideH === 1 && op.strideW === 1;
+    if (u.weights) weightUpdate(l, u.weights, w, gy, family, who, pointwise);
     if (u.bias && bias !== null) biasUpdate(l, bias, gy, family, who);
   }
 
-  function weightUpdate(l: TrainableLayer, blk: ChannelBlock, w: number, gy: GradRef, family: string, who: string): void {
+  function weightUpdate(l: TrainableLayer, blk: ChannelBlock, w: number, gy: GradRef, family: string, who: string, pointwise: boolean): void {
     const xs = savedInput.get(l.layer)!;
+    const savedFull = activation(g.ops[l.op]!.inputs[0]!);
     const noc = blk.ocEnd - blk.ocBegin, nic = blk.icEnd - blk.icBegin;
     const perChannel = l.kind === 'depthwise_conv2d' ? l.kH * l.kW : l.kH * l.kW * nic; // gradient elements per output channel
     const partial = sameBlock(blk, l) ? '' : ` [oc ${blk.ocBegin}:${blk.ocEnd}, ic ${blk.icBegin}:${blk.icEnd}]`;
@@ -398,11 +402,14 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     const rngT = fp32 ? [] : [rngCell()];
     const opt = fp32 ? 'sgd' : optimizer;
     if (opts.reorder) {
-      // The update fused into the op that produces the gradient.
-      const fc = l.kind === 'fully_connected' && !fp32;
+      // The update fused into the op that produces the gradient: the FC
+      // kernels (also for a pointwise conv that keeps its whole input, since
+      // they read the full [rows][in] input); otherwise modelled, one output
+      // channel's int32 gradient at a time.
+      const fc = !fp32 && (l.kind === 'fully_connected' || (pointwise && xs === savedFull));
       const tile = fc || fp32 ? [] : [b.tensor(`scratch weight-gradient tile ${who}`, 'int32', [perChannel], 'scratch')];
       b.op({
-        name: `backward_weight+${opt} ${who}${partial}`, kernel: `${family}${gradSuffix}_backward_weight_${opt}`, modelled: !fc,
+        name: `backward_weight+${opt} ${who}${partial}`, kernel: `${fc ? 'fully_connected' : family}${gradSuffix}_backward_weight_${opt}`, modelled: !fc,
         phase: 'backward', layer: l.layer, reads: [...gradRefs(gy), xs, ...tables, w, ...state, ...rngT],
         writes: [w, ...state, ...rngT], scratch: tile,
       });
@@ -415,7 +422,10 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     });
     const kernel = fp32 ? 'sgd_f32_update' : lqm ? 'lqm_s8_update' : 'sgd_s8_update';
     pendingUpdates.push(() => b.op({
-      name: `update weights ${who}`, kernel, modelled: l.kind === 'depthwise_conv2d', phase: 'update', layer: l.layer,
+      // sgd_s8_update/lqm_s8_update take [out][in] weights: a conv's OHWI is
+      // [out][kh*kw*in], where an input-channel block is not one range.
+      name: `update weights ${who}`, kernel, phase: 'update', layer: l.layer,
+      modelled: l.kind === 'depthwise_conv2d' || (l.kind === 'conv2d' && l.kH * l.kW > 1 && blk.icEnd - blk.icBegin < l.inC),
       reads: [gw, ...(gy.exp === null ? [] : [gy.exp]), ...tables, w, ...state, ...rngT], writes: [w, ...state, ...rngT],
     }));
   }
