@@ -1,0 +1,454 @@
+// The training graph: one training step (forward, loss, backward, updates)
+// as a list of kernel calls over named tensors, derived at compile time from
+// an int8 Graph, the way micrograd's backward() walks a graph, but ahead of
+// time. Each op names exactly the tensors it reads and writes, with the byte
+// sizes of the real kernels' formats (native/README.md):
+//   activations int8; masks 1 bit per element; activation gradients int8
+//   plus one int32 exponent cell; weight and bias gradients int32; scratch
+//   from the kernels' *ScratchBytes functions; LQM state `bits` per weight.
+// Frozen weights, biases and the requantisation / learning-rate tables stay
+// in flash (home 'flash', no arena); updated weights and biases, optimizer
+// state and the RNG cell live in the arena for the whole step.
+//
+// Per-op backward rules (gy: gradient of the op's output):
+//   fused ReLU/ReLU6   activation_s8_backward(mask, gy), in place on gy
+//   conv2d/depthwise/FC  gx = *_backward_input(gy, W); the weight gradient
+//                      reads gy and the saved input (or its channel slice);
+//                      the bias gradient reads gy only
+//   average_pool/mean  gx = average_pool_s8_backward(gy) (mean: a whole-map pool)
+//   add                both inputs receive gy
+//   reshape            an alias: the same buffer, forward and backward
+//   fork               a tensor read by several ops sums their gradients
+//                      with add_s8_grad_sum
+// The builder emits the backward of every op and the updates the
+// LayerUpdates ask for; prune.ts then removes what no update needs.
+//
+// Updates (`reorder`):
+//   false  PyTorch's loss.backward(); optimizer.step(): every weight and bias
+//          gradient is an int32 buffer that lives until the update phase
+//          after the whole backward.
+//   true   each update runs where its gradient is produced: FC weights with
+//          the fused fully_connected_s8_backward_weight_{sgd,lqm} (no
+//          gradient buffer); conv and depthwise weights modelled as the
+//          weight-gradient kernel applying the update one output channel
+//          at a time (an int32 tile of one channel's gradient as scratch;
+//          that fused kernel is not written yet: `modelled`); biases as the
+//          bias gradient followed at once by sgd_s32_update.
+// The input gradient of a layer is computed before its update (it must see
+// the old weights).
+//
+// numeric 'fp32' builds the same step the way PyTorch holds it, for the
+// baseline figure: every tensor float32, all weights in RAM, no masks (the
+// activation backward reads the saved output), no exponent cells, no scratch.
+
+import { type DType, dtypeBytes } from '../../core/arena.js';
+import { convGeometry } from '../../core/conv-geometry.js';
+import { type Graph, GraphError, type GraphOp, tensorElements } from '../../core/graph.js';
+import {
+  type ChannelBlock, type ConvShape, type DepthwiseConv2dShape, avgPoolBackwardScratchBytes, conv2dBackwardInputScratchBytes,
+  depthwiseConv2dBackwardInputScratchBytes, fcBackwardInputScratchBytes, lqmStateBytes,
+} from '../../core/kernels.js';
+import { defaultLqm } from '../../core/mlp.js';
+import type { PoolDims } from '../../core/reference/average-pool.js';
+import { type HeadOption, prepareHead } from './head.js';
+import { isLayerOp, type TrainableLayer, trainableLayers } from './layers.js';
+import type { LayerUpdate } from './scheme.js';
+
+export type Numeric = 'int8' | 'fp32';
+export type Optimizer = 'sgd' | 'lqm';
+export type Phase = 'forward' | 'loss' | 'backward' | 'update';
+
+export type TensorRole =
+  | 'input' // the sample, written by the host before the step
+  | 'label'
+  | 'activation' // a forward output (saved when a backward op reads it)
+  | 'saved_slice' // input channels of an activation kept for a sparse weight update
+  | 'mask' // 1-bit ReLU/ReLU6 mask written by the forward kernel
+  | 'weight' // trainable weights (arena)
+  | 'bias' // trainable bias (arena)
+  | 'optimizer_state' // LQM momentum
+  | 'rng' // the stochastic-rounding state cell
+  | 'constant' // flash: frozen weights/biases, requantisation and learning-rate tables
+  | 'gradient' // activation gradient
+  | 'gradient_exp' // its exponent cell
+  | 'weight_gradient'
+  | 'bias_gradient'
+  | 'scratch'
+  | 'metric'; // p(label), for the loss
+
+export interface TrainTensor {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly bytes: number;
+  readonly role: TensorRole;
+  readonly home: 'arena' | 'flash';
+  readonly persistent: boolean; // carries state to the next step (weights, bias, optimizer state, rng)
+}
+
+export interface TrainOp {
+  readonly name: string;
+  readonly kernel: string; // the C kernel it calls (native/core)
+  readonly modelled: boolean; // true: no such kernel yet; the op is a memory model of it
+  readonly phase: Phase;
+  readonly layer: number | null; // trainable-layer index (scheme numbering)
+  readonly reads: readonly number[];
+  readonly writes: readonly number[]; // persistent tensors updated in place appear in both
+  readonly optional: readonly number[]; // writes the kernel may skip (a null tensor)
+  readonly scratch: readonly number[]; // live during this op only
+  readonly inPlace: readonly (readonly [number, number])[]; // [write, read] that may share one buffer
+}
+
+export interface TrainGraph {
+  readonly name: string;
+  readonly numeric: Numeric;
+  readonly optimizer: Optimizer;
+  readonly reorder: boolean;
+  readonly tensors: readonly TrainTensor[];
+  readonly ops: readonly TrainOp[]; // the schedule: step s runs ops[s]
+  readonly inputs: readonly number[]; // written by the host before step 0 (sample, label)
+  readonly outputs: readonly number[]; // what the step leaves behind: updated parameters, state, rng, metric
+  readonly layers: readonly TrainableLayer[];
+  readonly updates: readonly LayerUpdate[];
+}
+
+export interface TrainGraphOptions {
+  head?: HeadOption; // default 'keep'
+  // One LayerUpdate per trainable layer of the graph after the head is
+  // prepared (scheme.ts resolveScheme / fullUpdate), or a function of them.
+  updates: readonly LayerUpdate[] | ((layers: readonly TrainableLayer[]) => LayerUpdate[]);
+  reorder: boolean;
+  optimizer?: Optimizer; // weights; biases always use SGD. Default 'sgd'
+  lqmBits?: number; // LQM state bits per weight, default 5
+  numeric?: Numeric; // default 'int8'
+}
+
+interface GradRef {
+  data: number;
+  exp: number | null; // null in fp32
+}
+
+// Per-layer geometry for the kernels' size functions.
+function convShape(g: Graph, op: Extract<GraphOp, { kind: 'conv2d' | 'depthwise_conv2d' }>): ConvShape & DepthwiseConv2dShape {
+  const x = g.tensors[op.inputs[0]!]!, w = g.tensors[op.inputs[1]!]!;
+  const [batch, inH, inW, inC] = x.shape as [number, number, number, number];
+  const [kH, kW] = [w.shape[1]!, w.shape[2]!];
+  const geo = convGeometry(inH, inW, kH, kW, op.strideH, op.strideW, op.padding);
+  const outC = op.kind === 'conv2d' ? w.shape[0]! : w.shape[3]!;
+  const depthMultiplier = op.kind === 'depthwise_conv2d' ? op.depthMultiplier : 1;
+  return { batch, inH, inW, inC, outC, kH, kW, strideH: op.strideH, strideW: op.strideW, depthMultiplier, ...geo };
+}
+
+function poolDims(g: Graph, op: Extract<GraphOp, { kind: 'average_pool2d' | 'mean' }>): PoolDims {
+  const x = g.tensors[op.inputs[0]!]!;
+  const [batches, inH, inW, channels] = x.shape as [number, number, number, number];
+  if (op.kind === 'mean') {
+    return { batches, inH, inW, channels, outH: 1, outW: 1, filterH: inH, filterW: inW, strideH: inH, strideW: inW, padH: 0, padW: 0 };
+  }
+  const geo = convGeometry(inH, inW, op.filterH, op.filterW, op.strideH, op.strideW, op.padding);
+  return { batches, inH, inW, channels, ...geo, filterH: op.filterH, filterW: op.filterW, strideH: op.strideH, strideW: op.strideW };
+}
+
+const sameBlock = (a: ChannelBlock, l: TrainableLayer): boolean =>
+  a.ocBegin === 0 && a.ocEnd === l.outC && a.icBegin === 0 && a.icEnd === l.inC;
+
+class Builder {
+  readonly tensors: TrainTensor[] = [];
+  readonly ops: TrainOp[] = [];
+  private readonly constants = new Map<string, number>();
+
+  tensor(name: string, dtype: DType, shape: readonly number[], role: TensorRole, home: 'arena' | 'flash' = 'arena', persistent = false): number {
+    let n = 1;
+    for (const d of shape) n *= d;
+    const bytes = n * dtypeBytes[dtype];
+    return this.tensors.push({ name, dtype, shape: [...shape], bytes, role, home, persistent }) - 1;
+  }
+
+  // A flash table (requantisation, learning rate, weight-scale mantissa), once per name.
+  constant(name: string, dtype: DType, n: number): number {
+    const have = this.constants.get(name);
+    if (have !== undefined) return have;
+    const t = this.tensor(name, dtype, [n], 'constant', 'flash');
+    this.constants.set(name, t);
+    return t;
+  }
+
+  op(o: Omit<TrainOp, 'optional' | 'scratch' | 'inPlace' | 'modelled'> & Partial<Pick<TrainOp, 'optional' | 'scratch' | 'inPlace' | 'modelled'>>): void {
+    this.ops.push({ optional: [], scratch: [], inPlace: [], modelled: false, ...o });
+  }
+}
+
+export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGraph {
+  const numeric = opts.numeric ?? 'int8';
+  const optimizer = opts.optimizer ?? 'sgd';
+  const lqmBits = opts.lqmBits ?? defaultLqm.bits;
+  const fp32 = numeric === 'fp32';
+  const { graph: g, logits: logitsIndex, classes } = prepareHead(source, opts.head ?? 'keep');
+  if (g.inputs.length !== 1) throw new GraphError(`model "${g.name}" has ${g.inputs.length} inputs; training takes one`);
+  const layers = trainableLayers(g);
+  const updates = typeof opts.updates === 'function' ? opts.updates(layers) : opts.updates;
+  if (updates.length !== layers.length) {
+    throw new GraphError(`model "${g.name}" has ${layers.length} trainable layers, got ${updates.length} layer updates`);
+  }
+  const layerAt = new Map(layers.map((l) => [l.op, l]));
+  const b = new Builder();
+  const actType: DType = fp32 ? 'float32' : 'int8';
+  const gradSuffix = fp32 ? '_f32' : '_s8';
+
+  // ---- tensors of the source graph ----
+  // Reshapes alias: every graph tensor maps to the root it shares bytes with.
+  const rootOf = g.tensors.map((_, i) => i);
+  const find = (i: number): number => (rootOf[i] === i ? i : (rootOf[i] = find(rootOf[i]!)));
+  for (const op of g.ops) if (op.kind === 'reshape') rootOf[op.outputs[0]!] = find(op.inputs[0]!);
+  const act = new Map<number, number>(); // graph root -> train tensor
+  const activation = (gi: number, role: TensorRole = 'activation'): number => {
+    const r = find(gi);
+    let t = act.get(r);
+    if (t === undefined) {
+      const gt = g.tensors[r]!;
+      t = b.tensor(gt.name, actType, gt.shape, role);
+      act.set(r, t);
+    }
+    return t;
+  };
+  const input = activation(g.inputs[0]!, 'input');
+  const label = b.tensor('label', 'int32', [1], 'label');
+  let rng: number | null = null;
+  const rngCell = (): number => (rng ??= b.tensor('rng', 'int32', [1], 'rng', 'arena', true));
+  const params = new Map<number, number>(); // graph tensor -> train tensor (weights, biases)
+  const param = (gi: number, role: 'weight' | 'bias', trainable: boolean): number => {
+    let t = params.get(gi);
+    if (t === undefined) {
+      const gt = g.tensors[gi]!;
+      const inArena = trainable || fp32; // PyTorch holds every parameter in RAM
+      const dtype: DType = fp32 ? 'float32' : role === 'weight' ? 'int8' : 'int32';
+      t = b.tensor(gt.name, dtype, gt.shape, inArena ? role : 'constant', inArena ? 'arena' : 'flash', inArena);
+      params.set(gi, t);
+    }
+    return t;
+  };
+
+  // ---- forward ----
+  const savedInput = new Map<number, number>(); // layer -> tensor its weight gradient reads
+  const masks = new Map<number, number>(); // op position -> mask tensor
+  g.ops.forEach((op, pos) => {
+    if (op.kind === 'reshape') return;
+    if (op.kind === 'softmax') throw new GraphError(`operator ${op.index} (softmax) is not the last operator; training cannot differentiate it`);
+    const y = activation(op.outputs[0]!);
+    const yt = b.tensors[y]!;
+    const mask = !fp32 && 'activation' in op && op.activation !== 'none'
+      ? b.tensor(`${yt.name}.mask`, 'uint8', [Math.ceil(tensorElements(g.tensors[op.outputs[0]!]!) / 8)], 'mask')
+      : null;
+    if (mask !== null) masks.set(pos, mask);
+    const outs = mask === null ? [y] : [y, mask];
+    const optional = mask === null ? [] : [mask];
+    const l = layerAt.get(pos);
+    if (l && isLayerOp(op)) {
+      const u = updates[l.layer]!;
+      const x = activation(op.inputs[0]!);
+      // A sparse weight update keeps only its input channels: copied out
+      // while x is alive, so x itself can die at its last forward reader.
+      if (u.weights && u.weights.icEnd - u.weights.icBegin < l.inC) {
+        const nic = u.weights.icEnd - u.weights.icBegin;
+        const xt = b.tensors[x]!;
+        const shape = l.kind === 'fully_connected' ? [xt.shape[0]!, nic] : [...xt.shape.slice(0, -1), nic];
+        const xs = b.tensor(`${xt.name}[..., ${u.weights.icBegin}:${u.weights.icEnd}]`, actType, shape, 'saved_slice');
+        b.op({ name: `save input channels L${l.layer}`, kernel: `channel_slice${gradSuffix}`, modelled: true, phase: 'forward', layer: l.layer, reads: [x], writes: [xs] });
+        savedInput.set(l.layer, xs);
+      } else savedInput.set(l.layer, x);
+      const w = param(op.inputs[1]!, 'weight', u.weights !== null);
+      const hasBias = op.inputs[2] !== undefined && op.inputs[2] >= 0;
+      const bias = hasBias ? param(op.inputs[2]!, 'bias', u.bias) : null;
+      const tables = fp32 ? [] : [b.constant(`${l.name}.multiplier`, 'int32', l.outC), b.constant(`${l.name}.shift`, 'int32', l.outC)];
+      const kernel = fp32 ? `${l.kind}_f32_forward` : l.kind === 'fully_connected' ? 'fully_connected_s8_forward'
+        : l.kind === 'depthwise_conv2d' && l.inC === 1 && l.depthMultiplier > 1 ? 'conv2d_s8_forward' : `${l.kind}_s8_forward`;
+      b.op({
+        name: `forward L${l.layer} (${l.kind})`, kernel, phase: 'forward', layer: l.layer,
+        reads: [x, w, ...(bias === null ? [] : [bias]), ...tables], writes: outs, optional,
+      });
+      return;
+    }
+    const reads = op.kind === 'add' ? [activation(op.inputs[0]!), activation(op.inputs[1]!)] : [activation(op.inputs[0]!)];
+    const kernel = op.kind === 'average_pool2d' ? 'average_pool' : op.kind;
+    b.op({ name: `forward op${op.index} (${op.kind})`, kernel: `${kernel}${gradSuffix}_forward`, phase: 'forward', layer: null, reads, writes: outs, optional });
+  });
+
+  // ---- loss ----
+  const logits = activation(logitsIndex);
+  const gradTensor = (name: string, shape: readonly number[]): GradRef => ({
+    data: b.tensor(`grad(${name})`, actType, shape, 'gradient'),
+    exp: fp32 ? null : b.tensor(`grad(${name}).exp`, 'int32', [1], 'gradient_exp'),
+  });
+  const gradRefs = (r: GradRef): number[] => (r.exp === null ? [r.data] : [r.data, r.exp]);
+  const gLogits = gradTensor(b.tensors[logits]!.name, b.tensors[logits]!.shape);
+  const metric = b.tensor(fp32 ? 'loss' : 'p_label_q16', fp32 ? 'float32' : 'int32', [1], 'metric');
+  b.op({
+    name: `loss (softmax cross-entropy, ${classes} classes)`, kernel: `softmax_xent${gradSuffix}_backward`, phase: 'loss', layer: null,
+    reads: [logits, label], writes: [...gradRefs(gLogits), metric], optional: [metric],
+  });
+
+  // ---- backward ----
+  // Gradient contributions per activation; summed when the producer's
+  // backward runs (every reader of a tensor comes after its producer).
+  const contributions = new Map<number, GradRef[]>([[logits, [gLogits]]]);
+  const contribute = (t: number, gr: GradRef) => {
+    const list = contributions.get(t);
+    if (list) list.push(gr);
+    else contributions.set(t, [gr]);
+  };
+  const pendingUpdates: (() => void)[] = [];
+  const gradientOf = (t: number): GradRef | null => {
+    const list = contributions.get(t);
+    if (!list || list.length === 0) return null;
+    let acc = list[0]!;
+    for (let i = 1; i < list.length; i++) {
+      const name = b.tensors[t]!.name;
+      const sum = gradTensor(`${name}#${i}`, b.tensors[t]!.shape);
+      b.op({
+        name: `sum gradients of ${name}`, kernel: fp32 ? 'add_f32' : 'add_s8_grad_sum', phase: 'backward', layer: null,
+        reads: [...gradRefs(acc), ...gradRefs(list[i]!)], writes: gradRefs(sum),
+      });
+      acc = sum;
+    }
+    return acc;
+  };
+
+  for (let pos = g.ops.length - 1; pos >= 0; pos--) {
+    const op = g.ops[pos]!;
+    if (op.kind === 'reshape') continue;
+    const y = activation(op.outputs[0]!);
+    let gy = gradientOf(y);
+    if (gy === null) continue; // nothing downstream reaches the loss
+    const l = layerAt.get(pos);
+    const who = l ? `L${l.layer} (${l.kind})` : `op${op.index} (${op.kind})`;
+    if ('activation' in op && op.activation !== 'none') {
+      // ReLU/ReLU6 backward: zero the gradient where the forward clamped,
+      // in place (the kernel writes its input). PyTorch's threshold_backward
+      // reads the saved output and allocates a new gradient.
+      const out = b.tensor(`${b.tensors[gy.data]!.name}*mask`, actType, b.tensors[gy.data]!.shape, 'gradient');
+      b.op({
+        name: `activation backward ${who}`, kernel: fp32 ? 'relu_f32_backward' : 'activation_s8_backward', phase: 'backward',
+        layer: l?.layer ?? null, reads: [fp32 ? y : masks.get(pos)!, gy.data], writes: [out], inPlace: fp32 ? [] : [[out, gy.data]],
+      });
+      gy = { data: out, exp: gy.exp };
+    }
+    if (l && isLayerOp(op)) {
+      const x = activation(op.inputs[0]!);
+      backwardLayer(l, op, x, gy, who);
+    } else if (op.kind === 'average_pool2d' || op.kind === 'mean') {
+      const x = activation(op.inputs[0]!);
+      const gx = gradTensor(b.tensors[x]!.name, b.tensors[x]!.shape);
+      const scratch = fp32 ? [] : [b.tensor(`scratch backward ${who}`, 'uint8', [avgPoolBackwardScratchBytes(poolDims(g, op))], 'scratch')];
+      b.op({
+        name: `backward ${who}`, kernel: `average_pool${gradSuffix}_backward`, phase: 'backward', layer: null,
+        reads: gradRefs(gy), writes: gradRefs(gx), scratch,
+      });
+      contribute(x, gx);
+    } else if (op.kind === 'add') {
+      contribute(activation(op.inputs[0]!), gy);
+      contribute(activation(op.inputs[1]!), gy);
+    } else {
+      throw new GraphError(`operator ${op.index} (${op.kind}): no backward rule`);
+    }
+  }
+
+  function backwardLayer(l: TrainableLayer, op: Extract<GraphOp, { kind: 'conv2d' | 'depthwise_conv2d' | 'fully_connected' }>, x: number, gy: GradRef, who: string): void {
+    const u = updates[l.layer]!;
+    const w = params.get(op.inputs[1]!)!;
+    const bias = op.inputs[2] !== undefined && op.inputs[2] >= 0 ? params.get(op.inputs[2]!)! : null;
+    const xt = b.tensors[x]!;
+    // A depthwise layer on one input channel runs as a conv2d (runner.ts).
+    const family = l.kind === 'depthwise_conv2d' && l.inC === 1 && l.depthMultiplier > 1 ? 'conv2d' : l.kind;
+    // Input gradient (pruned later when nothing below needs it).
+    {
+      const gx = gradTensor(xt.name, xt.shape);
+      let scratchBytes = 0;
+      if (!fp32) {
+        if (l.kind === 'fully_connected') {
+          const rows = xt.shape.reduce((a, d) => a * d, 1) / l.inC;
+          scratchBytes = fcBackwardInputScratchBytes({ rows, inFeatures: l.inC, outFeatures: l.outC });
+        } else {
+          const s = convShape(g, op as Extract<GraphOp, { kind: 'conv2d' | 'depthwise_conv2d' }>);
+          scratchBytes = l.kind === 'conv2d' ? conv2dBackwardInputScratchBytes(s) : depthwiseConv2dBackwardInputScratchBytes(s);
+        }
+      }
+      const scratch = fp32 ? [] : [b.tensor(`scratch backward_input ${who}`, 'uint8', [scratchBytes], 'scratch')];
+      const wscale = fp32 ? [] : [b.constant(`${l.name}.wscale_q15`, 'int16', l.outC)];
+      b.op({
+        name: `backward_input ${who}`, kernel: `${family}${gradSuffix}_backward_input`, phase: 'backward', layer: l.layer,
+        reads: [...gradRefs(gy), w, ...wscale], writes: gradRefs(gx), scratch,
+      });
+      contribute(x, gx);
+    }
+    // A 1x1 stride-1 convolution is a fully-connected layer over its pixels
+    // (the C kernels call the FC path for it): its fused update exists.
+    const pointwise = op.kind === 'conv2d' && l.kH === 1 && l.kW === 1 && op.strideH === 1 && op.strideW === 1;
+    if (u.weights) weightUpdate(l, u.weights, w, gy, family, who, pointwise);
+    if (u.bias && bias !== null) biasUpdate(l, bias, gy, family, who);
+  }
+
+  function weightUpdate(l: TrainableLayer, blk: ChannelBlock, w: number, gy: GradRef, family: string, who: string, pointwise: boolean): void {
+    const xs = savedInput.get(l.layer)!;
+    const savedFull = activation(g.ops[l.op]!.inputs[0]!);
+    const noc = blk.ocEnd - blk.ocBegin, nic = blk.icEnd - blk.icBegin;
+    const perChannel = l.kind === 'depthwise_conv2d' ? l.kH * l.kW : l.kH * l.kW * nic; // gradient elements per output channel
+    const partial = sameBlock(blk, l) ? '' : ` [oc ${blk.ocBegin}:${blk.ocEnd}, ic ${blk.icBegin}:${blk.icEnd}]`;
+    const lqm = optimizer === 'lqm' && !fp32;
+    const state = lqm
+      ? [b.tensor(`${b.tensors[w]!.name}.lqm_state`, 'uint8', [lqmStateBytes(lqmBits, l.outC, l.weightElements / l.outC)], 'optimizer_state', 'arena', true)]
+      : [];
+    const tables = fp32 ? [] : lqm ? [b.constant(`${l.name}.lqm_shift`, 'int32', l.outC)]
+      : [b.constant(`${l.name}.lr_w.multiplier`, 'int32', l.outC), b.constant(`${l.name}.lr_w.shift`, 'int32', l.outC)];
+    const rngT = fp32 ? [] : [rngCell()];
+    const opt = fp32 ? 'sgd' : optimizer;
+    if (opts.reorder) {
+      // The update fused into the op that produces the gradient: the FC
+      // kernels (also for a pointwise conv that keeps its whole input, since
+      // they read the full [rows][in] input); otherwise modelled, one output
+      // channel's int32 gradient at a time.
+      const fc = !fp32 && (l.kind === 'fully_connected' || (pointwise && xs === savedFull));
+      const tile = fc || fp32 ? [] : [b.tensor(`scratch weight-gradient tile ${who}`, 'int32', [perChannel], 'scratch')];
+      b.op({
+        name: `backward_weight+${opt} ${who}${partial}`, kernel: `${fc ? 'fully_connected' : family}${gradSuffix}_backward_weight_${opt}`, modelled: !fc,
+        phase: 'backward', layer: l.layer, reads: [...gradRefs(gy), xs, ...tables, w, ...state, ...rngT],
+        writes: [w, ...state, ...rngT], scratch: tile,
+      });
+      return;
+    }
+    const gw = b.tensor(`grad(${b.tensors[w]!.name})${partial}`, fp32 ? 'float32' : 'int32', [noc * perChannel], 'weight_gradient');
+    b.op({
+      name: `backward_weight ${who}${partial}`, kernel: `${family}${gradSuffix}_backward_weight`, phase: 'backward', layer: l.layer,
+      reads: [gy.data, xs], writes: [gw],
+    });
+    const kernel = fp32 ? 'sgd_f32_update' : lqm ? 'lqm_s8_update' : 'sgd_s8_update';
+    pendingUpdates.push(() => b.op({
+      // sgd_s8_update/lqm_s8_update take [out][in] weights: a conv's OHWI is
+      // [out][kh*kw*in], where an input-channel block is not one range.
+      name: `update weights ${who}`, kernel, phase: 'update', layer: l.layer,
+      modelled: l.kind === 'depthwise_conv2d' || (l.kind === 'conv2d' && l.kH * l.kW > 1 && blk.icEnd - blk.icBegin < l.inC),
+      reads: [gw, ...(gy.exp === null ? [] : [gy.exp]), ...tables, w, ...state, ...rngT], writes: [w, ...state, ...rngT],
+    }));
+  }
+
+  function biasUpdate(l: TrainableLayer, bias: number, gy: GradRef, family: string, who: string): void {
+    const gb = b.tensor(`grad(${b.tensors[bias]!.name})`, fp32 ? 'float32' : 'int32', [l.outC], 'bias_gradient');
+    b.op({ name: `backward_bias ${who}`, kernel: `${family}${gradSuffix}_backward_bias`, phase: 'backward', layer: l.layer, reads: [gy.data], writes: [gb] });
+    const tables = fp32 ? [] : [b.constant(`${b.tensors[bias]!.name}.lr_b.multiplier`, 'int32', l.outC), b.constant(`${b.tensors[bias]!.name}.lr_b.shift`, 'int32', l.outC)];
+    const rngT = fp32 ? [] : [rngCell()];
+    const update = (phase: Phase) => b.op({
+      name: `update bias ${who}`, kernel: fp32 ? 'sgd_f32_update' : 'sgd_s32_update', phase, layer: l.layer,
+      reads: [gb, ...(gy.exp === null ? [] : [gy.exp]), ...tables, bias, ...rngT], writes: [bias, ...rngT],
+    });
+    if (opts.reorder) update('backward');
+    else pendingUpdates.push(() => update('update'));
+  }
+
+  // ---- optimizer.step() (no reordering) ----
+  for (const u of pendingUpdates) u();
+
+  const outputs = b.tensors.flatMap((t, i) => (t.persistent || t.role === 'metric' ? [i] : []));
+  return {
+    name: g.name, numeric, optimizer, reorder: opts.reorder, tensors: b.tensors, ops: b.ops, inputs: [input, label], outputs,
+    layers, updates,
+  };
+}
