@@ -97,9 +97,9 @@ describe('LQM rule invariants (reference; C equals it bit for bit below)', () =>
 });
 
 describe('LQM: C kernels are bit-identical to the TypeScript reference', () => {
-  function setup(rng: Xorshift32, rowsMax: number) {
+  function setup(rng: Xorshift32, rowsMax: number, inMax = 40) {
     const p = new Pair(rng);
-    const s = { rows: rng.int(1, rowsMax), inFeatures: rng.int(1, 40), outFeatures: rng.int(1, 20) };
+    const s = { rows: rng.int(1, rowsMax), inFeatures: rng.int(1, inMax), outFeatures: rng.int(1, 20) };
     const ocBegin = rng.int(0, s.outFeatures - 1), icBegin = rng.int(0, s.inFeatures - 1);
     const blk = { ocBegin, ocEnd: rng.int(ocBegin + 1, s.outFeatures), icBegin, icEnd: rng.int(icBegin + 1, s.inFeatures) };
     const lq = randParams(rng);
@@ -131,6 +131,31 @@ describe('LQM: C kernels are bit-identical to the TypeScript reference', () => {
     for (let trial = 0; trial < TRIALS; trial++) {
       const { p, s, blk, lq, t } = setup(rng, 3);
       const inputOffset = rng.int(-127, 128);
+      p.both((k) => k.fcBackwardWeightLqm({ ...s, ...blk, ...lq, inputOffset, ...t }));
+      expect(p.differences(), `trial ${trial} ${JSON.stringify(lq)}`).toEqual([]);
+    }
+  });
+
+  // The C fast paths skip elements whose field and step are both zero (zero
+  // inputs, whole rows with a zero output gradient, runs of zero state bytes):
+  // sparse cases like MNIST's, at every step exponent S from -34 to 34 and
+  // rows wide enough for the 8-field runs.
+  it('fused, sparse: zero output-gradient rows, zero inputs, mostly-zero state, every step exponent', () => {
+    const rng = new Xorshift32(2403);
+    for (let trial = 0; trial < 4 * TRIALS; trial++) {
+      const { p, s, blk, lq, t } = setup(rng, trial % 3 === 0 ? 2 : 1, 120);
+      const inputOffset = rng.int(-127, 128);
+      const zeroIn = inputOffset === 128 ? -128 : -inputOffset;
+      const { rows: R, inFeatures: I, outFeatures: O } = s;
+      // zero, or often large: |g| = |grad_out * (in + offset)| reaches 2^14 .. 2^15
+      const farIn = inputOffset > 0 ? 127 : -128;
+      p.set(t.gradOut, Array.from({ length: R * O }, () => [0, 0, rng.int(-128, 127), rng.int(0, 1) ? -128 : 127][rng.int(0, 3)]!));
+      p.set(t.input, Array.from({ length: R * I }, () => [zeroIn, zeroIn, rng.int(-128, 127), farIn][rng.int(0, 3)]!));
+      p.set(t.state, Array.from({ length: t.state.bytes }, () => (rng.int(0, 3) ? 0 : rng.next() & 0xff)));
+      // the boundaries of the C kernel's per-row forms of eta*g (rows == 1: |g| < 2^15)
+      const edges = [-34, -33, -32, -31, -17, -16, -15, -14, -2, -1, 0, 1, 14, 15, 16, 17, 30, 31, 32];
+      p.set(t.lqmShift, Array.from({ length: O }, () => (rng.int(0, 3) ? edges[rng.below(edges.length)]! : rng.int(-34, 34))));
+      p.set(t.gradOutExp, [lq.emin]); // S = shift[c]
       p.both((k) => k.fcBackwardWeightLqm({ ...s, ...blk, ...lq, inputOffset, ...t }));
       expect(p.differences(), `trial ${trial} ${JSON.stringify(lq)}`).toEqual([]);
     }
