@@ -3,7 +3,9 @@
  * (lqm_s8_update, from an int32 gradient block) and the fused form
  * (fully_connected_s8_backward_weight_lqm: the weight gradient of each
  * element is produced and applied at once, no gradient buffer). Both run
- * every element through lqm_element(), so they agree to the bit.
+ * every element through lqm_element(), so they agree to the bit. The fused
+ * form with an int16 master copy (fully_connected_s8_backward_weight_lqm16,
+ * op 26) is the same code with another write-back (lqm16_write_back).
  *
  * The rule, units and state format are in xst.h ("log-quantized momentum").
  * Per element, integer only and without a multiply: a bit-field read (a
@@ -128,19 +130,51 @@ LQM_INLINE int32_t lqm_scaled(int32_t g, int64_t S) {
   return (int32_t)xst_floor_shr64((int64_t)g + ((int64_t)1 << (n - 1)), n);
 }
 
+/* The master write-back (res != NULL, op 26): master = 256 w + res in
+ * 1/256 LSB, the step m~ (2^emin LSB units) added at that resolution,
+ * stochastically rounded with the top frac - 8 bits of u when frac > 8,
+ * exact (a shift up by 8 - frac) when frac <= 8; saturated at +-127 LSB;
+ * then w = round(master / 256) (ties up) and res = master - 256 w. */
+#define LQM16_MAX (127 * 256)
+LQM_INLINE void lqm16_write_back(int32_t mt, int frac, uint32_t u, int8_t *w, int8_t *res) {
+  const int32_t m = (int32_t)*w * 256 + (int32_t)*res; /* a shift; [-32640, 32639] */
+  int32_t dm;
+  if (frac >= 8) {
+    const int32_t r = (int32_t)((u >> 1) >> (39 - frac)); /* the top frac - 8 bits of u */
+    dm = xst_floor_shr32(mt + r, frac - 8);                /* mt + r < 2^31 */
+  } else {
+    /* |mt| >= 2^17 saturates the master as 2^17 does (|m| < 2^15). */
+    uint32_t a = mt < 0 ? (uint32_t)0 - (uint32_t)mt : (uint32_t)mt;
+    if (a > (UINT32_C(1) << 17)) a = UINT32_C(1) << 17;
+    a <<= 8 - frac; /* <= 2^25 */
+    dm = mt < 0 ? -(int32_t)a : (int32_t)a;
+  }
+  int32_t v = m + dm; /* |v| < 2^31 */
+  v = v < -LQM16_MAX ? -LQM16_MAX : (v > LQM16_MAX ? LQM16_MAX : v);
+  *w = (int8_t)xst_floor_shr32(v + 128, 8);
+  *res = (int8_t)((int32_t)((uint32_t)(v + 128) & 0xFFu) - 128);
+}
+
 /* One element whose state field f (at cursor c) or step t = eta*g
  * (momentum units) is nonzero: a zero field with a zero step changes
- * nothing and draws nothing, so callers skip those. */
-LQM_INLINE void lqm_element(const lqm_k *K, lqm_cur c, uint32_t f, int32_t t, int8_t *w, uint32_t *rng) {
+ * nothing and draws nothing, so callers skip those. res: NULL for the int8
+ * write-back (op 25), the residual byte for the master write-back (op 26);
+ * a constant at every inlined call site. */
+LQM_INLINE void lqm_element(const lqm_k *K, lqm_cur c, uint32_t f, int32_t t, int8_t *w, int8_t *res,
+                            uint32_t *rng) {
   const int32_t mt = K->dq[f] - t; /* |mt| <= 2^14 + 2^30 */
   if (mt == 0) {
     cur_set(K, c, 0);
     return;
   }
   const uint32_t u = xst_xorshift32(rng);
-  const int32_t r = (int32_t)((u >> 1) >> (31 - K->frac)); /* the top frac bits of u (0 for frac 0) */
-  const int32_t v = (int32_t)*w + xst_floor_shr32(mt + r, K->frac); /* mt + r < 2^31 */
-  *w = (int8_t)(v < -127 ? -127 : (v > 127 ? 127 : v));
+  if (res) {
+    lqm16_write_back(mt, K->frac, u, w, res);
+  } else {
+    const int32_t r = (int32_t)((u >> 1) >> (31 - K->frac)); /* the top frac bits of u (0 for frac 0) */
+    const int32_t v = (int32_t)*w + xst_floor_shr32(mt + r, K->frac); /* mt + r < 2^31 */
+    *w = (int8_t)(v < -127 ? -127 : (v > 127 ? 127 : v));
+  }
   const uint32_t a = mt < 0 ? (uint32_t)0 - (uint32_t)mt : (uint32_t)mt;
   int code = lqm_bit_length(a); /* floor(log2 a) + 1 */
   if (code > K->top_code) code = K->top_code;
@@ -157,7 +191,7 @@ LQM_INLINE int lqm_zero8(const uint8_t *p, int bits) {
 /* n elements from cursor c with a zero step (t = 0 for all): only nonzero
  * fields change. Runs of 8 fields starting on a byte boundary occupy
  * exactly `bits` bytes; all-zero runs are skipped whole. */
-LQM_INLINE void lqm_row_no_step(const lqm_k *K, lqm_cur c, int32_t n, int8_t *w, uint32_t *rng) {
+LQM_INLINE void lqm_row_no_step(const lqm_k *K, lqm_cur c, int32_t n, int8_t *w, int8_t *res, uint32_t *rng) {
   int32_t i = 0;
   while (i < n) {
     if (c.o == 0) {
@@ -168,7 +202,7 @@ LQM_INLINE void lqm_row_no_step(const lqm_k *K, lqm_cur c, int32_t n, int8_t *w,
       if (i >= n) break;
     }
     const uint32_t f = cur_get(K, c);
-    if (f) lqm_element(K, c, f, 0, &w[i], rng);
+    if (f) lqm_element(K, c, f, 0, &w[i], res ? &res[i] : 0, rng);
     cur_next(&c, K->bits);
     i++;
   }
@@ -211,7 +245,7 @@ int lqm_s8_update(const xst_fc_dims *d, const xst_block *blk, const int32_t *gra
     for (int32_t i = 0; i < nic; i++, cur_next(&cur, K.bits)) {
       const uint32_t f = cur_get(&K, cur);
       const int32_t t = lqm_scaled(g[i], S);
-      if (f != 0 || t != 0) lqm_element(&K, cur, f, t, &wr[i], &s);
+      if (f != 0 || t != 0) lqm_element(&K, cur, f, t, &wr[i], 0, &s);
     }
   }
   *rng = s;
@@ -227,7 +261,7 @@ int lqm_s8_update(const xst_fc_dims *d, const xst_block *blk, const int32_t *gra
  * `mode` is a constant at each call site (0, 1, 2 for the three stepped
  * forms), so each gets its own loop. */
 LQM_INLINE void lqm_row1(const lqm_k *K, lqm_cur c, int mode, int32_t G, int n_sh, int64_t S, const int8_t *in,
-                         int32_t input_offset, int32_t n, int8_t *w, uint32_t *rng) {
+                         int32_t input_offset, int32_t n, int8_t *w, int8_t *res, uint32_t *rng) {
   const int32_t half = mode == 1 ? (INT32_C(1) << (n_sh - 1)) : 0;
   for (int32_t i = 0; i < n; i++, cur_next(&c, K->bits)) {
     const int32_t x = (int32_t)in[i] + input_offset;
@@ -237,13 +271,14 @@ LQM_INLINE void lqm_row1(const lqm_k *K, lqm_cur c, int mode, int32_t G, int n_s
     if (mode == 0) t = G * x;
     else if (mode == 1) t = xst_floor_shr32(G * x + half, n_sh);
     else t = lqm_scaled(G * x, S);
-    if (f != 0 || t != 0) lqm_element(K, c, f, t, &w[i], rng);
+    if (f != 0 || t != 0) lqm_element(K, c, f, t, &w[i], res ? &res[i] : 0, rng);
   }
 }
 
-int fully_connected_s8_backward_weight_lqm(const xst_fc_dims *d, const xst_block *blk, int32_t input_offset,
-                                           const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
-                                           const xst_lqm *p, uint8_t *state, int8_t *w, uint32_t *rng) {
+/* The fused kernel of ops 25 (res NULL) and 26 (res the residual tensor). */
+LQM_INLINE int fc_lqm(const xst_fc_dims *d, const xst_block *blk, int32_t input_offset, const int8_t *grad_out,
+                      const int32_t *grad_out_exp, const int8_t *in, const xst_lqm *p, uint8_t *state, int8_t *w,
+                      int8_t *res, uint32_t *rng) {
   if (d->rows > 65535 || d->in_features > 65536 || d->out_features > (1 << 20)) return XST_ERR_DIMS;
   if (input_offset < -127 || input_offset > 128) return XST_ERR_PARAM;
   const uint64_t n = (uint64_t)d->in_features * (uint64_t)d->out_features;
@@ -260,15 +295,15 @@ int fully_connected_s8_backward_weight_lqm(const xst_fc_dims *d, const xst_block
   for (int32_t c = oc0; c < oc1; c++) {
     const int64_t S = E + shift[c];
     const uint64_t start = (uint64_t)c * (uint64_t)IN + (uint64_t)ic0;
-    int8_t *wr = w + start;
+    int8_t *wr = w + start, *rr = res ? res + start : 0;
     const lqm_cur cur = cur_at(state, K.bits, start);
     if (R == 1) {
       const int32_t gc = grad_out[c];
       const int8_t *x = in + ic0;
-      if (gc == 0 || S <= -16) lqm_row_no_step(&K, cur, nic, wr, &s);
-      else if (S < 0) lqm_row1(&K, cur, 1, gc, (int)-S, 0, x, input_offset, nic, wr, &s);
-      else if (S <= 15) lqm_row1(&K, cur, 0, gc * (INT32_C(1) << S), 0, 0, x, input_offset, nic, wr, &s);
-      else lqm_row1(&K, cur, 2, gc, 0, S, x, input_offset, nic, wr, &s);
+      if (gc == 0 || S <= -16) lqm_row_no_step(&K, cur, nic, wr, rr, &s);
+      else if (S < 0) lqm_row1(&K, cur, 1, gc, (int)-S, 0, x, input_offset, nic, wr, rr, &s);
+      else if (S <= 15) lqm_row1(&K, cur, 0, gc * (INT32_C(1) << S), 0, 0, x, input_offset, nic, wr, rr, &s);
+      else lqm_row1(&K, cur, 2, gc, 0, S, x, input_offset, nic, wr, rr, &s);
       continue;
     }
     lqm_cur at = cur;
@@ -278,9 +313,23 @@ int fully_connected_s8_backward_weight_lqm(const xst_fc_dims *d, const xst_block
       for (int32_t r = 0; r < R; r++, go += OUT, x += IN) g += (int32_t)*go * ((int32_t)*x + input_offset);
       const uint32_t f = cur_get(&K, at);
       const int32_t t = lqm_scaled(g, S);
-      if (f != 0 || t != 0) lqm_element(&K, at, f, t, &wr[i], &s);
+      if (f != 0 || t != 0) lqm_element(&K, at, f, t, &wr[i], rr ? &rr[i] : 0, &s);
     }
   }
   *rng = s;
   return XST_OK;
+}
+
+int fully_connected_s8_backward_weight_lqm(const xst_fc_dims *d, const xst_block *blk, int32_t input_offset,
+                                           const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
+                                           const xst_lqm *p, uint8_t *state, int8_t *w, uint32_t *rng) {
+  return fc_lqm(d, blk, input_offset, grad_out, grad_out_exp, in, p, state, w, 0, rng);
+}
+
+int fully_connected_s8_backward_weight_lqm16(const xst_fc_dims *d, const xst_block *blk, int32_t input_offset,
+                                             const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
+                                             const xst_lqm *p, uint8_t *state, int8_t *w, int8_t *residual,
+                                             uint32_t *rng) {
+  if (!residual) return XST_ERR_PARAM;
+  return fc_lqm(d, blk, input_offset, grad_out, grad_out_exp, in, p, state, w, residual, rng);
 }
