@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { ArenaLayout } from '../src/core/arena.js';
 import { KernelArgumentError, Kernels, lqmStateBytes } from '../src/core/kernels.js';
-import { MlpTrainer, defaultLqm, defaultMlpConfig, trainOnline, updateFactors } from '../src/core/mlp.js';
+import { MlpTrainer, defaultLqm, defaultMlpConfig, mlpLayout, trainOnline, updateFactors } from '../src/core/mlp.js';
 import { Op } from '../src/core/ops.js';
 import { quantizeMultiplier } from '../src/core/quant.js';
 import { ReferenceDispatch } from '../src/core/reference/dispatch.js';
@@ -441,4 +441,33 @@ describe('int8 MLP on MNIST trained with LQM', () => {
     }
   }, 120_000);
 
+  it('with the int16 master copy (lqmMaster): C and the reference agree on every tensor after each of 40 steps; w = round(master / 256)', () => {
+    const train = loadMnist('train');
+    const order = shuffledIndices(train.count, 1);
+    const cfg = { ...defaultMlpConfig, optimizer: 'lqm' as const, lr: 2 ** -9, lqmMaster: true };
+    const A = mlpLayout(cfg).layout.capacity;
+    const cBuf = new ArrayBuffer(A), refBuf = new ArrayBuffer(A);
+    const c = new MlpTrainer(new Kernels(new NodeDispatch(cBuf)), cfg);
+    const ref = new MlpTrainer(new Kernels(new ReferenceDispatch(refBuf)), cfg);
+    c.init();
+    ref.init();
+    const cb = new Uint8Array(cBuf), rb = new Uint8Array(refBuf);
+    const compared = c.layout.tensors.filter((t) => t.name !== 'scratch');
+    for (let step = 0; step < 40; step++) {
+      trainOnline(c, train, order, step, 1);
+      trainOnline(ref, train, order, step, 1);
+      for (const t of compared) {
+        const a = cb.subarray(t.offset, t.offset + t.bytes), b = rb.subarray(t.offset, t.offset + t.bytes);
+        if (!a.every((v, i) => v === b[i])) expect.fail(`step ${step + 1}: tensor ${t.name} differs`);
+      }
+    }
+    for (const f of [c.t.fc1, c.t.fc2]) {
+      const w = c.k.readInt8(f.w), res = c.k.readInt8(f.lqmResidual!);
+      expect(res.some((v) => v !== 0)).toBe(true); // the steps below one LSB are kept
+      for (let k = 0; k < w.length; k++) {
+        const m = lqm16Master(w[k]!, res[k]!);
+        if (Math.round(m / 256) !== w[k] || Math.abs(m) > LQM16_MAX) expect.fail(`${f.w.name}[${k}]: master ${m}, w ${w[k]}`);
+      }
+    }
+  }, 120_000);
 });
