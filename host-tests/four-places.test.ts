@@ -77,3 +77,28 @@ describe(`the ${STEPS}-step MLP run with LQM ends with the same weights everywhe
     }, 300_000);
   }
 });
+
+// The int16 master copy (op 26, one more byte per weight) with 64 hidden units,
+// so that the arena (~136 KB) fits the images' 200 KB: the same weights and
+// residuals on Node, M4 and RV32.
+describe(`the ${STEPS}-step MLP run with LQM and the int16 master copy ends with the same weights on Node, M4 and RV32`, () => {
+  const cfg: MlpConfig = { ...defaultMlpConfig, hidden: 64, optimizer: 'lqm', lr: 2 ** -8, lqmMaster: true };
+  const m = new MlpTrainer(new Kernels(new NodeDispatch(new ArrayBuffer(256 * 1024))), cfg);
+  m.init();
+  trainOnline(m, train, order, 0, STEPS);
+  const expected = crc32(m.paramBytes());
+  const residual = m.t.fc1.lqmResidual!;
+  const expectedResidual = crc32(m.k.dispatch.read(residual.offset, residual.bytes));
+  for (const target of ['cortex-m4', 'cortex-m4-portable', 'rv32'] as const) {
+    it(`${target} image under QEMU`, async () => {
+      const { trace, params } = recordMlpTrace(train, order, STEPS, cfg, [residual]);
+      const r = await runTrace(target, trace);
+      expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+      expect(r.parsed.errors).toEqual([]);
+      expect(r.parsed.calls.every((c) => c.status === 0)).toBe(true);
+      expect(r.parsed.calls.some((c) => c.op === 26)).toBe(true);
+      expect(r.parsed.crcs).toEqual([{ offset: params.offset, nbytes: params.bytes, crc: expected },
+        { offset: residual.offset, nbytes: residual.bytes, crc: expectedResidual }]);
+    }, 300_000);
+  }
+});

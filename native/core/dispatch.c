@@ -533,7 +533,7 @@ static int op_mean_forward(const int32_t *a, const xst_memory *m) {
   return mean_s8_forward(&d, a[4], a[5], a[6], a[7], (const int8_t *)t[0].ptr, (int8_t *)t[1].ptr);
 }
 
-/* ---- log-quantized momentum (lqm_s8.c, ids 24-25) ----------------------- */
+/* ---- log-quantized momentum (lqm_s8.c, ids 24-26) ----------------------- */
 
 /* The LQM scalars of args [k, k+4): bits, emin, emax, decay; the state
  * tensor's size from bits and in*out, checked against state_bytes. */
@@ -567,7 +567,8 @@ static int op_lqm_s8_update(const int32_t *a, const xst_memory *m) {
                        (int8_t *)t[4].ptr, (uint32_t *)t[5].ptr);
 }
 
-static int op_fc_backward_weight_lqm(const int32_t *a, const xst_memory *m) {
+/* Ops 25 and 26 (lqm16: the residual tensor at a[19], rng moves to a[20]). */
+static int fc_backward_weight_lqm_args(const int32_t *a, const xst_memory *m, int lqm16) {
   xst_fc_dims d = {a[0], a[1], a[2]};
   if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   xst_block b = {a[3], a[4], a[5], a[6]};
@@ -577,21 +578,36 @@ static int op_fc_backward_weight_lqm(const int32_t *a, const xst_memory *m) {
   if (st) return st;
   uint64_t R = (uint64_t)d.rows, I = (uint64_t)d.in_features, O = (uint64_t)d.out_features;
   if (a[17] < 0 || (uint64_t)a[17] != lqm_state_bytes(p.bits, I * O)) return XST_ERR_DIMS;
-  tref t[7] = {
+  tref t[8] = {
     REF(a[8], R * O, 1, 0, 0),             /* grad_out */
     CELL(a[9], 0),                         /* grad_out_exp */
     REF(a[10], R * I, 1, 0, 0),            /* in */
     REF(a[11], O * 4, 4, 0, 0),            /* shift */
     REF(a[16], (uint64_t)a[17], 1, 1, 0),  /* state */
     REF(a[18], O * I, 1, 1, 0),            /* w */
-    CELL(a[19], 1),                        /* rng */
+    CELL(a[lqm16 ? 20 : 19], 1),           /* rng */
+    REF(a[19], O * I, 1, 1, 0),            /* residual (lqm16 only: op 25 binds 7) */
   };
-  st = bind(m, t, 7);
+  st = bind(m, t, lqm16 ? 8 : 7);
   if (st) return st;
   p.shift = (const int32_t *)t[3].ptr;
+  if (lqm16) {
+    return fully_connected_s8_backward_weight_lqm16(&d, &b, a[7], (const int8_t *)t[0].ptr,
+                                                    (const int32_t *)t[1].ptr, (const int8_t *)t[2].ptr, &p,
+                                                    (uint8_t *)t[4].ptr, (int8_t *)t[5].ptr, (int8_t *)t[7].ptr,
+                                                    (uint32_t *)t[6].ptr);
+  }
   return fully_connected_s8_backward_weight_lqm(&d, &b, a[7], (const int8_t *)t[0].ptr, (const int32_t *)t[1].ptr,
                                                 (const int8_t *)t[2].ptr, &p, (uint8_t *)t[4].ptr,
                                                 (int8_t *)t[5].ptr, (uint32_t *)t[6].ptr);
+}
+
+static int op_fc_backward_weight_lqm(const int32_t *a, const xst_memory *m) {
+  return fc_backward_weight_lqm_args(a, m, 0);
+}
+
+static int op_fc_backward_weight_lqm16(const int32_t *a, const xst_memory *m) {
+  return fc_backward_weight_lqm_args(a, m, 1);
 }
 /* ---- end of log-quantized momentum ---- */
 /* ---- optimizer baselines (ids 28-32, optim_f32.c / optim_s16.c) ---------- */
@@ -690,6 +706,7 @@ static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
   [XST_OP_MEAN_FORWARD] = {op_mean_forward, 10},
   [XST_OP_LQM_S8_UPDATE] = {op_lqm_s8_update, 17},
   [XST_OP_FC_BACKWARD_WEIGHT_LQM] = {op_fc_backward_weight_lqm, 20},
+  [XST_OP_FC_BACKWARD_WEIGHT_LQM16] = {op_fc_backward_weight_lqm16, 21},
   [XST_OP_SGD_F32_UPDATE] = {op_sgd_f32, 4},
   [XST_OP_MOMENTUM_F32_UPDATE] = {op_momentum_f32, 6},
   [XST_OP_ADAM_F32_UPDATE] = {op_adam_f32, 10},

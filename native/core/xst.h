@@ -529,7 +529,7 @@ enum {
   XST_OP_GRAD_ADD = 21,
   XST_OP_SOFTMAX_FORWARD = 22,
   XST_OP_MEAN_FORWARD = 23
-  /* 24-25 LQM (below), 26-27 free: the mean backward is AVG_POOL_BACKWARD
+  /* 24-26 LQM (below), 27 free: the mean backward is AVG_POOL_BACKWARD
    * with a whole-image filter (VALID, out 1x1) */
 };
 
@@ -550,7 +550,7 @@ enum {
  *  MEAN_FORWARD (10): batches, h, w, channels, input_zero_point,
  *    multiplier, shift, output_zero_point, in, out */
 
-/* ---- log-quantized momentum optimizer (lqm_s8.c, op ids 24-25) ---------
+/* ---- log-quantized momentum optimizer (lqm_s8.c, op ids 24-26) ---------
  * LQM (DESIGN.md section 2): per parameter a momentum held as sign + a
  * power-of-two exponent code, integer only, no multiply in the update:
  *   m~ = Q(m) - dec(Q(m)) - eta*g,   w += sr(m~),   m = Q(m~)
@@ -608,10 +608,35 @@ int fully_connected_s8_backward_weight_lqm(const xst_fc_dims *d,
                                            const xst_lqm *p, uint8_t *state,
                                            int8_t *w, uint32_t *rng);
 
+/* The same with an int16 master copy of the weights (op 26): the int8
+ * weights w (what the forward kernels read, unchanged) and an int8 residual
+ * tensor of the same shape hold master = 256 w + residual in 1/256 LSB.
+ * Every (w, residual) byte pair is a valid master (residual in [-128, 127]
+ * makes w = round(master / 256), ties up), so w == round(master / 256)
+ * always holds. The step m~ is added at 1/256 LSB: with F = -emin,
+ *   F >= 8: master += floor((m~ + r) / 2^(F-8)), r the top F-8 bits of the
+ *           element's xorshift32 draw (0 for F = 8);
+ *   F < 8:  master += m~ * 2^(8-F), exact (m~ is a multiple of 1/256 LSB);
+ * one draw per element with m~ != 0 either way (as op 25). Then master is
+ * clamped to [-127 * 256, 127 * 256] (+-127 LSB), w = floor((master + 128)
+ * / 256) and residual = master - 256 w. The momentum state, eta*g and
+ * every other rule are those of op 25. residual must not overlap w, state
+ * or any other tensor (XST_ERR_ALIAS); NULL is XST_ERR_PARAM. */
+int fully_connected_s8_backward_weight_lqm16(const xst_fc_dims *d,
+                                             const xst_block *blk,
+                                             int32_t input_offset,
+                                             const int8_t *grad_out,
+                                             const int32_t *grad_out_exp,
+                                             const int8_t *in,
+                                             const xst_lqm *p, uint8_t *state,
+                                             int8_t *w, int8_t *residual,
+                                             uint32_t *rng);
+
 enum {
   XST_OP_LQM_S8_UPDATE = 24,
-  XST_OP_FC_BACKWARD_WEIGHT_LQM = 25
-  /* 26-27 free */
+  XST_OP_FC_BACKWARD_WEIGHT_LQM = 25,
+  XST_OP_FC_BACKWARD_WEIGHT_LQM16 = 26
+  /* 27 free */
 };
 
 /* Argument layouts (count):
@@ -621,7 +646,9 @@ enum {
  *  FC_BACKWARD_WEIGHT_LQM (20): rows, in, out, oc_begin, oc_end, ic_begin,
  *    ic_end, input_offset, grad_out, grad_out_exp(cell), in,
  *    lqm_shift(i32[out]), bits, emin, emax, decay, state(u8[state_bytes]),
- *    state_bytes, w, rng(cell) */
+ *    state_bytes, w, rng(cell)
+ *  FC_BACKWARD_WEIGHT_LQM16 (21): the args of FC_BACKWARD_WEIGHT_LQM with
+ *    residual(i8[out][in]) between w and rng */
 /* ---- kernel library: optimizer baselines (optim_f32.c, optim_s16.c) -----
  * The conventional optimizers the LQM optimizer is measured against, on a
  * flat parameter vector of n elements (any tensor, in place).

@@ -595,12 +595,14 @@ static void fuzz_poolops(int iterations) {
   for (int k = 0; k < 6; k++) CHECK(ran[k] > iterations / 200, "op %d reached its kernel (%d runs)", (int)ops[k], ran[k]);
 }
 
-/* LQM (ops 24-25): small random layers in an exactly-sized arena (every
- * tensor packed end to end, the weights last, so ASan sees any overrun),
- * parameters around the edges of their ranges, state sizes sometimes off. */
+/* LQM (ops 24-26): small random layers in an exactly-sized arena (every
+ * tensor packed end to end, the weights last (op 26: the residual after
+ * them), so ASan sees any overrun), parameters around the edges of their
+ * ranges, state sizes sometimes off. */
 static void fuzz_lqm(int iterations) {
-  int ran[2] = {0, 0}, rejected = 0;
+  int ran[3] = {0, 0, 0}, rejected = 0;
   for (int it = 0; it < iterations; it++) {
+    const int op = (int)(rnd() % 3); /* 24, 25, 26 */
     const int32_t R = 1 + (int32_t)(rnd() % 3), I = 1 + (int32_t)(rnd() % 24), O = 1 + (int32_t)(rnd() % 12);
     const int32_t bits = 1 + (int32_t)(rnd() % 6), emin = 2 - (int32_t)(rnd() % 28);
     const int32_t emax = emin + (int32_t)(rnd() % 18) - 1, decay = (int32_t)(rnd() % 18) - 1;
@@ -608,11 +610,13 @@ static void fuzz_lqm(int iterations) {
     const int32_t oe = ob + 1 + (int32_t)(rnd() % (uint32_t)(O - ob)), ie = ib + 1 + (int32_t)(rnd() % (uint32_t)(I - ib));
     const int32_t sb_ok = bits >= 1 ? (int32_t)((bits * O * I + 7) / 8) : 0;
     const int32_t sb = rnd() % 8 ? sb_ok : sb_ok + (int32_t)(rnd() % 3) - 1;
-    /* layout: grad_exp, rng, shift[O], grad[noc*nic], grad_out[R*O], in[R*I], state[sb], w[O*I] */
+    /* layout: grad_exp, rng, shift[O], grad[noc*nic], grad_out[R*O], in[R*I], state[sb], w[O*I],
+     * residual[O*I] (op 26) */
     const uint32_t ngrad = (uint32_t)((oe - ob) * (ie - ib));
     const uint32_t o_ge = 0, o_rng = 4, o_sh = 8, o_g = o_sh + 4u * (uint32_t)O, o_go = o_g + 4u * ngrad;
     const uint32_t o_in = o_go + (uint32_t)(R * O), o_st = o_in + (uint32_t)(R * I);
-    const uint32_t o_w = o_st + (uint32_t)(sb > 0 ? sb : 0), len = o_w + (uint32_t)(O * I);
+    const uint32_t o_w = o_st + (uint32_t)(sb > 0 ? sb : 0), o_r = o_w + (uint32_t)(O * I);
+    const uint32_t len = o_r + (op == 2 ? (uint32_t)(O * I) : 0u);
     uint8_t *a = arena_new(len);
     fill_arena(a, len);
     int32_t ge = -(int32_t)(rnd() % 40), seed = (int32_t)(rnd() | 1u);
@@ -626,22 +630,29 @@ static void fuzz_lqm(int iterations) {
       int32_t v = (int32_t)rnd();
       memcpy(a + o_g + 4u * k, &v, 4);
     }
-    if (rnd() % 2) {
+    if (op == 0) {
       int32_t args[17] = {I, O, ob, oe, ib, ie, (int32_t)o_g, (int32_t)o_ge, (int32_t)o_sh, bits, emin, emax, decay,
                           (int32_t)o_st, sb, (int32_t)o_w, (int32_t)o_rng};
       if (xst_dispatch(XST_OP_LQM_S8_UPDATE, args, 17, a, len) == XST_OK) ran[0]++;
       else rejected++;
-    } else {
+    } else if (op == 1) {
       int32_t args[20] = {R, I, O, ob, oe, ib, ie, (int32_t)(rnd() % 256) - 127, (int32_t)o_go, (int32_t)o_ge,
                           (int32_t)o_in, (int32_t)o_sh, bits, emin, emax, decay, (int32_t)o_st, sb, (int32_t)o_w,
                           (int32_t)o_rng};
       if (xst_dispatch(XST_OP_FC_BACKWARD_WEIGHT_LQM, args, 20, a, len) == XST_OK) ran[1]++;
       else rejected++;
+    } else {
+      int32_t args[21] = {R, I, O, ob, oe, ib, ie, (int32_t)(rnd() % 256) - 127, (int32_t)o_go, (int32_t)o_ge,
+                          (int32_t)o_in, (int32_t)o_sh, bits, emin, emax, decay, (int32_t)o_st, sb, (int32_t)o_w,
+                          (int32_t)o_r, (int32_t)o_rng};
+      if (xst_dispatch(XST_OP_FC_BACKWARD_WEIGHT_LQM16, args, 21, a, len) == XST_OK) ran[2]++;
+      else rejected++;
     }
     free(a);
   }
-  printf("lqm fuzz: %d buffered, %d fused ran, %d rejected\n", ran[0], ran[1], rejected);
-  CHECK(ran[0] > iterations / 100 && ran[1] > iterations / 100, "lqm fuzz reached both kernels (%d, %d)", ran[0], ran[1]);
+  printf("lqm fuzz: %d buffered, %d fused, %d fused master ran, %d rejected\n", ran[0], ran[1], ran[2], rejected);
+  CHECK(ran[0] > iterations / 100 && ran[1] > iterations / 100 && ran[2] > iterations / 100,
+        "lqm fuzz reached all three kernels (%d, %d, %d)", ran[0], ran[1], ran[2]);
 }
 
 /* ---- optimizer baselines (optim_f32.c, optim_s16.c) --------------------- */

@@ -456,7 +456,7 @@ const poolArgs = (s: PoolShape): number[] => [s.batches, s.inH, s.inW, s.channel
 
 
 
-// ---- log-quantized momentum (native/core/lqm_s8.c, ops 24-25) ----
+// ---- log-quantized momentum (native/core/lqm_s8.c, ops 24-26) ----
 // LQM scalars (see src/core/reference/lqm.ts and xst.h): state bits per
 // parameter, momentum exponent window [emin, emax] in weight LSBs, decay shift.
 export interface LqmSettings {
@@ -488,6 +488,13 @@ export interface FcBackwardWeightLqmArgs extends FcShape, ChannelBlock, LqmSetti
   rng: Tensor;
 }
 
+// Op 26: the same with an int16 master copy, master = 256 w + residual in
+// 1/256 LSB (native/core/xst.h); w, the int8 weights the forward reads, stays
+// round(master / 256). residual: int8 [out, in], zeros = master exactly w.
+export interface FcBackwardWeightLqm16Args extends FcBackwardWeightLqmArgs {
+  residual: Tensor;
+}
+
 // Bytes of the packed LQM state of an (out, in) weight tensor.
 export function lqmStateBytes(bits: number, outFeatures: number, inFeatures: number): number {
   return Math.ceil((bits * outFeatures * inFeatures) / 8);
@@ -508,6 +515,25 @@ function expectLqmState(op: OpId, p: LqmSettings, state: Tensor, out: number, in
       `${opName[op]}: state tensor "${state.name}" has ${state.bytes} bytes, expected ${n} ` +
         `(${p.bits} bits x ${out}x${inF} parameters)`,
     );
+  }
+}
+
+function expectResidual(op: OpId, residual: Tensor, weights: Tensor, state: Tensor, out: number, inF: number): void {
+  const n = out * inF;
+  if (residual.dtype !== 'int8' || residual.bytes !== n || elementCount(residual.shape) !== n) {
+    throw new KernelArgumentError(
+      `${opName[op]}: residual tensor "${residual.name}" is ${residual.dtype}[${residual.shape.join('x')}] ` +
+        `(${residual.bytes} bytes), expected int8[${out}x${inF}] (${n} bytes: one low byte per weight, ` +
+        `master = 256 w + residual)`,
+    );
+  }
+  for (const [role, t] of [['weights', weights], ['state', state]] as const) {
+    if (residual.offset < t.offset + t.bytes && t.offset < residual.offset + residual.bytes) {
+      throw new KernelArgumentError(
+        `${opName[op]}: residual tensor "${residual.name}" [${residual.offset}, ${residual.offset + residual.bytes}) ` +
+          `overlaps the ${role} tensor "${t.name}" [${t.offset}, ${t.offset + t.bytes}); the op writes both`,
+      );
+    }
   }
 }
 // ---- end of log-quantized momentum ----
@@ -779,7 +805,7 @@ export class Kernels {
     );
   }
 
-  // ---- log-quantized momentum (ops 24-25) ----
+  // ---- log-quantized momentum (ops 24-26) ----
   lqmS8Update(a: LqmS8UpdateArgs): void {
     const op = Op.LqmS8Update;
     expectDims(op, 'in_features', a.inFeatures, 1, 1 << 24);
@@ -803,6 +829,20 @@ export class Kernels {
 
   fcBackwardWeightLqm(a: FcBackwardWeightLqmArgs): void {
     const op = Op.FcBackwardWeightLqm;
+    this.dispatch.call(op, Int32Array.from([...this.fcLqmArgs(op, a), a.rng.offset]));
+  }
+
+  // LQM with an int16 master copy (op 26): the checks and arguments of op 25
+  // plus the residual tensor.
+  fcBackwardWeightLqm16(a: FcBackwardWeightLqm16Args): void {
+    const op = Op.FcBackwardWeightLqm16;
+    const args = this.fcLqmArgs(op, a);
+    expectResidual(op, a.residual, a.weights, a.state, a.outFeatures, a.inFeatures);
+    this.dispatch.call(op, Int32Array.from([...args, a.residual.offset, a.rng.offset]));
+  }
+
+  // Ops 25-26: the checks and the arguments up to the weights.
+  private fcLqmArgs(op: OpId, a: FcBackwardWeightLqmArgs): number[] {
     expectShape(op, a);
     expectBlock(op, a, a);
     expectLqm(op, a);
@@ -815,12 +855,9 @@ export class Kernels {
     expectTensor(op, 'weights', a.weights, 'int8', O * I, `${O}x${I}`);
     expectTensor(op, 'rng state', a.rng, 'int32', 1, '1');
     expectDims(op, 'input_offset', a.inputOffset, -127, 128);
-    this.dispatch.call(
-      op,
-      Int32Array.of(R, I, O, a.ocBegin, a.ocEnd, a.icBegin, a.icEnd, a.inputOffset, a.gradOut.offset,
-        a.gradOutExp.offset, a.input.offset, a.lqmShift.offset, a.bits, a.emin, a.emax, a.decay, a.state.offset,
-        a.state.bytes, a.weights.offset, a.rng.offset),
-    );
+    return [R, I, O, a.ocBegin, a.ocEnd, a.icBegin, a.icEnd, a.inputOffset, a.gradOut.offset, a.gradOutExp.offset,
+      a.input.offset, a.lqmShift.offset, a.bits, a.emin, a.emax, a.decay, a.state.offset, a.state.bytes,
+      a.weights.offset];
   }
   // ---- end of log-quantized momentum ----
 

@@ -24,6 +24,9 @@
 // LQM (optimizer 'lqm', native/core/lqm_s8.c) has no multiplier: eta and the
 // QAS factor become one power-of-two exponent per channel,
 // round(log2(lr s_x / s_W[c])) (or round(log2(lr s_x s_W[c])) without QAS);
+// `lqmMaster` adds an int16 master copy of the weights (op 26, 1 byte more
+// per weight: the steps accumulate at 1/256 LSB instead of being rounded
+// stochastically to whole int8 LSBs);
 // the biases keep integer SGD with stochastic rounding (int32 has the
 // resolution int8 weights lack, and 110 biases are not worth a state).
 
@@ -48,6 +51,10 @@ export interface MlpConfig {
   optimizer?: 'sgd' | 'lqm'; // weight update (default 'sgd'); biases always use SGD
   qas?: boolean; // quantisation-aware scaling of the gradients (default true)
   lqm?: LqmSettings; // LQM state bits, exponent window, decay (default defaultLqm)
+  // LQM only: keep an int16 master copy of the weights (op 26): one int8
+  // residual per weight, master = 256 w + residual; the forward still reads w
+  // (= round(master / 256)). Default false.
+  lqmMaster?: boolean;
 }
 
 // The shipped LQM variant (bench/lqm-variants.ts measures the alternatives).
@@ -80,6 +87,7 @@ interface FcTensors {
   gradB: Tensor;
   lqmShift?: Tensor; // LQM only: int32 [out] step exponent
   lqmState?: Tensor; // LQM only: packed momentum state of w
+  lqmResidual?: Tensor; // LQM with lqmMaster only: int8 [out, in] low byte of the master copy
 }
 
 export interface MlpTensors {
@@ -99,7 +107,10 @@ export interface MlpTensors {
   scratch: Tensor;
 }
 
-export function mlpLayout(cfg: MlpConfig, capacity = cfg.optimizer === 'lqm' ? 192 * 1024 : 128 * 1024): { layout: ArenaLayout; t: MlpTensors; params: { offset: number; bytes: number } } {
+export function mlpLayout(cfg: MlpConfig, capacity = defaultCapacity(cfg)): { layout: ArenaLayout; t: MlpTensors; params: { offset: number; bytes: number } } {
+  if (cfg.lqmMaster && cfg.optimizer !== 'lqm') {
+    throw new Error(`MlpConfig: lqmMaster (the int16 master copy of LQM) needs optimizer 'lqm', not '${cfg.optimizer ?? 'sgd'}'`);
+  }
   const L = new ArenaLayout(capacity);
   const { inputs: I, hidden: H, classes: C } = cfg;
   // Trainable parameters first and contiguous: one checksum covers them all.
@@ -143,9 +154,17 @@ export function mlpLayout(cfg: MlpConfig, capacity = cfg.optimizer === 'lqm' ? 1
     for (const [name, f, out, inp] of [['fc1', fc1, H, I], ['fc2', fc2, C, H]] as const) {
       f.lqmShift = L.alloc(`${name}.lqm_shift`, 'int32', [out]);
       f.lqmState = L.alloc(`${name}.lqm_state`, 'uint8', [lqmStateBytes(bits, out, inp)]);
+      if (cfg.lqmMaster) f.lqmResidual = L.alloc(`${name}.lqm_residual`, 'int8', [out, inp]);
     }
   }
   return { layout: L, t, params };
+}
+
+// Arena bytes of the default layout: SGD 128 KB, LQM 192 KB (+49 KB state),
+// LQM with the master copy 256 KB (+78 KB residual).
+function defaultCapacity(cfg: MlpConfig): number {
+  if (cfg.optimizer !== 'lqm') return 128 * 1024;
+  return cfg.lqmMaster ? 256 * 1024 : 192 * 1024;
 }
 
 // Per-channel update factors of one output channel (weight scale sW, input
@@ -229,6 +248,7 @@ export class MlpTrainer {
     if (f.lqmShift && f.lqmState) {
       k.writeInt32(f.lqmShift, f_.map((x) => x.lqmShift));
       k.write(f.lqmState, new Uint8Array(f.lqmState.bytes)); // zero momentum
+      if (f.lqmResidual) k.write(f.lqmResidual, new Uint8Array(f.lqmResidual.bytes)); // master = 256 w
     }
     const ws = weightScaleMantissa(l.scale);
     k.writeInt16(f.wscale, ws.mantissa);
@@ -289,10 +309,12 @@ export class MlpTrainer {
     const { k, t } = this;
     const block = { ocBegin: 0, ocEnd: outF, icBegin: 0, icEnd: inF };
     if (f.lqmShift && f.lqmState) {
-      k.fcBackwardWeightLqm({
+      const a = {
         rows: 1, inFeatures: inF, outFeatures: outF, ...block, ...(this.cfg.lqm ?? defaultLqm), inputOffset, gradOut: g,
         gradOutExp: gExp, input, lqmShift: f.lqmShift, state: f.lqmState, weights: f.w, rng: t.rng,
-      });
+      };
+      if (f.lqmResidual) k.fcBackwardWeightLqm16({ ...a, residual: f.lqmResidual });
+      else k.fcBackwardWeightLqm(a);
     } else k.fcBackwardWeightSgd({
       rows: 1, inFeatures: inF, outFeatures: outF, ...block, inputOffset, gradOut: g, gradOutExp: gExp, input,
       lrMultiplier: f.lrW, lrShift: f.lrWShift, weights: f.w, rng: t.rng,
@@ -353,10 +375,12 @@ export function evaluate(m: MlpTrainer, data: LabelledImages, count = data.count
 }
 
 // The same online run recorded as a trace for the bare-metal images: init,
-// `steps` training steps, then a CRC record over the trainable parameters.
+// `steps` training steps, then a CRC record over the trainable parameters
+// (and one over each of `alsoCrc`, e.g. optimizer state).
 // The arena in the trace is exactly the layout's size.
 export function recordMlpTrace(
   data: LabelledImages, order: ArrayLike<number>, steps: number, cfg: MlpConfig = defaultMlpConfig,
+  alsoCrc: readonly { offset: number; bytes: number }[] = [],
 ): { trace: Uint8Array; params: { offset: number; bytes: number }; arenaBytes: number } {
   const probe = mlpLayout(cfg);
   const arenaBytes = Math.ceil(probe.layout.used / 4) * 4;
@@ -365,5 +389,6 @@ export function recordMlpTrace(
   m.init();
   trainOnline(m, data, order, 0, steps);
   d.writer.crc(m.params.offset, m.params.bytes);
+  for (const t of alsoCrc) d.writer.crc(t.offset, t.bytes);
   return { trace: d.writer.end(), params: m.params, arenaBytes };
 }

@@ -26,9 +26,10 @@ export const Op = {
   GradAdd: 21,
   SoftmaxForward: 22,
   MeanForward: 23,
-  // log-quantized momentum (ids 24-25)
+  // log-quantized momentum (ids 24-26)
   LqmS8Update: 24,
   FcBackwardWeightLqm: 25,
+  FcBackwardWeightLqm16: 26,
   // optimizer baselines (ids 28-32: native/core/optim_f32.c, optim_s16.c)
   SgdF32Update: 28,
   MomentumF32Update: 29,
@@ -64,6 +65,7 @@ export const opNargs: Readonly<Record<OpId, number>> = {
   23: 10,
   24: 17,
   25: 20,
+  26: 21,
   28: 4,
   29: 6,
   30: 10,
@@ -97,6 +99,7 @@ export const opName: Readonly<Record<OpId, string>> = {
   23: 'mean_s8_forward',
   24: 'lqm_s8_update',
   25: 'fully_connected_s8_backward_weight_lqm',
+  26: 'fully_connected_s8_backward_weight_lqm16',
   28: 'sgd_f32_update',
   29: 'momentum_f32_update',
   30: 'adam_f32_update',

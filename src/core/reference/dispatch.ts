@@ -217,7 +217,7 @@ export class ReferenceDispatch extends BufferDispatch {
           this.i32(a[18]!, d.kH * d.kW * (blk.ocEnd - blk.ocBegin)));
         return;
       }
-      // ---- log-quantized momentum (ids 24-25): the C checks, then the reference ----
+      // ---- log-quantized momentum (ids 24-26): the C checks, then the reference ----
       case Op.LqmS8Update: {
         const [I, O] = [a[0]!, a[1]!];
         const b = { ocBegin: a[2]!, ocEnd: a[3]!, icBegin: a[4]!, icEnd: a[5]! };
@@ -237,6 +237,17 @@ export class ReferenceDispatch extends BufferDispatch {
         const rng = this.rng(a[19]!);
         lqm.fcBackwardWeightLqm(R, I, O, b, a[7]!, this.i8(a[8]!, R * O), this.getCell(a[9]!), this.i8(a[10]!, R * I),
           shift, p, this.u8(a[16]!, a[17]!), this.i8(a[18]!, O * I), rng);
+        rng.store();
+        return;
+      }
+      case Op.FcBackwardWeightLqm16: {
+        const [R, I, O] = [a[0]!, a[1]!, a[2]!];
+        const b = { ocBegin: a[3]!, ocEnd: a[4]!, icBegin: a[5]!, icEnd: a[6]! };
+        const p = this.lqmParams(op, a, 12, a[17]!, I * O);
+        const shift = this.lqmShift(op, a[11]!, O, b);
+        const rng = this.rng(a[20]!);
+        lqm.fcBackwardWeightLqm16(R, I, O, b, a[7]!, this.i8(a[8]!, R * O), this.getCell(a[9]!),
+          this.i8(a[10]!, R * I), shift, p, this.u8(a[16]!, a[17]!), this.i8(a[18]!, O * I), this.i8(a[19]!, O * I), rng);
         rng.store();
         return;
       }

@@ -4,6 +4,8 @@
 // The momentum counts u = 2^emin weight LSBs; the state of element k is a
 // `bits`-wide field at bit bits*k (LSB first): the low bits-1 bits are the
 // exponent code (0: zero, c >= 1: 2^(c-1) u), the top bit the sign.
+// Op 26 keeps an int16 master copy of the weights (lqm16*, below): the same
+// momentum, the write-back at 1/256 LSB.
 
 import { xorshift32 } from '../rng.js';
 import { clamp } from './fixed.js';
@@ -92,28 +94,79 @@ export function lqmTilde(q: number, t: number, decay: number): number {
   return Math.sign(q) * (mag - dec) - t;
 }
 
+// The momentum half of one element: m~ from the state field k and the step
+// t, the field rewritten to Q(m~); then the element's xorshift32 draw, or
+// null when m~ = 0 (no write-back and nothing drawn).
+function lqmMomentum(p: LqmParams, state: Uint8Array, k: number, t: number, rng: { state: number }):
+  { mt: number; u: number } | null {
+  const mt = lqmTilde(lqmDecode(getField(state, k, p.bits), p.bits), t, p.decay);
+  setField(state, k, p.bits, lqmEncode(mt, p));
+  if (mt === 0) return null;
+  rng.state = xorshift32(rng.state);
+  return { mt, u: rng.state };
+}
+
 // One element: returns the new weight (clamped to [-wMax, wMax]: int8 weights
 // by default); updates the state field and rng.
 export function lqmElement(p: LqmParams, state: Uint8Array, k: number, t: number, w: number, rng: { state: number },
   wMax = 127): number {
-  const mt = lqmTilde(lqmDecode(getField(state, k, p.bits), p.bits), t, p.decay);
-  setField(state, k, p.bits, lqmEncode(mt, p));
-  if (mt === 0) return w;
-  rng.state = xorshift32(rng.state);
+  const s = lqmMomentum(p, state, k, t, rng);
+  if (!s) return w;
   const F = -p.emin;
-  const r = F ? Math.floor(rng.state / 2 ** (32 - F)) : 0;
-  return clamp(w + Math.floor((mt + r) / 2 ** F), -wMax, wMax);
+  const r = F ? Math.floor(s.u / 2 ** (32 - F)) : 0;
+  return clamp(w + Math.floor((s.mt + r) / 2 ** F), -wMax, wMax);
+}
+
+// ---- int16 master copy (op 26) ----
+// master = 256 w + res in 1/256 weight LSB (w the int8 weight the forward
+// reads, res the int8 residual): any byte pair is a valid master and
+// w = round(master / 256) (ties up) holds for all of them.
+export const LQM16_MAX = 127 * 256; // the master saturates at +-127 LSB
+
+export function lqm16Master(w: number, res: number): number {
+  return 256 * w + res;
+}
+
+// w = floor((master + 128) / 256), res = master - 256 w (res in [-128, 127]).
+export function lqm16Split(master: number): { w: number; res: number } {
+  const w = Math.floor((master + 128) / 256);
+  return { w, res: master - 256 * w };
+}
+
+// The master write-back of m~ (units of 2^-F LSB, F = -emin) with the
+// element's draw u: at 1/256 LSB, stochastically rounded with the top F - 8
+// bits of u when F > 8, exact when F <= 8; saturated at +-127 LSB.
+export function lqm16WriteBack(mt: number, F: number, u: number, w: number, res: number): { w: number; res: number } {
+  const dm = F >= 8 ? Math.floor((mt + Math.floor(u / 2 ** (40 - F))) / 2 ** (F - 8)) : mt * 2 ** (8 - F);
+  return lqm16Split(clamp(lqm16Master(w, res) + dm, -LQM16_MAX, LQM16_MAX));
+}
+
+// One element with the master write-back: updates w[k], res[k], the state
+// field and rng.
+export function lqm16Element(p: LqmParams, state: Uint8Array, k: number, t: number, w: Int8Array, res: Int8Array,
+  rng: { state: number }): void {
+  const s = lqmMomentum(p, state, k, t, rng);
+  if (!s) return;
+  const m = lqm16WriteBack(s.mt, -p.emin, s.u, w[k]!, res[k]!);
+  w[k] = m.w;
+  res[k] = m.res;
+}
+
+// Every element (c, i) of the block in row-major order with its step
+// t = eta*g (momentum units).
+function lqmBlock(inF: number, b: Block, grad: (c: number, i: number) => number, exp: number, shift: Int32Array,
+  p: LqmParams, each: (k: number, t: number) => void): void {
+  for (let c = b.ocBegin; c < b.ocEnd; c++) {
+    const S = exp + shift[c]! - p.emin;
+    for (let i = b.icBegin; i < b.icEnd; i++) each(c * inF + i, lqmScaled(grad(c, i), S));
+  }
 }
 
 function lqmInt8(inF: number, b: Block, grad: (c: number, i: number) => number, exp: number, shift: Int32Array,
   p: LqmParams, state: Uint8Array, w: Int8Array, rng: { state: number }): void {
-  for (let c = b.ocBegin; c < b.ocEnd; c++) {
-    const S = exp + shift[c]! - p.emin;
-    for (let i = b.icBegin; i < b.icEnd; i++) {
-      const k = c * inF + i;
-      w[k] = lqmElement(p, state, k, lqmScaled(grad(c, i), S), w[k]!, rng);
-    }
-  }
+  lqmBlock(inF, b, grad, exp, shift, p, (k, t) => {
+    w[k] = lqmElement(p, state, k, t, w[k]!, rng);
+  });
 }
 
 export function lqmS8Update(inF: number, b: Block, grad: Int32Array, exp: number, shift: Int32Array, p: LqmParams,
@@ -122,13 +175,25 @@ export function lqmS8Update(inF: number, b: Block, grad: Int32Array, exp: number
   lqmInt8(inF, b, (c, i) => grad[(c - b.ocBegin) * nic + (i - b.icBegin)]!, exp, shift, p, state, w, rng);
 }
 
-export function fcBackwardWeightLqm(rows: number, inF: number, outF: number, b: Block, inputOffset: number,
-  gradOut: Int8Array, gradOutExp: number, input: Int8Array, shift: Int32Array, p: LqmParams, state: Uint8Array,
-  w: Int8Array, rng: { state: number }): void {
-  const grad = (c: number, i: number) => {
+function fcWeightGrad(rows: number, inF: number, outF: number, inputOffset: number, gradOut: Int8Array,
+  input: Int8Array): (c: number, i: number) => number {
+  return (c, i) => {
     let g = 0;
     for (let r = 0; r < rows; r++) g += gradOut[r * outF + c]! * (input[r * inF + i]! + inputOffset);
     return g;
   };
-  lqmInt8(inF, b, grad, gradOutExp, shift, p, state, w, rng);
+}
+
+export function fcBackwardWeightLqm(rows: number, inF: number, outF: number, b: Block, inputOffset: number,
+  gradOut: Int8Array, gradOutExp: number, input: Int8Array, shift: Int32Array, p: LqmParams, state: Uint8Array,
+  w: Int8Array, rng: { state: number }): void {
+  lqmInt8(inF, b, fcWeightGrad(rows, inF, outF, inputOffset, gradOut, input), gradOutExp, shift, p, state, w, rng);
+}
+
+export function fcBackwardWeightLqm16(rows: number, inF: number, outF: number, b: Block, inputOffset: number,
+  gradOut: Int8Array, gradOutExp: number, input: Int8Array, shift: Int32Array, p: LqmParams, state: Uint8Array,
+  w: Int8Array, res: Int8Array, rng: { state: number }): void {
+  lqmBlock(inF, b, fcWeightGrad(rows, inF, outF, inputOffset, gradOut, input), gradOutExp, shift, p, (k, t) => {
+    lqm16Element(p, state, k, t, w, res, rng);
+  });
 }
