@@ -23,6 +23,11 @@
 // to 8x its initial range before it saturates. The float gradient is put into
 // the FC weight-gradient format first: int32 with one exponent per step,
 // |q| < 2^20 (round to nearest), as the integer backward kernels would give.
+//
+// A NaN or infinite gradient element is an error naming the optimizer, the
+// tensor and the element, before anything is updated, whatever the engine
+// (the C fp32 ops would take it and write NaN; the fx16 quantisation would
+// turn a NaN into 0).
 
 import { quantizeMultiplier, frexp } from '../quant.js';
 import type { S16Optim } from '../reference/optim.js';
@@ -35,26 +40,58 @@ export const FX16_GRAD_BITS = 20; // |integer gradient| < 2^20
 export const FX16_HEADROOM = 8; // parameter range = 8 x initial max |x|
 export const FX16_VELOCITY_SHIFT = 4; // velocity exponent = paramExp - 4
 
-function f32Baseline(name: string, stateBitsPerParam: number, update: F32Updater): VectorOptimizer {
-  return { name, stateBitsPerParam, step: (x, g) => update.step(x, g) };
+const DEFAULT_TENSOR = 'the parameter vector';
+
+function nonFiniteGradient(g: Float32Array, optimizer: string, tensor: string): Error {
+  const i = g.findIndex((v) => !Number.isFinite(v));
+  return new Error(`${optimizer}: gradient of ${tensor} is ${g[i]} at element ${i} (of ${g.length}); ` +
+    'the update needs a finite gradient (diverged? try a lower learning rate)');
+}
+
+// Throws the error above for a NaN or infinite element. (A float64 sum of
+// float32 values cannot overflow, so it is finite iff every element is: the
+// cheapest scan, this runs on every step.)
+function checkGradient(g: Float32Array, optimizer: string, tensor: string): void {
+  let sum = 0;
+  for (let i = 0; i < g.length; i++) sum += g[i]!;
+  if (!Number.isFinite(sum)) throw nonFiniteGradient(g, optimizer, tensor);
+}
+
+// max |g|, or the error above. (A NaN makes max NaN and keeps it: NaN <= m
+// is false and m + NaN * 0 is NaN. Costs what the plain max loop costs.)
+function gradientMaxAbs(g: Float32Array, optimizer: string, tensor: string): number {
+  let max = 0;
+  for (let i = 0; i < g.length; i++) {
+    const a = Math.abs(g[i]!);
+    if (!(a <= max)) max = a + max * 0;
+  }
+  if (!Number.isFinite(max)) throw nonFiniteGradient(g, optimizer, tensor);
+  return max;
+}
+
+// An fp32 baseline: the gradient checked, then the engine's update.
+function f32Baseline(name: string, stateBitsPerParam: number, tensor: string, update: F32Updater): VectorOptimizer {
+  return {
+    name,
+    stateBitsPerParam,
+    step(x, g) {
+      checkGradient(g, name, tensor);
+      update.step(x, g);
+    },
+  };
 }
 
 export const sgdFp32 = (engine: OptimEngine = referenceEngine): OptimizerFactory =>
-  (n, lr) => f32Baseline('sgd-fp32', 0, engine.sgdF32(n, lr));
+  (n, lr, _seed, tensor = DEFAULT_TENSOR) => f32Baseline('sgd-fp32', 0, tensor, engine.sgdF32(n, lr));
 
 export const momentumFp32 = (engine: OptimEngine = referenceEngine): OptimizerFactory =>
-  (n, lr) => f32Baseline('momentum-fp32', 32, engine.momentumF32(n, lr, MOMENTUM));
+  (n, lr, _seed, tensor = DEFAULT_TENSOR) => f32Baseline('momentum-fp32', 32, tensor, engine.momentumF32(n, lr, MOMENTUM));
 
 export const adamFp32 = (engine: OptimEngine = referenceEngine): OptimizerFactory =>
-  (n, lr) => f32Baseline('adam-fp32', 64, engine.adamF32(n, { lr, ...ADAM }));
+  (n, lr, _seed, tensor = DEFAULT_TENSOR) => f32Baseline('adam-fp32', 64, tensor, engine.adamF32(n, { lr, ...ADAM }));
 
-// Smallest e with max|values| * 2^-e < 2^bits (0 for an all-zero vector).
-function blockExponent(values: ArrayLike<number>, bits: number): number {
-  let maxabs = 0;
-  for (let i = 0; i < values.length; i++) {
-    const a = Math.abs(values[i]!);
-    if (a > maxabs) maxabs = a;
-  }
+// Smallest e with maxabs * 2^-e < 2^bits (0 for an all-zero vector).
+function blockExponent(maxabs: number, bits: number): number {
   if (maxabs === 0) return 0;
   return frexp(maxabs).e - bits; // maxabs < 2^frexp.e
 }
@@ -77,7 +114,8 @@ class Fx16Optimizer implements VectorOptimizer {
   // paramRange: a fixed power-of-two range instead of the one from the
   // initial values (real parameters in (-paramRange, paramRange)).
   constructor(readonly name: Fx16Kind, private readonly engine: OptimEngine, private readonly n: number,
-    private readonly lr: number, private readonly seed: number, private readonly paramRange?: number) {
+    private readonly lr: number, private readonly seed: number, private readonly tensor: string,
+    private readonly paramRange?: number) {
     this.stateBitsPerParam = name === 'momentum-fx16' ? 16 : 0;
   }
 
@@ -104,8 +142,9 @@ class Fx16Optimizer implements VectorOptimizer {
   }
 
   step(x: Float32Array, g: Float32Array): void {
+    const maxabs = gradientMaxAbs(g, this.name, this.tensor); // before start: a bad first step changes nothing
     const s = (this.state ??= this.start(x));
-    const e = blockExponent(g, FX16_GRAD_BITS), k = 2 ** -e;
+    const e = blockExponent(maxabs, FX16_GRAD_BITS), k = 2 ** -e;
     const gq = s.grad, q = s.param, scale = this.scale;
     for (let i = 0; i < this.n; i++) gq[i] = Math.round(g[i]! * k);
     s.update(e);
@@ -116,14 +155,14 @@ class Fx16Optimizer implements VectorOptimizer {
 // An fx16 factory with a fixed parameter range (a power of two), e.g. for a
 // problem whose solution lies outside 8x its initial values.
 export function fx16WithRange(kind: Fx16Kind, paramRange: number, engine: OptimEngine = referenceEngine): OptimizerFactory {
-  return (n, lr, seed) => new Fx16Optimizer(kind, engine, n, lr, seed, paramRange);
+  return (n, lr, seed, tensor = DEFAULT_TENSOR) => new Fx16Optimizer(kind, engine, n, lr, seed, tensor, paramRange);
 }
 
 export const sgdFx16 = (engine: OptimEngine = referenceEngine): OptimizerFactory =>
-  (n, lr, seed) => new Fx16Optimizer('sgd-fx16', engine, n, lr, seed);
+  (n, lr, seed, tensor = DEFAULT_TENSOR) => new Fx16Optimizer('sgd-fx16', engine, n, lr, seed, tensor);
 
 export const momentumFx16 = (engine: OptimEngine = referenceEngine): OptimizerFactory =>
-  (n, lr, seed) => new Fx16Optimizer('momentum-fx16', engine, n, lr, seed);
+  (n, lr, seed, tensor = DEFAULT_TENSOR) => new Fx16Optimizer('momentum-fx16', engine, n, lr, seed, tensor);
 
 // The five baselines, their updates on `engine`.
 export function baselineFactories(engine: OptimEngine = referenceEngine): Readonly<Record<string, OptimizerFactory>> {
