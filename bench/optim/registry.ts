@@ -22,6 +22,8 @@ export const mnistOptimizers = ['lqm', 'sgd-fp32', 'momentum-fp32', 'adam-fp32',
 // host-tests/optim-engine.test.ts), except Adam: the C's square root is an
 // integer one (the soft-float cores give the same bits), about 8x slower than
 // V8's (Adam on 79,510 parameters: 10 ms a step in C, 1.3 ms in TypeScript).
+// momentum-fp32 gains little: its velocities decay into float32 subnormals,
+// slow in the C's float32 arithmetic on x86, not in V8's float64.
 const native = baselineFactories(nodeOptimEngine);
 export const mnistBaselines: Record<string, OptimizerFactory> = { ...native, 'adam-fp32': baselines['adam-fp32']! };
 
