@@ -1,12 +1,13 @@
 // The MNIST trainers of bench:optim, one per optimizer name: the int8 MLP of
 // the C core (src/core/mlp.ts) for LQM ('lqm', and 'lqm-m16' with the int16
 // master copy of the weights) and int8 SGD, the float MLP
-// (src/core/float-mlp.ts) for the fp32 and 16-bit fixed-point baselines.
+// (src/core/float-mlp.ts) for the fp32 and 16-bit fixed-point baselines
+// (their updates mostly on the C ops: registry.ts mnistBaselines).
 import { FloatMlp, defaultFloatMlpConfig } from '../../src/core/float-mlp.js';
 import { Kernels } from '../../src/core/kernels.js';
 import { MlpTrainer, defaultLqm, defaultMlpConfig, mlpLayout } from '../../src/core/mlp.js';
-import { baselines } from '../../src/core/optim/baselines.js';
 import { NodeDispatch } from '../../src/node/addon.js';
+import { mnistBaselines } from './registry.js';
 
 export interface TrainerSpec {
   optimizer: string;
@@ -37,7 +38,7 @@ export function makeTrainer(spec: TrainerSpec): MnistTrainer {
     m.init();
     return Object.assign(m, { stateBitsPerParam: lqm ? defaultLqm.bits + (master ? 8 : 0) : 0 });
   }
-  const factory = baselines[spec.optimizer];
+  const factory = mnistBaselines[spec.optimizer];
   if (!factory) throw new Error(`bench:optim: unknown optimizer "${spec.optimizer}"`);
   const m = new FloatMlp(factory, spec.lr, { ...defaultFloatMlpConfig, seed: spec.seed });
   const bits = factory(1, spec.lr, 1).stateBitsPerParam;

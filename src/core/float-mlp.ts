@@ -66,8 +66,8 @@ export class FloatMlp {
     const uniform = (r: number) => ((rng.next() / 4294967296) * 2 - 1) * r;
     for (let k = 0; k < this.w1.length; k++) this.w1[k] = uniform(cfg.initRange1);
     for (let k = 0; k < this.w2.length; k++) this.w2[k] = uniform(cfg.initRange2);
-    const params = [this.w1, this.b1, this.w2, this.b2];
-    this.opts = params.map((p, k) => factory(p.length, lr, (cfg.seed * 4 + k + 1) >>> 0));
+    const params = [this.w1, this.b1, this.w2, this.b2], names = ['w1', 'b1', 'w2', 'b2'];
+    this.opts = params.map((p, k) => factory(p.length, lr, (cfg.seed * 4 + k + 1) >>> 0, names[k]));
   }
 
   get optimizerName(): string {

@@ -9,4 +9,5 @@ export interface VectorOptimizer {
                                       // optimizer state bits per parameter (sgd 0, momentum 32 or 16, adam 64)
   step(x: Float32Array, g: Float32Array): void; // x -= update(g), in place, x holds what the forward uses
 }
-export type OptimizerFactory = (n: number, lr: number, seed: number) => VectorOptimizer;
+// tensor: what the vector is (e.g. 'w1'), for error messages.
+export type OptimizerFactory = (n: number, lr: number, seed: number, tensor?: string) => VectorOptimizer;
