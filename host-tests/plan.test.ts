@@ -28,7 +28,7 @@ import { crc32 } from '../src/core/crc32.js';
 import type { Graph } from '../src/core/graph.js';
 import { Kernels } from '../src/core/kernels.js';
 import { updateFactors } from '../src/core/mlp.js';
-import { Op } from '../src/core/ops.js';
+import { Op, statusNames } from '../src/core/ops.js';
 import { type Plan, PlanError, decodePlan, encodePlan, resealPlan } from '../src/core/plan-format.js';
 import { PlanRuntime, lossOfMetric, recordPlanTrace, seededSample } from '../src/core/plan-runtime.js';
 import { log2eScaleQ16, quantizeMultiplier } from '../src/core/quant.js';
@@ -356,6 +356,7 @@ describe('bad plans are refused before anything runs', () => {
     const r = await runTrace('rv32', new TraceWriter().plan(b).planStep('train').planCrc().end());
     expect(r.exitCode).toBe(7);
     expect(r.parsed.plans).toEqual([{ status: 13, section: 0, index: -1, arenaBytes: 0 }]);
+    expect(r.parsed.errors).toEqual([`plan rejected: ${statusNames[13]}`]); // the C's status names are the TypeScript list
     expect(r.parsed.steps).toEqual([]);
   }, 60_000);
 
