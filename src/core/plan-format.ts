@@ -308,7 +308,8 @@ function hex8(v: number): string {
 }
 
 // Reads and checks a plan blob. arenaCapacity: the arena the caller has
-// (default: whatever the plan says).
+// (default: whatever the plan says). The flash section and the INIT bytes
+// are views into blob (nothing large is copied on a device).
 export function decodePlan(blob: Uint8Array, arenaCapacity = Infinity): Plan {
   const fail: (msg: string, status: number, section?: number, index?: number) => never = (msg, status, section = 0, index = -1) => {
     throw new PlanError(`plan: ${msg}`, status, section, index);
@@ -359,7 +360,8 @@ export function decodePlan(blob: Uint8Array, arenaCapacity = Infinity): Plan {
   };
   const inArena = (off: number, n: number) => n > 0 && off + n <= arenaBytes;
   const flashS = body(PlanSection.flash);
-  const flash = blob.slice(flashS.offset, flashS.offset + flashS.bytes);
+  // Views into blob, not copies: on a device the flash section stays in flash.
+  const flash = blob.subarray(flashS.offset, flashS.offset + flashS.bytes);
 
   // INIT
   const initS = body(PlanSection.init);
@@ -375,7 +377,7 @@ export function decodePlan(blob: Uint8Array, arenaCapacity = Infinity): Plan {
       const off = u32(pos), n = u32(pos + 4), padded = Math.ceil(n / 4) * 4;
       if (padded > end - pos - 8) fail(`INIT record ${i} (${n} bytes) runs past its section`, PlanStatus.format, K, i);
       if (!inArena(off, n)) fail(`INIT record ${i} writes [${off}, ${off + n}) outside the ${arenaBytes}-byte arena`, PlanStatus.bounds, K, i);
-      init.push({ offset: off, bytes: blob.slice(pos + 8, pos + 8 + n) });
+      init.push({ offset: off, bytes: blob.subarray(pos + 8, pos + 8 + n) });
       pos += 8 + padded;
     }
     if (pos !== end) fail(`INIT has ${end - pos} bytes after its last record`, PlanStatus.format, K);

@@ -9,9 +9,9 @@
 // (every op's tensors against the arena and flash) before the first op runs.
 
 import { crc32 } from './crc32.js';
-import { type Dispatch, FLASH_BASE } from './kernels.js';
+import { BufferDispatch, type Dispatch, FLASH_BASE } from './kernels.js';
 import { opName } from './ops.js';
-import { type Plan, type PlanCall, PlanError, decodePlan, describePlanStatus } from './plan-format.js';
+import { type Plan, type PlanCall, PlanError, PlanSection, PlanStatus, decodePlan, describePlanStatus } from './plan-format.js';
 import { Xorshift32 } from './rng.js';
 import { TraceWriter } from './trace.js';
 
@@ -35,10 +35,17 @@ export class PlanRuntime {
   // Decodes and validates blob, writes its flash section into the
   // Dispatch's read-only region and puts the arena in its initial state.
   static load(dispatch: Dispatch, blob: Uint8Array, options: PlanLoadOptions = {}): PlanRuntime {
-    const plan = decodePlan(blob, options.arenaCapacity ?? Infinity);
+    const buffers = dispatch instanceof BufferDispatch ? dispatch : null;
+    const capacity = options.arenaCapacity ?? (buffers ? buffers.bytes.length : Infinity);
+    const plan = decodePlan(blob, capacity);
+    const flashHas = buffers ? (buffers.flashBytes?.length ?? 0) : Infinity;
+    if (plan.flash.length > flashHas) {
+      throw new PlanError(`the plan's flash section is ${plan.flash.length} bytes, the ${dispatch.name} Dispatch's read-only region ` +
+        `${flashHas}; give it a flash buffer of at least that size`, PlanStatus.bounds, PlanSection.flash);
+    }
     const validate = options.validate === undefined ? dispatch.validatePlan?.bind(dispatch) : options.validate;
     if (validate) {
-      const [status, section, index] = validate(blob, options.arenaCapacity ?? plan.arenaBytes);
+      const [status, section, index] = validate(blob, Math.min(capacity, 0x3fffffff));
       if (status !== 0) {
         const call = section === 4 || section === 5 ? (section === 4 ? plan.train : plan.infer)[index] : undefined;
         const op = call ? ` (${opName[call.op]})` : '';

@@ -423,7 +423,7 @@ export interface CompiledPlan {
 
 // The whole compiler: model + scheme -> training graph -> arena plan -> blob.
 export function compilePlan(model: Graph, o: CompileOptions & LowerOptions): CompiledPlan {
-  const compiled = compileTraining(model, o);
+  const compiled = compileTraining(model, { ...o, lqmBits: o.lqmBits ?? o.lqm?.bits });
   const plan = lowerTraining(model, compiled, o);
   return { compiled, plan, blob: encodePlan(plan) };
 }
