@@ -16,6 +16,7 @@
         "native/core/nn_mat_mult_s8.c",
         "native/core/optim_f32.c",
         "native/core/optim_s16.c",
+        "native/core/plan.c",
         "native/core/sgd_s8.c",
         "native/core/softmax_s8.c",
         "native/core/softmax_xent_s8.c"

@@ -11,6 +11,18 @@
  *   3 CALL  [op, nargs, args...]        xst_dispatch(op, args, nargs, ...)
  *   4 CRC   [offset, nbytes]            -> crc <offset> <nbytes> <8 hex>
  *   5 READ  [offset, nbytes]            -> read <offset> <hex>
+ *   6 PLAN  [nbytes, blob...]           a plan blob (src/core/plan-format.ts)
+ *                                       into the read-only region, checked by
+ *                                       xst_plan_validate against the image's
+ *                                       arena capacity; the arena in use
+ *                                       becomes the plan's, reset to its
+ *                                       initial state (xst_plan_reset)
+ *                                       -> plan <status> <section> <index> <arena>
+ *   7 STEP  [which]                     xst_plan_run: 0 the training step,
+ *                                       1 the inference
+ *                                       -> step <which> <instructions> <status> <failed op>
+ *   8 PLANCRC []                        -> plancrc <8 hex>: CRC-32 of the plan's
+ *                                       trainable regions, concatenated
  *   0 END   []                          -> done, exit 0
  * Each CALL prints `call <index> <op> <instructions> <status>`. First of
  * all the driver prints `info counter <name> overhead <n> arena-capacity
@@ -18,7 +30,8 @@
  * Exit status: 0 done; 2 a kernel returned a nonzero status (after its call
  * line); 3 a malformed or out-of-bounds record, or a trace ending without
  * END; 4 no trace file (command line, open, read error); 5 the instruction
- * counter failed its self-check; 6 a CPU fault (printed by the port).
+ * counter failed its self-check; 6 a CPU fault (printed by the port); 7 the
+ * plan validator rejected a PLAN record (after its plan line).
  * Problems print `error <message>` first.
  *
  * The trace file is streamed through a small buffer (traces can be
@@ -50,10 +63,21 @@ enum {
   EXIT_KERNEL = 2,
   EXIT_TRACE = 3,
   EXIT_HOST = 4,
-  EXIT_COUNTER = 5
+  EXIT_COUNTER = 5,
+  EXIT_PLAN = 7
 };
 
-enum { TAG_END = 0, TAG_ARENA = 1, TAG_WRITE = 2, TAG_CALL = 3, TAG_CRC = 4, TAG_READ = 5 };
+enum {
+  TAG_END = 0,
+  TAG_ARENA = 1,
+  TAG_WRITE = 2,
+  TAG_CALL = 3,
+  TAG_CRC = 4,
+  TAG_READ = 5,
+  TAG_PLAN = 6,
+  TAG_STEP = 7,
+  TAG_PLANCRC = 8
+};
 
 /* The arena: not zeroed at reset (.noinit), ARENA records zero what they
  * use. Its capacity is fixed at build time (ARENA_CAPACITY in the Makefile);
@@ -384,6 +408,100 @@ static void do_read(uint32_t nwords) {
   out_char('\n');
 }
 
+/* ---- plans ----------------------------------------------------------------- */
+
+/* The plan loaded by the last PLAN record: views into flash_store. */
+static xst_plan plan;
+static int plan_loaded;
+
+static void do_plan(uint32_t nwords) {
+  if (nwords < 1) expect_words(nwords, 1, "PLAN");
+  uint32_t nbytes = read_word();
+  uint32_t data_words = nbytes / 4u + (nbytes % 4u != 0);
+  expect_words(nwords, 1u + data_words, "PLAN");
+  if (nbytes > XST_BAREMETAL_FLASH_CAPACITY) {
+    out_str("error PLAN of ");
+    out_u64(nbytes);
+    out_str(" bytes exceeds the flash region ");
+    out_u64(XST_BAREMETAL_FLASH_CAPACITY);
+    out_char('\n');
+    port_exit(EXIT_TRACE);
+  }
+  plan_loaded = 0;
+  if (read_bytes(flash_store, nbytes) != 0 || read_bytes(NULL, data_words * 4u - nbytes) != 0) {
+    fail(EXIT_TRACE, "trace truncated inside a PLAN record");
+  }
+  flash_used = nbytes;
+  int status = xst_plan_validate(flash_store, nbytes, XST_BAREMETAL_ARENA_CAPACITY, &plan);
+  out_str("plan ");
+  out_i32(status);
+  out_char(' ');
+  out_i32(status ? plan.error_section : -1);
+  out_char(' ');
+  out_i32(status ? plan.error_index : -1);
+  out_char(' ');
+  out_u64(status ? 0 : plan.arena_bytes);
+  out_char('\n');
+  if (status != 0) {
+    const char *name = xst_status_name(status);
+    out_str("error plan rejected: ");
+    out_str(name != NULL ? name : "?");
+    out_char('\n');
+    port_exit(EXIT_PLAN);
+  }
+  arena_size = plan.arena_bytes;
+  if (xst_plan_reset(&plan, arena, arena_size) != XST_OK) fail(EXIT_PLAN, "plan reset failed");
+  plan_loaded = 1;
+}
+
+static void do_step(uint32_t nwords) {
+  expect_words(nwords, 1, "STEP");
+  uint32_t which = read_word();
+  if (!plan_loaded) fail(EXIT_TRACE, "STEP before a valid PLAN");
+  if (which > 1u) fail(EXIT_TRACE, "STEP: which must be 0 (train) or 1 (infer)");
+  int32_t failed = -1;
+  uint64_t t0 = port_counter_raw();
+  int status = xst_plan_run(&plan, (int)which, arena, arena_size, &failed);
+  uint64_t t1 = port_counter_raw();
+  uint64_t n = port_counter_instructions(t1, counter_phase) -
+               port_counter_instructions(t0, counter_phase) - counter_overhead;
+  out_str("step ");
+  out_u64(which);
+  out_char(' ');
+  out_u64(n);
+  out_char(' ');
+  out_i32(status);
+  out_char(' ');
+  out_i32(failed);
+  out_char('\n');
+  if (status != 0) {
+    const char *name = xst_status_name(status);
+    out_str("error step op ");
+    out_i32(failed);
+    out_str(" returned status ");
+    out_i32(status);
+    out_str(" (");
+    out_str(name != NULL ? name : "?");
+    out_str(")\n");
+    port_exit(EXIT_KERNEL);
+  }
+}
+
+static void do_plancrc(uint32_t nwords) {
+  expect_words(nwords, 0, "PLANCRC");
+  if (!plan_loaded) fail(EXIT_TRACE, "PLANCRC before a valid PLAN");
+  uint32_t crc = 0;
+  for (uint32_t i = 0; i < plan.region_count; i++) {
+    const uint8_t *r = plan.regions + 12u * i;
+    uint32_t off = (uint32_t)r[4] | ((uint32_t)r[5] << 8) | ((uint32_t)r[6] << 16) | ((uint32_t)r[7] << 24);
+    uint32_t len = (uint32_t)r[8] | ((uint32_t)r[9] << 8) | ((uint32_t)r[10] << 16) | ((uint32_t)r[11] << 24);
+    crc = xst_crc32(crc, arena + off, len); /* validated: inside the plan's arena */
+  }
+  out_str("plancrc ");
+  out_hex8(crc);
+  out_char('\n');
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static const char *trace_path(char *cmdline) {
@@ -437,6 +555,9 @@ int main(void) {
       case TAG_CALL: do_call(nwords); break;
       case TAG_CRC: do_crc(nwords); break;
       case TAG_READ: do_read(nwords); break;
+      case TAG_PLAN: do_plan(nwords); break;
+      case TAG_STEP: do_step(nwords); break;
+      case TAG_PLANCRC: do_plancrc(nwords); break;
       default:
         out_str("error malformed trace: unknown record tag ");
         out_u64(tag);

@@ -5,11 +5,29 @@
  * every one against the arena (bounds, alignment) and checks that no tensor
  * the op writes overlaps another of its tensors, before the kernel runs.
  * Argument layouts: see the table in native/README.md and src/core/ops.ts.
+ *
+ * xst_dispatch_check() runs the same checks without memory and without the
+ * kernel (plan validation, plan.c): bind() stops after the checks and
+ * returns CHECKED, which every op passes straight back.
  */
 #include "xst.h"
 
 #define MAX_DIM (1 << 24)
 #define MAX_REFS 12
+
+/* What an op binds its tensors against. check_only: arena and flash are
+ * NULL, only their lengths count, and no pointer is formed. */
+typedef struct {
+  uint8_t *arena;
+  uint32_t arena_len;
+  const uint8_t *flash;
+  uint32_t flash_len;
+  int check_only;
+} bind_mem;
+
+/* bind()'s answer in check-only mode: every check passed (never returned
+ * to a caller of the public functions). */
+#define CHECKED (-1)
 
 typedef struct {
   int32_t off;      /* byte offset, -1 = none (only if optional)  */
@@ -18,39 +36,44 @@ typedef struct {
   uint8_t written;  /* the op writes it                           */
   uint8_t optional; /* -1 allowed                                 */
   uint8_t inplace;  /* written in place: may not overlap others   */
+  uint8_t present;  /* set by bind(): not an absent optional      */
   void *ptr;
 } tref;
 
 /* Resolves every tensor: arena offsets in [0, arena_len), flash offsets from
  * XST_FLASH_BASE (read-only). Offsets are compared in one number space, where
  * the two regions cannot meet, so the overlap check needs no region test. */
-static int bind(const xst_memory *m, tref *t, int n) {
+static int bind(const bind_mem *m, tref *t, int n) {
   for (int k = 0; k < n; k++) {
-    if (t[k].off == -1 && t[k].optional) { t[k].ptr = 0; continue; }
+    t[k].ptr = 0;
+    t[k].present = 0;
+    if (t[k].off == -1 && t[k].optional) continue;
     if (t[k].off < 0) return XST_ERR_BOUNDS;
     uint64_t off = (uint32_t)t[k].off;
     if (off >= XST_FLASH_BASE) {
       off -= XST_FLASH_BASE;
-      if (!m->flash || off + t[k].bytes > (uint64_t)m->flash_len) return XST_ERR_BOUNDS;
+      if ((!m->flash && !m->check_only) || off + t[k].bytes > (uint64_t)m->flash_len) return XST_ERR_BOUNDS;
       if (t[k].written) return XST_ERR_READONLY;
       if (off % t[k].align) return XST_ERR_ALIGN;
-      t[k].ptr = (void *)(uintptr_t)(m->flash + off); /* kernels only read it */
+      t[k].present = 1;
+      if (!m->check_only) t[k].ptr = (void *)(uintptr_t)(m->flash + off); /* kernels only read it */
       continue;
     }
     if (off + t[k].bytes > (uint64_t)m->arena_len) return XST_ERR_BOUNDS;
     if (off % t[k].align) return XST_ERR_ALIGN;
-    t[k].ptr = m->arena + off;
+    t[k].present = 1;
+    if (!m->check_only) t[k].ptr = m->arena + off;
   }
   for (int a = 0; a < n; a++) {
-    if (!t[a].written || !t[a].ptr) continue;
+    if (!t[a].written || !t[a].present) continue;
     uint64_t a0 = (uint32_t)t[a].off, a1 = a0 + t[a].bytes;
     for (int b = 0; b < n; b++) {
-      if (b == a || !t[b].ptr) continue;
+      if (b == a || !t[b].present) continue;
       uint64_t b0 = (uint32_t)t[b].off, b1 = b0 + t[b].bytes;
       if (a0 < b1 && b0 < a1) return XST_ERR_ALIAS;
     }
   }
-  return XST_OK;
+  return m->check_only ? CHECKED : XST_OK;
 }
 
 static int dim_ok(int32_t v) { return v >= 1 && v <= MAX_DIM; }
@@ -59,10 +82,10 @@ static int block_ok(int32_t out, int32_t in, int32_t ob, int32_t oe, int32_t ib,
   return ob >= 0 && ob < oe && oe <= out && ib >= 0 && ib < ie && ie <= in;
 }
 
-#define REF(o, b, al, w, opt) ((tref){(o), (uint64_t)(b), (al), (w), (opt), 0, 0})
+#define REF(o, b, al, w, opt) ((tref){(o), (uint64_t)(b), (al), (w), (opt), 0, 0, 0})
 #define CELL(o, w) REF((o), 4, 4, (w), 0)
 
-static int op_fc_forward(const int32_t *a, const xst_memory *m) {
+static int op_fc_forward(const int32_t *a, const bind_mem *m) {
   xst_fc_dims d = {a[0], a[1], a[2]};
   if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   uint64_t R = (uint64_t)d.rows, I = (uint64_t)d.in_features, O = (uint64_t)d.out_features;
@@ -82,7 +105,7 @@ static int op_fc_forward(const int32_t *a, const xst_memory *m) {
                                     (const int32_t *)t[2].ptr, (int8_t *)t[3].ptr, (uint8_t *)t[4].ptr);
 }
 
-static int op_fc_backward_input(const int32_t *a, const xst_memory *m) {
+static int op_fc_backward_input(const int32_t *a, const bind_mem *m) {
   xst_fc_dims d = {a[0], a[1], a[2]};
   if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   uint64_t R = (uint64_t)d.rows, I = (uint64_t)d.in_features, O = (uint64_t)d.out_features;
@@ -103,7 +126,7 @@ static int op_fc_backward_input(const int32_t *a, const xst_memory *m) {
                                            (int32_t *)t[5].ptr, t[6].ptr);
 }
 
-static int op_fc_backward_bias(const int32_t *a, const xst_memory *m) {
+static int op_fc_backward_bias(const int32_t *a, const bind_mem *m) {
   xst_fc_dims d = {a[0], a[1], a[2]};
   if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   xst_block b = {a[3], a[4], 0, d.in_features};
@@ -117,7 +140,7 @@ static int op_fc_backward_bias(const int32_t *a, const xst_memory *m) {
   return fully_connected_s8_backward_bias(&d, &b, (const int8_t *)t[0].ptr, (int32_t *)t[1].ptr);
 }
 
-static int op_fc_backward_weight(const int32_t *a, const xst_memory *m) {
+static int op_fc_backward_weight(const int32_t *a, const bind_mem *m) {
   xst_fc_dims d = {a[0], a[1], a[2]};
   if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   xst_block b = {a[3], a[4], a[5], a[6]};
@@ -134,7 +157,7 @@ static int op_fc_backward_weight(const int32_t *a, const xst_memory *m) {
                                             (const int8_t *)t[1].ptr, (int32_t *)t[2].ptr);
 }
 
-static int op_fc_backward_weight_sgd(const int32_t *a, const xst_memory *m) {
+static int op_fc_backward_weight_sgd(const int32_t *a, const bind_mem *m) {
   xst_fc_dims d = {a[0], a[1], a[2]};
   if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   xst_block b = {a[3], a[4], a[5], a[6]};
@@ -157,7 +180,7 @@ static int op_fc_backward_weight_sgd(const int32_t *a, const xst_memory *m) {
                                                 &lr, (int8_t *)t[5].ptr, (uint32_t *)t[6].ptr);
 }
 
-static int op_sgd_s8_update(const int32_t *a, const xst_memory *m) {
+static int op_sgd_s8_update(const int32_t *a, const bind_mem *m) {
   xst_fc_dims d = {1, a[0], a[1]};
   if (!dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   xst_block b = {a[2], a[3], a[4], a[5]};
@@ -178,7 +201,7 @@ static int op_sgd_s8_update(const int32_t *a, const xst_memory *m) {
                        (int8_t *)t[4].ptr, (uint32_t *)t[5].ptr);
 }
 
-static int op_sgd_s32_update(const int32_t *a, const xst_memory *m) {
+static int op_sgd_s32_update(const int32_t *a, const bind_mem *m) {
   int32_t out = a[0];
   if (!dim_ok(out)) return XST_ERR_DIMS;
   xst_block b = {a[1], a[2], 0, 1};
@@ -199,7 +222,7 @@ static int op_sgd_s32_update(const int32_t *a, const xst_memory *m) {
                         (int32_t *)t[4].ptr, (uint32_t *)t[5].ptr);
 }
 
-static int op_activation_backward(const int32_t *a, const xst_memory *m) {
+static int op_activation_backward(const int32_t *a, const bind_mem *m) {
   if (!dim_ok(a[0])) return XST_ERR_DIMS;
   uint64_t n = (uint64_t)a[0];
   tref t[2] = {REF(a[1], (n + 7) / 8, 1, 0, 0), REF(a[2], n, 1, 1, 0)};
@@ -208,7 +231,7 @@ static int op_activation_backward(const int32_t *a, const xst_memory *m) {
   return activation_s8_backward(a[0], (const uint8_t *)t[0].ptr, (int8_t *)t[1].ptr);
 }
 
-static int op_softmax_xent_backward(const int32_t *a, const xst_memory *m) {
+static int op_softmax_xent_backward(const int32_t *a, const bind_mem *m) {
   if (a[0] < 1 || a[0] > 128) return XST_ERR_DIMS;
   uint64_t n = (uint64_t)a[0];
   tref t[5] = {
@@ -243,7 +266,7 @@ static uint64_t conv_w_elems(const xst_conv_dims *d) {
   return (uint64_t)d->out_c * (uint64_t)d->k_h * (uint64_t)d->k_w * (uint64_t)d->in_c;
 }
 
-static int op_conv2d_forward(const int32_t *a, const xst_memory *m) {
+static int op_conv2d_forward(const int32_t *a, const bind_mem *m) {
   xst_conv_dims d;
   int st = conv_dims(a, &d);
   if (st) return st;
@@ -264,7 +287,7 @@ static int op_conv2d_forward(const int32_t *a, const xst_memory *m) {
                            (const int32_t *)t[2].ptr, (int8_t *)t[3].ptr, (uint8_t *)t[4].ptr);
 }
 
-static int op_conv2d_backward_input(const int32_t *a, const xst_memory *m) {
+static int op_conv2d_backward_input(const int32_t *a, const bind_mem *m) {
   xst_conv_dims d;
   int st = conv_dims(a, &d);
   if (st) return st;
@@ -285,7 +308,7 @@ static int op_conv2d_backward_input(const int32_t *a, const xst_memory *m) {
                                   (const int8_t *)t[3].ptr, (int8_t *)t[4].ptr, (int32_t *)t[5].ptr, t[6].ptr);
 }
 
-static int op_conv2d_backward_bias(const int32_t *a, const xst_memory *m) {
+static int op_conv2d_backward_bias(const int32_t *a, const bind_mem *m) {
   xst_conv_dims d;
   int st = conv_dims(a, &d);
   if (st) return st;
@@ -300,7 +323,7 @@ static int op_conv2d_backward_bias(const int32_t *a, const xst_memory *m) {
   return conv2d_s8_backward_bias(&d, &b, (const int8_t *)t[0].ptr, (int32_t *)t[1].ptr);
 }
 
-static int op_conv2d_backward_weight(const int32_t *a, const xst_memory *m) {
+static int op_conv2d_backward_weight(const int32_t *a, const bind_mem *m) {
   xst_conv_dims d;
   int st = conv_dims(a, &d);
   if (st) return st;
@@ -346,7 +369,7 @@ static dw_sizes dw_size(const xst_dwconv_dims *d) {
   return z;
 }
 
-static int op_dw_forward(const int32_t *a, const xst_memory *m) {
+static int op_dw_forward(const int32_t *a, const bind_mem *m) {
   xst_dwconv_dims d;
   int st = dw_dims(a, &d);
   if (st) return st;
@@ -367,7 +390,7 @@ static int op_dw_forward(const int32_t *a, const xst_memory *m) {
                                      (const int32_t *)t[2].ptr, (int8_t *)t[3].ptr, (uint8_t *)t[4].ptr);
 }
 
-static int op_dw_backward_input(const int32_t *a, const xst_memory *m) {
+static int op_dw_backward_input(const int32_t *a, const bind_mem *m) {
   xst_dwconv_dims d;
   int st = dw_dims(a, &d);
   if (st) return st;
@@ -390,7 +413,7 @@ static int op_dw_backward_input(const int32_t *a, const xst_memory *m) {
                                             (int32_t *)t[5].ptr, t[6].ptr);
 }
 
-static int op_dw_backward_bias(const int32_t *a, const xst_memory *m) {
+static int op_dw_backward_bias(const int32_t *a, const bind_mem *m) {
   xst_dwconv_dims d;
   int st = dw_dims(a, &d);
   if (st) return st;
@@ -407,7 +430,7 @@ static int op_dw_backward_bias(const int32_t *a, const xst_memory *m) {
   return depthwise_conv2d_s8_backward_bias(&d, &b, (const int8_t *)t[0].ptr, (int32_t *)t[1].ptr);
 }
 
-static int op_dw_backward_weight(const int32_t *a, const xst_memory *m) {
+static int op_dw_backward_weight(const int32_t *a, const bind_mem *m) {
   xst_dwconv_dims d;
   int st = dw_dims(a, &d);
   if (st) return st;
@@ -445,7 +468,7 @@ static uint64_t pool_out_elems(const xst_pool_dims *d) {
   return (uint64_t)d->batches * (uint64_t)d->out_h * (uint64_t)d->out_w * (uint64_t)d->channels;
 }
 
-static int op_avg_pool_forward(const int32_t *a, const xst_memory *m) {
+static int op_avg_pool_forward(const int32_t *a, const bind_mem *m) {
   xst_pool_dims d;
   int st = pool_dims(a, &d);
   if (st) return st;
@@ -461,7 +484,7 @@ static int op_avg_pool_forward(const int32_t *a, const xst_memory *m) {
                                  (uint8_t *)t[2].ptr);
 }
 
-static int op_avg_pool_backward(const int32_t *a, const xst_memory *m) {
+static int op_avg_pool_backward(const int32_t *a, const bind_mem *m) {
   xst_pool_dims d;
   int st = pool_dims(a, &d);
   if (st) return st;
@@ -479,7 +502,7 @@ static int op_avg_pool_backward(const int32_t *a, const xst_memory *m) {
                                   (int32_t *)t[3].ptr, t[4].ptr);
 }
 
-static int op_add_forward(const int32_t *a, const xst_memory *m) {
+static int op_add_forward(const int32_t *a, const bind_mem *m) {
   if (!dim_ok(a[0])) return XST_ERR_DIMS;
   const uint64_t n = (uint64_t)a[0];
   tref t[4] = {
@@ -495,7 +518,7 @@ static int op_add_forward(const int32_t *a, const xst_memory *m) {
                         (uint8_t *)t[3].ptr);
 }
 
-static int op_grad_add(const int32_t *a, const xst_memory *m) {
+static int op_grad_add(const int32_t *a, const bind_mem *m) {
   if (!dim_ok(a[0])) return XST_ERR_DIMS;
   const uint64_t n = (uint64_t)a[0];
   tref t[6] = {
@@ -512,7 +535,7 @@ static int op_grad_add(const int32_t *a, const xst_memory *m) {
                          (const int32_t *)t[3].ptr, (int8_t *)t[4].ptr, (int32_t *)t[5].ptr);
 }
 
-static int op_softmax_forward(const int32_t *a, const xst_memory *m) {
+static int op_softmax_forward(const int32_t *a, const bind_mem *m) {
   if (!dim_ok(a[0]) || !dim_ok(a[1])) return XST_ERR_DIMS;
   const uint64_t n = (uint64_t)a[0] * (uint64_t)a[1];
   tref t[2] = {REF(a[5], n, 1, 0, 0), REF(a[6], n, 1, 1, 0)};
@@ -522,7 +545,7 @@ static int op_softmax_forward(const int32_t *a, const xst_memory *m) {
   return softmax_s8_forward(a[0], a[1], &q, (const int8_t *)t[0].ptr, (int8_t *)t[1].ptr);
 }
 
-static int op_mean_forward(const int32_t *a, const xst_memory *m) {
+static int op_mean_forward(const int32_t *a, const bind_mem *m) {
   for (int k = 0; k < 4; k++) {
     if (!dim_ok(a[k])) return XST_ERR_DIMS;
   }
@@ -542,7 +565,7 @@ static int lqm_params(const int32_t *a, int k, const int32_t *shift, xst_lqm *p)
   return lqm_check_params(p);
 }
 
-static int op_lqm_s8_update(const int32_t *a, const xst_memory *m) {
+static int op_lqm_s8_update(const int32_t *a, const bind_mem *m) {
   xst_fc_dims d = {1, a[0], a[1]};
   if (!dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   xst_block b = {a[2], a[3], a[4], a[5]};
@@ -568,7 +591,7 @@ static int op_lqm_s8_update(const int32_t *a, const xst_memory *m) {
 }
 
 /* Ops 25 and 26 (lqm16: the residual tensor at a[19], rng moves to a[20]). */
-static int fc_backward_weight_lqm_args(const int32_t *a, const xst_memory *m, int lqm16) {
+static int fc_backward_weight_lqm_args(const int32_t *a, const bind_mem *m, int lqm16) {
   xst_fc_dims d = {a[0], a[1], a[2]};
   if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
   xst_block b = {a[3], a[4], a[5], a[6]};
@@ -602,17 +625,17 @@ static int fc_backward_weight_lqm_args(const int32_t *a, const xst_memory *m, in
                                                 (int8_t *)t[5].ptr, (uint32_t *)t[6].ptr);
 }
 
-static int op_fc_backward_weight_lqm(const int32_t *a, const xst_memory *m) {
+static int op_fc_backward_weight_lqm(const int32_t *a, const bind_mem *m) {
   return fc_backward_weight_lqm_args(a, m, 0);
 }
 
-static int op_fc_backward_weight_lqm16(const int32_t *a, const xst_memory *m) {
+static int op_fc_backward_weight_lqm16(const int32_t *a, const bind_mem *m) {
   return fc_backward_weight_lqm_args(a, m, 1);
 }
 /* ---- end of log-quantized momentum ---- */
 /* ---- optimizer baselines (ids 28-32, optim_f32.c / optim_s16.c) ---------- */
 
-static int op_sgd_f32(const int32_t *a, const xst_memory *m) {
+static int op_sgd_f32(const int32_t *a, const bind_mem *m) {
   if (!dim_ok(a[0])) return XST_ERR_DIMS;
   const uint64_t n = (uint64_t)a[0];
   tref t[2] = {REF(a[2], n * 4, 4, 0, 0), REF(a[3], n * 4, 4, 1, 0)};
@@ -621,7 +644,7 @@ static int op_sgd_f32(const int32_t *a, const xst_memory *m) {
   return sgd_f32_update(a[0], xst_f32_from_bits(a[1]), (const float *)t[0].ptr, (float *)t[1].ptr);
 }
 
-static int op_momentum_f32(const int32_t *a, const xst_memory *m) {
+static int op_momentum_f32(const int32_t *a, const bind_mem *m) {
   if (!dim_ok(a[0])) return XST_ERR_DIMS;
   const uint64_t n = (uint64_t)a[0];
   tref t[3] = {REF(a[3], n * 4, 4, 0, 0), REF(a[4], n * 4, 4, 1, 0), REF(a[5], n * 4, 4, 1, 0)};
@@ -631,7 +654,7 @@ static int op_momentum_f32(const int32_t *a, const xst_memory *m) {
                              (float *)t[1].ptr, (float *)t[2].ptr);
 }
 
-static int op_adam_f32(const int32_t *a, const xst_memory *m) {
+static int op_adam_f32(const int32_t *a, const bind_mem *m) {
   if (!dim_ok(a[0])) return XST_ERR_DIMS;
   const uint64_t n = (uint64_t)a[0];
   tref t[5] = {
@@ -649,7 +672,7 @@ static int op_adam_f32(const int32_t *a, const xst_memory *m) {
                          (float *)t[3].ptr, (float *)t[4].ptr);
 }
 
-static int op_sgd_s16(const int32_t *a, const xst_memory *m) {
+static int op_sgd_s16(const int32_t *a, const bind_mem *m) {
   if (!dim_ok(a[0])) return XST_ERR_DIMS;
   const uint64_t n = (uint64_t)a[0];
   tref t[4] = {REF(a[4], n * 4, 4, 0, 0), CELL(a[5], 0), REF(a[6], n * 2, 2, 1, 0), CELL(a[7], 1)};
@@ -660,7 +683,7 @@ static int op_sgd_s16(const int32_t *a, const xst_memory *m) {
                         (uint32_t *)t[3].ptr);
 }
 
-static int op_momentum_s16(const int32_t *a, const xst_memory *m) {
+static int op_momentum_s16(const int32_t *a, const bind_mem *m) {
   if (!dim_ok(a[0])) return XST_ERR_DIMS;
   const uint64_t n = (uint64_t)a[0];
   tref t[5] = {
@@ -677,7 +700,7 @@ static int op_momentum_s16(const int32_t *a, const xst_memory *m) {
                              (int16_t *)t[3].ptr, (uint32_t *)t[4].ptr);
 }
 
-typedef int (*op_fn)(const int32_t *, const xst_memory *);
+typedef int (*op_fn)(const int32_t *, const bind_mem *);
 /* Indexed by op id (designated initialisers: one line per op, any order);
  * ids without a row are unknown ops. */
 static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
@@ -719,7 +742,18 @@ int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs, const xs
   if (nargs != kOps[op].nargs) return XST_ERR_ARG_COUNT;
   if (!mem || (!mem->arena && mem->arena_len) || (!mem->flash && mem->flash_len)) return XST_ERR_BOUNDS;
   if (mem->arena_len >= XST_FLASH_BASE) return XST_ERR_BOUNDS;
-  return kOps[op].fn(args, mem);
+  const bind_mem m = {mem->arena, mem->arena_len, mem->flash, mem->flash_len, 0};
+  int st = kOps[op].fn(args, &m);
+  return st == CHECKED ? XST_OK : st; /* (cannot happen: not check-only) */
+}
+
+int xst_dispatch_check(int32_t op, const int32_t *args, int32_t nargs, uint32_t arena_len, uint32_t flash_len) {
+  if (op < 1 || op >= XST_OP_COUNT || !kOps[op].fn) return XST_ERR_BAD_OP;
+  if (nargs != kOps[op].nargs) return XST_ERR_ARG_COUNT;
+  if (arena_len >= XST_FLASH_BASE) return XST_ERR_BOUNDS;
+  const bind_mem m = {0, arena_len, 0, flash_len, 1};
+  int st = kOps[op].fn(args, &m);
+  return st == CHECKED ? XST_OK : st;
 }
 
 int xst_dispatch(int32_t op, const int32_t *args, int32_t nargs, uint8_t *arena, uint32_t arena_len) {
@@ -743,6 +777,12 @@ const char *xst_status_name(int status) {
     case XST_ERR_PARAM: return "quantisation parameter out of range";
     case XST_ERR_ALIAS: return "output tensor overlaps another tensor";
     case XST_ERR_READONLY: return "output tensor in read-only memory";
+    case XST_ERR_PLAN_MAGIC: return "not a plan (bad magic)";
+    case XST_ERR_PLAN_VERSION: return "unsupported plan version";
+    case XST_ERR_PLAN_LENGTH: return "plan truncated (length field beyond the bytes)";
+    case XST_ERR_PLAN_CRC: return "plan CRC mismatch";
+    case XST_ERR_PLAN_FORMAT: return "malformed plan section";
+    case XST_ERR_PLAN_ARENA: return "arena too small for the plan";
     default: return "unknown status";
   }
 }

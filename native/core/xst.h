@@ -35,7 +35,14 @@ typedef enum {
   XST_ERR_ALIGN = 6,        /* an int16/int32 tensor is not aligned        */
   XST_ERR_PARAM = 7,        /* a quantisation parameter is out of range    */
   XST_ERR_ALIAS = 8,        /* two tensors overlap where the op forbids it */
-  XST_ERR_READONLY = 9      /* the op writes a tensor in read-only memory  */
+  XST_ERR_READONLY = 9,     /* the op writes a tensor in read-only memory  */
+  /* plan blobs (plan.c) */
+  XST_ERR_PLAN_MAGIC = 10,  /* not a plan: the first bytes are not XSTP    */
+  XST_ERR_PLAN_VERSION = 11,/* a plan format this core does not read       */
+  XST_ERR_PLAN_LENGTH = 12, /* the length field is beyond the given bytes  */
+  XST_ERR_PLAN_CRC = 13,    /* the CRC does not match the bytes            */
+  XST_ERR_PLAN_FORMAT = 14, /* a section, record or descriptor is malformed */
+  XST_ERR_PLAN_ARENA = 15   /* the plan needs a larger arena than given    */
 } xst_status;
 
 const char *xst_status_name(int status);
@@ -230,8 +237,91 @@ int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs,
 /* Number of arguments op takes, -1 for an unknown op. */
 int32_t xst_op_nargs(int32_t op);
 
+/* Every check xst_dispatch_memory makes (op, argument count, dims, channel
+ * ranges, each tensor inside an arena of arena_len bytes or a flash region
+ * of flash_len bytes, alignment, overlap, read-only), without memory and
+ * without running the kernel: XST_OK or the status the call would return
+ * before its kernel starts. (Checks a kernel makes on values it reads from
+ * memory, such as a label or a table entry, still happen when it runs.) */
+int xst_dispatch_check(int32_t op, const int32_t *args, int32_t nargs,
+                       uint32_t arena_len, uint32_t flash_len);
+
 /* CRC-32 (IEEE 802.3, reflected, init and xorout 0xFFFFFFFF). */
 uint32_t xst_crc32(uint32_t crc, const uint8_t *data, size_t len);
+
+/* ---- training plans (native/core/plan.c; format: native/README.md) ------
+ * A plan blob holds one training step (and an inference pass) of a model as
+ * lists of dispatcher calls, plus the read-only region they read (frozen
+ * weights, tables), the arena's initial contents (trainable weights, biases,
+ * optimizer state, rng seed) and where the input, label and outputs live.
+ * The blob is untrusted: xst_plan_validate checks the header (magic,
+ * version, length, CRC), every section, and every op's arguments against
+ * the plan's arena and flash (xst_dispatch_check) before anything runs. */
+#define XST_PLAN_VERSION 1
+#define XST_PLAN_HEADER_BYTES 32u
+
+enum { XST_PLAN_TRAIN = 0, XST_PLAN_INFER = 1 };
+
+/* Sections (kinds); a valid plan has each exactly once. */
+enum {
+  XST_PLAN_SECTION_FLASH = 1,   /* the read-only region, byte i = XST_FLASH_BASE + i */
+  XST_PLAN_SECTION_INIT = 2,    /* arena contents at load: {offset, n, bytes} */
+  XST_PLAN_SECTION_IO = 3,      /* input, label, logits, metric, output       */
+  XST_PLAN_SECTION_TRAIN = 4,   /* the ops of one training step               */
+  XST_PLAN_SECTION_INFER = 5,   /* the ops of one inference                   */
+  XST_PLAN_SECTION_REGIONS = 6, /* trainable regions (checkpoints, CRCs)      */
+  XST_PLAN_SECTION_KINDS = 6
+};
+
+/* Where the host puts a sample and finds the results (arena offsets). */
+typedef struct {
+  uint32_t input_offset, input_bytes;  /* int8 input tensor               */
+  uint32_t label_offset;               /* int32 cell: class index          */
+  uint32_t classes;
+  uint32_t logits_offset, logits_bytes;
+  int32_t metric_offset;               /* int32 cell: p(label) Q16, or -1  */
+  uint32_t output_offset, output_bytes;/* what the inference ops leave     */
+} xst_plan_io;
+
+/* A validated plan: views into the blob (which must outlive it). */
+typedef struct {
+  const uint8_t *blob;
+  uint32_t length;
+  uint32_t arena_bytes;
+  const uint8_t *flash;
+  uint32_t flash_len;
+  const uint8_t *init; /* first INIT record */
+  uint32_t init_count;
+  const uint8_t *ops[2]; /* first op record of TRAIN, INFER */
+  uint32_t op_bytes[2];  /* bytes of their records */
+  uint32_t op_count[2];
+  const uint8_t *regions; /* first region record: kind, offset, bytes */
+  uint32_t region_count;
+  xst_plan_io io;
+  /* Where validation failed: the section kind (0: header or section
+   * table, -1: nothing failed) and the record index inside it (-1: the
+   * section as a whole; IO: the word index). */
+  int32_t error_section;
+  int32_t error_index;
+} xst_plan;
+
+/* Checks blob[0, len) as a plan for an arena of arena_capacity bytes and
+ * fills *plan. XST_OK, or a status saying what is wrong (XST_ERR_PLAN_*,
+ * or the dispatcher's status for the op at plan->error_index of section
+ * plan->error_section). The blob must be 4-aligned in memory (its flash
+ * section holds int32 tables; else XST_ERR_ALIGN). Bytes past the header's
+ * length are ignored. */
+int xst_plan_validate(const uint8_t *blob, uint32_t len, uint32_t arena_capacity, xst_plan *plan);
+
+/* Zeroes arena[0, plan->arena_bytes) and writes the INIT records: the
+ * state before the first step. XST_ERR_PLAN_ARENA if arena_len is short. */
+int xst_plan_reset(const xst_plan *plan, uint8_t *arena, uint32_t arena_len);
+
+/* Runs the TRAIN or INFER ops in order (each through
+ * xst_dispatch_memory, so each is checked again); stops at the first
+ * nonzero status and stores the op's index in *failed_op (-1 when all ran;
+ * failed_op may be NULL). The host wrote the input and label first. */
+int xst_plan_run(const xst_plan *plan, int which, uint8_t *arena, uint32_t arena_len, int32_t *failed_op);
 
 /* ---- kernel library: conv2d (native/core/conv2d_s8.c) -------------------
  * TFLite CONV_2D, int8, per-channel weights, dilation 1. NHWC activations,

@@ -5,6 +5,9 @@
  *        XST_FLASH_BASE); a nonzero status throws an Error naming the op and
  *        the status (the TypeScript layer has already named the tensors).
  *   crc32(arena: ArrayBuffer, offset: number, length: number): number
+ *   validatePlan(blob: Uint8Array, arenaCapacity: number): [status, section, index]
+ *     -> xst_plan_validate (native/core/plan.c): 0 or the status, with where
+ *        it failed (section kind, record index; -1 when not applicable).
  */
 #include <node_api.h>
 #include <stdio.h>
@@ -89,12 +92,40 @@ static napi_value Crc32(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value ValidatePlan(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  const char *usage = "xstrain validatePlan(blob: Uint8Array, arenaCapacity: number)";
+  bool is_ta = false;
+  if (argc != 2 || napi_is_typedarray(env, argv[0], &is_ta) != napi_ok || !is_ta) return throw_type(env, usage);
+  napi_typedarray_type type;
+  size_t n = 0;
+  void *data = NULL;
+  CHECK(env, napi_get_typedarray_info(env, argv[0], &type, &n, &data, NULL, NULL));
+  int64_t cap = 0;
+  if (type != napi_uint8_array || n > 0xFFFFFFFFu || napi_get_value_int64(env, argv[1], &cap) != napi_ok || cap < 0 ||
+      cap > 0xFFFFFFFF)
+    return throw_type(env, usage);
+  xst_plan plan;
+  int st = xst_plan_validate((const uint8_t *)data, (uint32_t)n, (uint32_t)cap, &plan);
+  napi_value out, v;
+  CHECK(env, napi_create_array_with_length(env, 3, &out));
+  const int32_t vals[3] = {st, st ? plan.error_section : -1, st ? plan.error_index : -1};
+  for (uint32_t i = 0; i < 3; i++) {
+    CHECK(env, napi_create_int32(env, vals[i], &v));
+    CHECK(env, napi_set_element(env, out, i, v));
+  }
+  return out;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"call", NULL, Call, NULL, NULL, NULL, napi_default, NULL},
     {"crc32", NULL, Crc32, NULL, NULL, NULL, napi_default, NULL},
+    {"validatePlan", NULL, ValidatePlan, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 2, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, 3, props) != napi_ok) return NULL;
   return exports;
 }
 

@@ -25,6 +25,11 @@
  *  - xs_xst_crc32(buffer, offset, length): CRC-32 (IEEE) of
  *    buffer[offset, offset + length) as an unsigned Number; RangeError when
  *    the range is not inside the buffer.
+ *  - xs_xst_plan_validate(blob, arenaCapacity): xst_plan_validate() on the
+ *    bytes of blob (ArrayBuffer, view or read-only host buffer, e.g. a plan
+ *    in flash) for an arena of arenaCapacity bytes; returns
+ *    [status, section, index] (0, -1, -1 when valid). Nothing is kept: the
+ *    plan's views into the blob die with the call.
  *  - Wrong argument types or counts throw TypeError; nothing here reads or
  *    writes outside a buffer, whatever the arguments are.
  *
@@ -169,4 +174,36 @@ void xs_xst_crc32(xsMachine *the)
 		             (int)offset, (int)offset, (int)length, (unsigned)size);
 	xsmcSetNumber(xsResult, (xsNumberValue)xst_crc32(0, (const uint8_t *)data + offset,
 	                                                 (size_t)length));
+}
+
+void xs_xst_plan_validate(xsMachine *the)
+{
+	void *data;
+	xsUnsignedValue size;
+	int32_t capacity, out[3];
+	xst_plan plan;
+	int status, i;
+
+	if (xsmcArgc != 2)
+		xsTypeError("xs_xst_plan_validate(blob, arenaCapacity): expected 2 arguments, got %d",
+		            (int)xsmcArgc);
+	capacity = xst_xs_int32_arg(the, 1, "xs_xst_plan_validate", "arenaCapacity");
+	if (capacity < 0)
+		xsRangeError("xs_xst_plan_validate: arenaCapacity must be >= 0");
+	if (xsmcTypeOf(xsArg(0)) != xsReferenceType)
+		xsTypeError("xs_xst_plan_validate: blob must be an ArrayBuffer or a view");
+	xsmcGetBufferReadable(xsArg(0), &data, &size);
+	if (size > 0xFFFFFFFFu)
+		xsRangeError("xs_xst_plan_validate: blob larger than 4 GB");
+	/* No allocation between taking the pointer and the end of validation. */
+	status = xst_plan_validate((const uint8_t *)data, (uint32_t)size, (uint32_t)capacity, &plan);
+	out[0] = status;
+	out[1] = status ? plan.error_section : -1;
+	out[2] = status ? plan.error_index : -1;
+	xsmcVars(1);
+	xsmcSetNewArray(xsResult, 3);
+	for (i = 0; i < 3; i++) {
+		xsmcSetInteger(xsVar(0), out[i]);
+		xsmcSetIndex(xsResult, i, xsVar(0));
+	}
 }

@@ -19,6 +19,9 @@ export interface Dispatch {
   write(offset: number, bytes: Uint8Array): void;
   // Copies bytes out of the arena (not available when only recording).
   read(offset: number, length: number): Uint8Array;
+  // The C plan validator (xst_plan_validate), where the Dispatch is the C
+  // core: [status, section, index] for blob and an arena of arenaCapacity.
+  validatePlan?(blob: Uint8Array, arenaCapacity: number): readonly [number, number, number];
 }
 
 export interface FcShape {

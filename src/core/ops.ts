@@ -119,4 +119,11 @@ export const statusNames = [
   'quantisation parameter out of range',
   'output tensor overlaps another tensor',
   'output tensor in read-only memory',
+  // plan blobs (native/core/plan.c)
+  'not a plan (bad magic)',
+  'unsupported plan version',
+  'plan truncated (length field beyond the bytes)',
+  'plan CRC mismatch',
+  'malformed plan section',
+  'arena too small for the plan',
 ];

@@ -7,6 +7,12 @@
 //   3 CALL  [op, nargs, args...]        xst_dispatch(op, args, nargs, arena)
 //   4 CRC   [offset, nbytes]            print the CRC-32 of the region
 //   5 READ  [offset, nbytes]            print the region as hex
+//   6 PLAN  [nbytes, blob...]           load a plan blob (plan-format.ts) as
+//                                       the read-only region, validate it,
+//                                       size and reset the arena from it
+//   7 STEP  [which]                     run the plan's TRAIN (0) or INFER (1) ops
+//   8 PLANCRC []                        print the CRC-32 of the plan's
+//                                       trainable regions, concatenated
 //   0 END   []                          print `done`, exit 0
 
 export const TRACE_TAG = {
@@ -16,6 +22,9 @@ export const TRACE_TAG = {
   call: 3,
   crc: 4,
   read: 5,
+  plan: 6,
+  step: 7,
+  planCrc: 8,
 } as const;
 
 /** Exit statuses of the bare-metal images (driver.c). */
@@ -26,6 +35,7 @@ export const TRACE_EXIT = {
   host: 4,
   counter: 5,
   cpuFault: 6,
+  planRejected: 7,
 } as const;
 
 function checkU32(name: string, v: number): number {
@@ -94,6 +104,30 @@ export class TraceWriter {
     return this;
   }
 
+  /** Loads a plan blob (validated by the image before anything runs). */
+  plan(blob: Uint8Array): this {
+    const padded = (blob.length + 3) & ~3;
+    this.header(TRACE_TAG.plan, 1 + padded / 4);
+    this.word(blob.length);
+    this.reserve(padded);
+    this.buf.set(blob, this.len);
+    this.buf.fill(0, this.len + blob.length, this.len + padded);
+    this.len += padded;
+    return this;
+  }
+
+  /** Runs the loaded plan's training step or inference. */
+  planStep(which: 'train' | 'infer'): this {
+    this.record(TRACE_TAG.step, [which === 'train' ? 0 : 1]);
+    return this;
+  }
+
+  /** Prints the CRC-32 of the plan's trainable regions. */
+  planCrc(): this {
+    this.record(TRACE_TAG.planCrc, []);
+    return this;
+  }
+
   /** Appends END and returns the trace bytes (a copy). */
   end(): Uint8Array {
     if (!this.ended) {
@@ -138,8 +172,25 @@ export interface TraceCall {
   status: number;
 }
 
+export interface TracePlanLoad {
+  status: number;
+  section: number;
+  index: number;
+  arenaBytes: number;
+}
+
+export interface TraceStep {
+  which: number;
+  instructions: number;
+  status: number;
+  failedOp: number;
+}
+
 export interface TraceOutput {
   calls: TraceCall[];
+  plans: TracePlanLoad[];
+  steps: TraceStep[];
+  planCrcs: number[];
   crcs: { offset: number; nbytes: number; crc: number }[];
   reads: { offset: number; bytes: Uint8Array }[];
   done: boolean;
@@ -162,6 +213,9 @@ function hexToBytes(hex: string): Uint8Array | null {
 export function parseTraceOutput(text: string): TraceOutput {
   const out: TraceOutput = {
     calls: [],
+    plans: [],
+    steps: [],
+    planCrcs: [],
     crcs: [],
     reads: [],
     done: false,
@@ -185,6 +239,12 @@ export function parseTraceOutput(text: string): TraceOutput {
       const bytes = hexToBytes(m[2]!);
       if (bytes) out.reads.push({ offset: Number(m[1]), bytes });
       else out.errors.push(`unparsable read line: ${line.slice(0, 80)}`);
+    } else if ((m = /^plan (-?\d+) (-?\d+) (-?\d+) (\d+)$/.exec(line))) {
+      out.plans.push({ status: Number(m[1]), section: Number(m[2]), index: Number(m[3]), arenaBytes: Number(m[4]) });
+    } else if ((m = /^step (\d+) (\d+) (-?\d+) (-?\d+)$/.exec(line))) {
+      out.steps.push({ which: Number(m[1]), instructions: Number(m[2]), status: Number(m[3]), failedOp: Number(m[4]) });
+    } else if ((m = /^plancrc ([0-9a-f]{8})$/.exec(line))) {
+      out.planCrcs.push(parseInt(m[1]!, 16) >>> 0);
     } else if (line === 'done') {
       out.done = true;
     } else if (line.startsWith('error ')) {
@@ -192,7 +252,7 @@ export function parseTraceOutput(text: string): TraceOutput {
     } else if ((m = /^info counter (\S+) overhead (\d+)/.exec(line))) {
       out.counter = m[1]!;
       out.overhead = Number(m[2]);
-    } else if (/^(call|crc|read) /.test(line)) {
+    } else if (/^(call|crc|read|plan|step|plancrc) /.test(line)) {
       out.errors.push(`unparsable line: ${line.slice(0, 80)}`);
     }
   }

@@ -10,6 +10,7 @@ import type { OpId } from '../core/ops.js';
 interface Addon {
   call(op: number, args: Int32Array, arena: ArrayBuffer, flash?: ArrayBuffer): void;
   crc32(arena: ArrayBuffer, offset: number, length: number): number;
+  validatePlan(blob: Uint8Array, arenaCapacity: number): [number, number, number];
 }
 
 let addon: Addon | null = null;
@@ -36,4 +37,15 @@ export class NodeDispatch extends BufferDispatch {
   crc32(offset: number, length: number): number {
     return this.addon.crc32(this.arena, offset, length);
   }
+
+  validatePlan(blob: Uint8Array, arenaCapacity: number): readonly [number, number, number] {
+    return validatePlanC(blob, arenaCapacity);
+  }
+}
+
+// xst_plan_validate on blob (copied to a 4-aligned buffer when it is not:
+// the C needs the flash section's int32 tables aligned).
+export function validatePlanC(blob: Uint8Array, arenaCapacity: number): readonly [number, number, number] {
+  const aligned = blob.byteOffset % 4 === 0 ? blob : blob.slice();
+  return loadAddon().validatePlan(aligned, arenaCapacity);
 }

@@ -7,6 +7,12 @@
 //     four-places test trains it on Node and the QEMU images)
 //   xst-xs out/ts/xs/main.js infer <model.xstg> <input.bin> -> one JSON line
 //     (the model blob of src/core/graph-blob.ts, run by the forward runner)
+//   xst-xs out/ts/xs/main.js plan <plan.xstp> <steps> <seed> [repeat]
+//     -> one JSON line {"crc", "metrics", "output", "target"}: a training plan
+//     (src/core/plan-format.ts) validated by the C, `steps` training steps on
+//     seededSample(plan, i, seed) (sample 0 every step with `repeat`), the
+//     CRC of the trainable regions, p(label) per step (Q16), then the
+//     inference output on sample 0
 
 import { crc32Hex } from '../core/crc32.js';
 import { decodeGraph } from '../core/graph-blob.js';
@@ -14,6 +20,8 @@ import { imageSet, parseIdx, type ImageSet } from '../core/idx.js';
 import { Kernels } from '../core/kernels.js';
 import { MlpTrainer, defaultMlpConfig, evaluate, mlpLayout, trainOnline, type MlpConfig } from '../core/mlp.js';
 import { shuffledIndices } from '../core/rng.js';
+import { PlanRuntime, seededSample } from '../core/plan-runtime.js';
+import { decodePlan } from '../core/plan-format.js';
 import { ForwardRunner } from '../core/runner.js';
 import { XsDispatch } from './dispatch.js';
 import { args, print, readFile } from './host.js';
@@ -33,8 +41,28 @@ function infer(blobPath: string, inputPath: string): void {
   print(JSON.stringify({ output: Array.from(out), target: 'xs' }));
 }
 
+// Training steps of a plan blob on the C kernels through xsmc.
+function plan(blobPath: string, steps: number, seed: number, repeat: boolean): void {
+  const blob = readFile(blobPath);
+  const p = decodePlan(blob);
+  const rt = PlanRuntime.load(new XsDispatch(new ArrayBuffer(p.arenaBytes), new ArrayBuffer(p.flash.length)), blob);
+  const metrics: (number | null)[] = [];
+  for (let i = 0; i < steps; i++) {
+    const s = seededSample(p, repeat ? 0 : i, seed);
+    metrics.push(rt.step(s.input, s.label));
+  }
+  const crc = crc32Hex(rt.regionBytes());
+  const output = Array.from(rt.infer(seededSample(p, 0, seed).input));
+  print(JSON.stringify({ crc, metrics, output, target: 'xs' }));
+}
+
 function main(): void {
   const all = args();
+  if (all[0] === 'plan') {
+    if (all.length !== 4 && !(all.length === 5 && all[4] === 'repeat')) throw new Error('usage: main.js plan <plan.xstp> <steps> <seed> [repeat]');
+    plan(all[1]!, Number(all[2]), Number(all[3]), all[4] === 'repeat');
+    return;
+  }
   if (all[0] === 'infer') {
     if (all.length !== 3) throw new Error('usage: main.js infer <model.xstg> <input.bin>');
     infer(all[1]!, all[2]!);

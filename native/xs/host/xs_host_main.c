@@ -23,6 +23,7 @@
 /* natives: native/xs/xst_xs.c */
 extern void xs_xst_call(txMachine* the);
 extern void xs_xst_crc32(txMachine* the);
+extern void xs_xst_plan_validate(txMachine* the);
 /* natives: native/xs/host/xs_host_io.c */
 extern void xs_host_args(txMachine* the);
 extern void xs_host_file_size(txMachine* the);
@@ -44,6 +45,7 @@ typedef struct {
 static const xs_host_native_entry gxNatives[] = {
 	{ "xs_xst_call", xs_xst_call, 3 },
 	{ "xs_xst_crc32", xs_xst_crc32, 3 },
+	{ "xs_xst_plan_validate", xs_xst_plan_validate, 2 },
 	{ "xs_host_args", xs_host_args, 0 },
 	{ "xs_host_file_size", xs_host_file_size, 1 },
 	{ "xs_host_read", xs_host_read, 3 },

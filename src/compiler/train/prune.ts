@@ -26,7 +26,10 @@ export function pruneBackward(tg: TrainGraph): TrainGraph {
     if (!op.writes.some((t) => needed.has(t))) continue;
     const dropped = op.optional.filter((t) => !needed.has(t));
     const writes = op.writes.filter((t) => !dropped.includes(t));
-    keep.push({ ...op, writes, optional: op.optional.filter((t) => !dropped.includes(t)), inPlace: op.inPlace.filter(([w]) => writes.includes(w)) });
+    const slots = Object.fromEntries(Object.entries(op.slots).filter(([, t]) => !dropped.includes(t)));
+    keep.push({
+      ...op, writes, optional: op.optional.filter((t) => !dropped.includes(t)), inPlace: op.inPlace.filter(([w]) => writes.includes(w)), slots,
+    });
     for (const t of op.reads) needed.add(t);
   }
   keep.reverse();
@@ -43,6 +46,7 @@ function renumber(tg: TrainGraph): TrainGraph {
   const ops = tg.ops.map((op) => ({
     ...op, reads: op.reads.map(m), writes: op.writes.map(m), optional: op.optional.map(m), scratch: op.scratch.map(m),
     inPlace: op.inPlace.map(([w, r]) => [m(w), m(r)] as const),
+    slots: Object.fromEntries(Object.entries(op.slots).map(([k, t]) => [k, m(t)])),
   }));
   return { ...tg, tensors, ops, inputs: tg.inputs.map(m), outputs: tg.outputs.filter((t) => used.has(t)).map(m) };
 }

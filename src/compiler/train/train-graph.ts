@@ -84,6 +84,9 @@ export interface TrainTensor {
   readonly role: TensorRole;
   readonly home: 'arena' | 'flash';
   readonly persistent: boolean; // carries state to the next step (weights, bias, optimizer state, rng)
+  // The forward graph tensor it holds (activations: the root of a reshape
+  // alias chain; weights and biases), or null (gradients, tables, cells).
+  readonly source: number | null;
 }
 
 export interface TrainOp {
@@ -97,6 +100,13 @@ export interface TrainOp {
   readonly optional: readonly number[]; // writes the kernel may skip (a null tensor)
   readonly scratch: readonly number[]; // live during this op only
   readonly inPlace: readonly (readonly [number, number])[]; // [write, read] that may share one buffer
+  // What lowering to kernel calls needs (src/compiler/train/lower.ts): the
+  // forward graph op this op derives from (a position in TrainGraph.forward's
+  // ops; null for the loss and gradient sums), and the kernel's tensor
+  // arguments by name (a subset of reads/writes/scratch; an optional write
+  // that pruning drops disappears from here too).
+  readonly node: number | null;
+  readonly slots: Readonly<Record<string, number>>;
 }
 
 export interface TrainGraph {
@@ -110,6 +120,11 @@ export interface TrainGraph {
   readonly outputs: readonly number[]; // what the step leaves behind: updated parameters, state, rng, metric
   readonly layers: readonly TrainableLayer[];
   readonly updates: readonly LayerUpdate[];
+  // The forward graph the step trains: the model after prepareHead (no
+  // softmax, maybe a new classifier). TrainTensor.source and TrainOp.node
+  // index into it.
+  readonly forward: Graph;
+  readonly logits: number; // forward's logits tensor (graph index)
 }
 
 export interface TrainGraphOptions {
@@ -157,11 +172,12 @@ class Builder {
   readonly ops: TrainOp[] = [];
   private readonly constants = new Map<string, number>();
 
-  tensor(name: string, dtype: DType, shape: readonly number[], role: TensorRole, home: 'arena' | 'flash' = 'arena', persistent = false): number {
+  tensor(name: string, dtype: DType, shape: readonly number[], role: TensorRole, home: 'arena' | 'flash' = 'arena', persistent = false,
+    source: number | null = null): number {
     let n = 1;
     for (const d of shape) n *= d;
     const bytes = n * dtypeBytes[dtype];
-    return this.tensors.push({ name, dtype, shape: [...shape], bytes, role, home, persistent }) - 1;
+    return this.tensors.push({ name, dtype, shape: [...shape], bytes, role, home, persistent, source }) - 1;
   }
 
   // A flash table (requantisation, learning rate, weight-scale mantissa), once per name.
@@ -173,8 +189,9 @@ class Builder {
     return t;
   }
 
-  op(o: Omit<TrainOp, 'optional' | 'scratch' | 'inPlace' | 'modelled'> & Partial<Pick<TrainOp, 'optional' | 'scratch' | 'inPlace' | 'modelled'>>): void {
-    this.ops.push({ optional: [], scratch: [], inPlace: [], modelled: false, ...o });
+  op(o: Omit<TrainOp, 'optional' | 'scratch' | 'inPlace' | 'modelled' | 'node' | 'slots'> &
+    Partial<Pick<TrainOp, 'optional' | 'scratch' | 'inPlace' | 'modelled' | 'node' | 'slots'>>): void {
+    this.ops.push({ optional: [], scratch: [], inPlace: [], modelled: false, node: null, slots: {}, ...o });
   }
 }
 
@@ -206,7 +223,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     let t = act.get(r);
     if (t === undefined) {
       const gt = g.tensors[r]!;
-      t = b.tensor(gt.name, actType, gt.shape, role);
+      t = b.tensor(gt.name, actType, gt.shape, role, 'arena', false, r);
       act.set(r, t);
     }
     return t;
@@ -222,7 +239,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       const gt = g.tensors[gi]!;
       const inArena = trainable || fp32; // PyTorch holds every parameter in RAM
       const dtype: DType = fp32 ? 'float32' : role === 'weight' ? 'int8' : 'int32';
-      t = b.tensor(gt.name, dtype, gt.shape, inArena ? role : 'constant', inArena ? 'arena' : 'flash', inArena);
+      t = b.tensor(gt.name, dtype, gt.shape, inArena ? role : 'constant', inArena ? 'arena' : 'flash', inArena, gi);
       params.set(gi, t);
     }
     return t;
@@ -231,6 +248,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
   // ---- forward ----
   const savedInput = new Map<number, number>(); // layer -> tensor its weight gradient reads
   const masks = new Map<number, number>(); // op position -> mask tensor
+  const maskSlot = (mask: number | null): Record<string, number> => (mask === null ? {} : { mask });
   g.ops.forEach((op, pos) => {
     if (op.kind === 'reshape') return;
     if (op.kind === 'softmax') throw new GraphError(`operator ${op.index} (softmax) is not the last operator; training cannot differentiate it`);
@@ -253,7 +271,10 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
         const xt = b.tensors[x]!;
         const shape = l.kind === 'fully_connected' ? [xt.shape[0]!, nic] : [...xt.shape.slice(0, -1), nic];
         const xs = b.tensor(`${xt.name}[..., ${u.weights.icBegin}:${u.weights.icEnd}]`, actType, shape, 'saved_slice');
-        b.op({ name: `save input channels L${l.layer}`, kernel: `channel_slice${gradSuffix}`, modelled: true, phase: 'forward', layer: l.layer, reads: [x], writes: [xs] });
+        b.op({
+          name: `save input channels L${l.layer}`, kernel: `channel_slice${gradSuffix}`, modelled: true, phase: 'forward', layer: l.layer,
+          reads: [x], writes: [xs], node: pos, slots: { x, out: xs },
+        });
         savedInput.set(l.layer, xs);
       } else savedInput.set(l.layer, x);
       const w = param(op.inputs[1]!, 'weight', u.weights !== null);
@@ -262,15 +283,20 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       const tables = fp32 ? [] : [b.constant(`${l.name}.multiplier`, 'int32', l.outC), b.constant(`${l.name}.shift`, 'int32', l.outC)];
       const kernel = fp32 ? `${l.kind}_f32_forward` : l.kind === 'fully_connected' ? 'fully_connected_s8_forward'
         : l.kind === 'depthwise_conv2d' && l.inC === 1 && l.depthMultiplier > 1 ? 'conv2d_s8_forward' : `${l.kind}_s8_forward`;
+      const tableSlots: Record<string, number> = fp32 ? {} : { multiplier: tables[0]!, shift: tables[1]! };
       b.op({
         name: `forward L${l.layer} (${l.kind})`, kernel, phase: 'forward', layer: l.layer,
-        reads: [x, w, ...(bias === null ? [] : [bias]), ...tables], writes: outs, optional,
+        reads: [x, w, ...(bias === null ? [] : [bias]), ...tables], writes: outs, optional, node: pos,
+        slots: { x, w, ...(bias === null ? {} : { bias }), ...tableSlots, y, ...maskSlot(mask) },
       });
       return;
     }
     const reads = op.kind === 'add' ? [activation(op.inputs[0]!), activation(op.inputs[1]!)] : [activation(op.inputs[0]!)];
     const kernel = op.kind === 'average_pool2d' ? 'average_pool' : op.kind;
-    b.op({ name: `forward op${op.index} (${op.kind})`, kernel: `${kernel}${gradSuffix}_forward`, phase: 'forward', layer: null, reads, writes: outs, optional });
+    b.op({
+      name: `forward op${op.index} (${op.kind})`, kernel: `${kernel}${gradSuffix}_forward`, phase: 'forward', layer: null, reads,
+      writes: outs, optional, node: pos, slots: { x: reads[0]!, ...(reads.length > 1 ? { x2: reads[1]! } : {}), y, ...maskSlot(mask) },
+    });
   });
 
   // ---- loss ----
@@ -280,11 +306,14 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     exp: fp32 ? null : b.tensor(`grad(${name}).exp`, 'int32', [1], 'gradient_exp'),
   });
   const gradRefs = (r: GradRef): number[] => (r.exp === null ? [r.data] : [r.data, r.exp]);
+  const gradSlots = (name: string, r: GradRef): Record<string, number> =>
+    r.exp === null ? { [name]: r.data } : { [name]: r.data, [`${name}Exp`]: r.exp };
   const gLogits = gradTensor(b.tensors[logits]!.name, b.tensors[logits]!.shape);
   const metric = b.tensor(fp32 ? 'loss' : 'p_label_q16', fp32 ? 'float32' : 'int32', [1], 'metric');
   b.op({
     name: `loss (softmax cross-entropy, ${classes} classes)`, kernel: `softmax_xent${gradSuffix}_backward`, phase: 'loss', layer: null,
     reads: [logits, label], writes: [...gradRefs(gLogits), metric], optional: [metric],
+    slots: { logits, label, grad: gLogits.data, ...(gLogits.exp === null ? {} : { gradExp: gLogits.exp }), metric },
   });
 
   // ---- backward ----
@@ -307,6 +336,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       b.op({
         name: `sum gradients of ${name}`, kernel: fp32 ? 'add_f32' : 'add_s8_grad_sum', phase: 'backward', layer: null,
         reads: [...gradRefs(acc), ...gradRefs(list[i]!)], writes: gradRefs(sum),
+        slots: { ...gradSlots('a', acc), ...gradSlots('b', list[i]!), ...gradSlots('out', sum) },
       });
       acc = sum;
     }
@@ -329,6 +359,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       b.op({
         name: `activation backward ${who}`, kernel: fp32 ? 'relu_f32_backward' : 'activation_s8_backward', phase: 'backward',
         layer: l?.layer ?? null, reads: [fp32 ? y : masks.get(pos)!, gy.data], writes: [out], inPlace: fp32 ? [] : [[out, gy.data]],
+        node: pos, slots: { mask: fp32 ? y : masks.get(pos)!, grad: gy.data, out },
       });
       gy = { data: out, exp: gy.exp };
     }
@@ -341,7 +372,8 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       const scratch = fp32 ? [] : [b.tensor(`scratch backward ${who}`, 'uint8', [avgPoolBackwardScratchBytes(poolDims(g, op))], 'scratch')];
       b.op({
         name: `backward ${who}`, kernel: `average_pool${gradSuffix}_backward`, phase: 'backward', layer: null,
-        reads: gradRefs(gy), writes: gradRefs(gx), scratch,
+        reads: gradRefs(gy), writes: gradRefs(gx), scratch, node: pos,
+        slots: { ...gradSlots('gy', gy), ...gradSlots('gx', gx), ...(scratch.length ? { scratch: scratch[0]! } : {}) },
       });
       contribute(x, gx);
     } else if (op.kind === 'add') {
@@ -376,7 +408,9 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       const wscale = fp32 ? [] : [b.constant(`${l.name}.wscale_q15`, 'int16', l.outC)];
       b.op({
         name: `backward_input ${who}`, kernel: `${family}${gradSuffix}_backward_input`, phase: 'backward', layer: l.layer,
-        reads: [...gradRefs(gy), w, ...wscale], writes: gradRefs(gx), scratch,
+        reads: [...gradRefs(gy), w, ...wscale], writes: gradRefs(gx), scratch, node: l.op,
+        slots: { ...gradSlots('gy', gy), w, ...(wscale.length ? { wscale: wscale[0]! } : {}), ...gradSlots('gx', gx),
+          ...(scratch.length ? { scratch: scratch[0]! } : {}) },
       });
       contribute(x, gx);
     }
@@ -401,6 +435,10 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       : [b.constant(`${l.name}.lr_w.multiplier`, 'int32', l.outC), b.constant(`${l.name}.lr_w.shift`, 'int32', l.outC)];
     const rngT = fp32 ? [] : [rngCell()];
     const opt = fp32 ? 'sgd' : optimizer;
+    const updateSlots = {
+      ...(tables.length === 2 ? { lrMultiplier: tables[0]!, lrShift: tables[1]! } : tables.length === 1 ? { lqmShift: tables[0]! } : {}),
+      w, ...(state.length ? { state: state[0]! } : {}), ...(rngT.length ? { rng: rngT[0]! } : {}),
+    };
     if (opts.reorder) {
       // The update fused into the op that produces the gradient: the FC
       // kernels (also for a pointwise conv that keeps its whole input, since
@@ -411,14 +449,15 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       b.op({
         name: `backward_weight+${opt} ${who}${partial}`, kernel: `${fc ? 'fully_connected' : family}${gradSuffix}_backward_weight_${opt}`, modelled: !fc,
         phase: 'backward', layer: l.layer, reads: [...gradRefs(gy), xs, ...tables, w, ...state, ...rngT],
-        writes: [w, ...state, ...rngT], scratch: tile,
+        writes: [w, ...state, ...rngT], scratch: tile, node: l.op,
+        slots: { ...gradSlots('gy', gy), x: xs, ...updateSlots, ...(tile.length ? { tile: tile[0]! } : {}) },
       });
       return;
     }
     const gw = b.tensor(`grad(${b.tensors[w]!.name})${partial}`, fp32 ? 'float32' : 'int32', [noc * perChannel], 'weight_gradient');
     b.op({
       name: `backward_weight ${who}${partial}`, kernel: `${family}${gradSuffix}_backward_weight`, phase: 'backward', layer: l.layer,
-      reads: [gy.data, xs], writes: [gw],
+      reads: [gy.data, xs], writes: [gw], node: l.op, slots: { gy: gy.data, x: xs, gw },
     });
     const kernel = fp32 ? 'sgd_f32_update' : lqm ? 'lqm_s8_update' : 'sgd_s8_update';
     pendingUpdates.push(() => b.op({
@@ -427,17 +466,25 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       name: `update weights ${who}`, kernel, phase: 'update', layer: l.layer,
       modelled: l.kind === 'depthwise_conv2d' || (l.kind === 'conv2d' && l.kH * l.kW > 1 && blk.icEnd - blk.icBegin < l.inC),
       reads: [gw, ...(gy.exp === null ? [] : [gy.exp]), ...tables, w, ...state, ...rngT], writes: [w, ...state, ...rngT],
+      node: l.op, slots: { gw, ...(gy.exp === null ? {} : { gwExp: gy.exp }), ...updateSlots },
     }));
   }
 
   function biasUpdate(l: TrainableLayer, bias: number, gy: GradRef, family: string, who: string): void {
     const gb = b.tensor(`grad(${b.tensors[bias]!.name})`, fp32 ? 'float32' : 'int32', [l.outC], 'bias_gradient');
-    b.op({ name: `backward_bias ${who}`, kernel: `${family}${gradSuffix}_backward_bias`, phase: 'backward', layer: l.layer, reads: [gy.data], writes: [gb] });
+    b.op({
+      name: `backward_bias ${who}`, kernel: `${family}${gradSuffix}_backward_bias`, phase: 'backward', layer: l.layer, reads: [gy.data],
+      writes: [gb], node: l.op, slots: { gy: gy.data, gb },
+    });
     const tables = fp32 ? [] : [b.constant(`${b.tensors[bias]!.name}.lr_b.multiplier`, 'int32', l.outC), b.constant(`${b.tensors[bias]!.name}.lr_b.shift`, 'int32', l.outC)];
     const rngT = fp32 ? [] : [rngCell()];
     const update = (phase: Phase) => b.op({
       name: `update bias ${who}`, kernel: fp32 ? 'sgd_f32_update' : 'sgd_s32_update', phase, layer: l.layer,
-      reads: [gb, ...(gy.exp === null ? [] : [gy.exp]), ...tables, bias, ...rngT], writes: [bias, ...rngT],
+      reads: [gb, ...(gy.exp === null ? [] : [gy.exp]), ...tables, bias, ...rngT], writes: [bias, ...rngT], node: l.op,
+      slots: {
+        gb, ...(gy.exp === null ? {} : { gbExp: gy.exp }), ...(tables.length ? { lrMultiplier: tables[0]!, lrShift: tables[1]! } : {}),
+        bias, ...(rngT.length ? { rng: rngT[0]! } : {}),
+      },
     });
     if (opts.reorder) update('backward');
     else pendingUpdates.push(() => update('update'));
@@ -449,6 +496,6 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
   const outputs = b.tensors.flatMap((t, i) => (t.persistent || t.role === 'metric' ? [i] : []));
   return {
     name: g.name, numeric, optimizer, reorder: opts.reorder, tensors: b.tensors, ops: b.ops, inputs: [input, label], outputs,
-    layers, updates,
+    layers, updates, forward: g, logits: logitsIndex,
   };
 }
