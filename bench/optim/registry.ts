@@ -27,6 +27,12 @@ export const mnistOptimizers = ['lqm', 'sgd-fp32', 'momentum-fp32', 'adam-fp32',
 const native = baselineFactories(nodeOptimEngine);
 export const mnistBaselines: Record<string, OptimizerFactory> = { ...native, 'adam-fp32': baselines['adam-fp32']! };
 
+// Relative cost of a training step (ms on this machine, measured): the runs
+// are started longest first, so the two workers finish together.
+export const stepCost: Record<string, number> = {
+  'lqm': 0.43, 'sgd-fp32': 0.41, 'momentum-fp32': 0.69, 'adam-fp32': 1.6, 'sgd-fx16': 0.91, 'momentum-fx16': 1.08,
+};
+
 // Grid centres, log2 of the learning rate; bench/optim.ts searches outward
 // from each (gridSearch).
 export const mnistCentres: Record<string, number> = {
