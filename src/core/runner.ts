@@ -17,6 +17,7 @@ import { FLASH_BASE, Kernels } from './kernels.js';
 import { planLifetimes } from './planner.js';
 import { quantizeMultiplier } from './quant.js';
 import { addQuantParams, meanQuantParams, softmaxQuantParams } from './tflite-params.js';
+import type { SegmentCall } from './tiled-block.js';
 
 export interface RunnerOptions {
   arenaCapacity: number;
@@ -31,6 +32,9 @@ export interface Step {
   kind: GraphOp['kind'];
   macs: number; // multiply-accumulates of the forward (0 for data movement)
   run(k: Kernels): void;
+  // The kernel call of a conv2d, depthwise or add step (whole tensors), so a
+  // row-tiled forward (tiled-block.ts) can call it on bands.
+  call?: SegmentCall;
 }
 
 interface Constant {
@@ -303,7 +307,7 @@ export class ForwardRunner {
       { scale: y.q.scale[0]!, zeroPoint: y.q.zeroPoint[0]! });
     const [actMin, actMax] = activationRange(op.activation, y.q.scale[0]!, y.q.zeroPoint[0]!);
     const args = { n, ...p, actMin, actMax, input1: a.t, input2: b.t, output: y.t, mask: null };
-    return { index: op.index, kind: op.kind, macs: 0, run: (k) => k.addForward(args) };
+    return { index: op.index, kind: op.kind, macs: 0, run: (k) => k.addForward(args), call: { kind: 'add', args } };
   }
 
   private lowerSoftmax(op: Extract<GraphOp, { kind: 'softmax' }>, what: string): Step {
@@ -349,7 +353,10 @@ export class ForwardRunner {
     const weights = this.graphConstant(op.inputs[1]!, what);
     const args = { ...c.shape, ...c.quant, input: c.input, weights, bias: c.bias, output: c.output, mask: null };
     const s = c.shape;
-    return { index: op.index, kind: op.kind, macs: s.batch * s.outH * s.outW * s.outC * s.kH * s.kW * s.inC, run: (k) => k.conv2dForward(args) };
+    return {
+      index: op.index, kind: op.kind, macs: s.batch * s.outH * s.outW * s.outC * s.kH * s.kW * s.inC, run: (k) => k.conv2dForward(args),
+      call: { kind: 'conv2d', args },
+    };
   }
 
   private lowerDepthwiseConv2d(op: Extract<GraphOp, { kind: 'depthwise_conv2d' }>, what: string): Step {
@@ -370,13 +377,19 @@ export class ForwardRunner {
       for (let o = 0; o < outC; o++) for (let p = 0; p < kH * kW; p++) t[o * kH * kW + p] = src[p * outC + o]!;
       const weights = this.constant(`${wg.name}.ohwi`, 'int8', [outC, kH, kW, 1], t);
       const args = { ...c.shape, ...c.quant, input: c.input, weights, bias: c.bias, output: c.output, mask: null };
-      return { index: op.index, kind: op.kind, macs: c.shape.batch * c.shape.outH * c.shape.outW * outC * kH * kW, run: (k) => k.conv2dForward(args) };
+      return {
+        index: op.index, kind: op.kind, macs: c.shape.batch * c.shape.outH * c.shape.outW * outC * kH * kW, run: (k) => k.conv2dForward(args),
+        call: { kind: 'conv2d', args },
+      };
     }
     const { outC: _, ...shape } = c.shape;
     const weights = this.graphConstant(op.inputs[1]!, what);
     const args = { ...shape, depthMultiplier: op.depthMultiplier, ...c.quant, input: c.input, weights, bias: c.bias, output: c.output, mask: null };
     const s = c.shape;
-    return { index: op.index, kind: op.kind, macs: s.batch * s.outH * s.outW * outC * s.kH * s.kW, run: (k) => k.depthwiseConv2dForward(args) };
+    return {
+      index: op.index, kind: op.kind, macs: s.batch * s.outH * s.outW * outC * s.kH * s.kW, run: (k) => k.depthwiseConv2dForward(args),
+      call: { kind: 'depthwise_conv2d', args },
+    };
   }
 
   private lowerFullyConnected(op: Extract<GraphOp, { kind: 'fully_connected' }>, what: string): Step {
