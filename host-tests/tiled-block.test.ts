@@ -18,7 +18,7 @@ import { Kernels } from '../src/core/kernels.js';
 import { Xorshift32 } from '../src/core/rng.js';
 import { ForwardRunner } from '../src/core/runner.js';
 import {
-  inPlaceBytes, inPlaceLag, planSegment, type SegmentCall, SegmentError, type SegmentShape, segmentFromGraph, TiledSegment,
+  type BandOrder, inPlaceBytes, inPlaceShift, planSegment, type SegmentCall, SegmentError, type SegmentShape, segmentFromGraph, TiledSegment,
 } from '../src/core/tiled-block.js';
 import { NodeDispatch } from '../src/node/addon.js';
 
@@ -115,20 +115,20 @@ interface TiledRun {
 
 // The tiled forward of the positions on copies of their inputs in the test
 // region; `inPlace`: the output overlaps the first input (shifted by the lag).
-function tiled(m: Model, positions: number[], bandRows: number, exp: Expected, inPlace: boolean): TiledRun {
+function tiled(m: Model, positions: number[], bandRows: number, exp: Expected, inPlace: boolean, order: BandOrder = 'forward'): TiledRun {
   const masksAt = new Set(positions.filter((p) => { const op = m.g.ops[p]!; return 'activation' in op && op.activation !== 'none'; }));
   const shape = segmentFromGraph(m.g, positions, { masks: masksAt });
   const plan = planSegment(shape, bandRows);
   const region = new Region(m);
   const graphTensorOf = (v: number) => m.g.tensors.findIndex((t) => t.name === shape.values[v]!.name);
   const firstInput = shape.values.findIndex((v, i) => v.external && i !== shape.output);
-  const lag = inPlace ? inPlaceLag(shape, plan, firstInput) : 0;
+  const lag = inPlace ? inPlaceShift(shape, plan, firstInput, order) : 0;
   const bytes = (v: number) => shape.values[v]!.h * shape.values[v]!.w * shape.values[v]!.c;
   const tensors: (Tensor | null)[] = shape.values.map(() => null);
   if (inPlace) {
     const union = region.alloc('in-place', inPlaceBytes(shape, firstInput, lag));
-    tensors[shape.output] = { ...union, name: 'output', offset: union.offset, bytes: bytes(shape.output) };
-    tensors[firstInput] = { ...union, name: 'input', offset: union.offset + lag, bytes: bytes(firstInput) };
+    tensors[shape.output] = { ...union, name: 'output', offset: union.offset + Math.max(0, -lag), bytes: bytes(shape.output) };
+    tensors[firstInput] = { ...union, name: 'input', offset: union.offset + Math.max(0, lag), bytes: bytes(firstInput) };
   }
   shape.values.forEach((v, i) => {
     if (!v.external || tensors[i]) return;
@@ -144,7 +144,7 @@ function tiled(m: Model, positions: number[], bandRows: number, exp: Expected, i
     const c = m.runner.steps[p]!.call!;
     return { ...c, args: { ...c.args, mask: masks[s] } } as SegmentCall;
   });
-  new TiledSegment(shape, plan, { tensors, calls, scratch }).run(m.k);
+  new TiledSegment(shape, plan, { tensors, calls, scratch, order }).run(m.k);
   return { output: m.k.read(tensors[shape.output]!), masks: masks.map((t) => (t ? m.k.read(t) : null)), scratchBytes: plan.scratchBytes, lag };
 }
 
@@ -174,7 +174,10 @@ describe.each([128, 32])('MobileNetV2-w0.35 at %i pixels square: tiled blocks ar
       for (const B of BANDS) {
         expectSame(`${name} band ${B}`, exp, tiled(m, positions, B, exp, false));
         const ip = tiled(m, positions, B, exp, true);
-        expectSame(`${name} band ${B} in place (lag ${ip.lag})`, exp, ip);
+        expectSame(`${name} band ${B} in place (shift ${ip.lag})`, exp, ip);
+        const rev = tiled(m, positions, B, exp, true, 'reverse');
+        expectSame(`${name} band ${B} in place, bands in reverse (shift ${rev.lag})`, exp, rev);
+        expectSame(`${name} band ${B} bands in reverse`, exp, tiled(m, positions, B, exp, false, 'reverse'));
       }
     }
     expect(seen.residual).toBe(10);
@@ -194,11 +197,12 @@ describe('chains across blocks and the in-place depthwise (128x128)', () => {
       for (const B of [1, 2, 3, 5]) {
         expectSame(`chain of ${positions.length} band ${B}`, exp, tiled(m, positions, B, exp, false));
         expectSame(`chain of ${positions.length} band ${B} in place`, exp, tiled(m, positions, B, exp, true));
+        expectSame(`chain of ${positions.length} band ${B} in place, reverse`, exp, tiled(m, positions, B, exp, true, 'reverse'));
       }
     }
   });
 
-  it('the in-place depthwise: one row band at a time, output two input rows below the input (stride 1), half a row (stride 2)', () => {
+  it('the in-place depthwise: one row band at a time, output two input rows below the input (stride 1), half a row (stride 2); in reverse, above', () => {
     for (const name of ['block0', 'block1', 'block2']) {
       const dw = m.groups.get(name)!.find((p) => m.g.ops[p]!.kind === 'depthwise_conv2d')!;
       const state = { next: 0 };
@@ -210,6 +214,13 @@ describe('chains across blocks and the in-place depthwise (128x128)', () => {
       const stride = (m.g.ops[dw] as { strideH: number }).strideH;
       expect(got.lag).toBe(stride === 1 ? 2 * rowBytes : rowBytes / 2);
       expect(got.scratchBytes).toBe(0); // nothing banded: no line buffer, no copy
+      const rev = tiled(m, [dw], 1, exp, true, 'reverse');
+      expectSame(`${name} depthwise in place, reverse`, exp, rev);
+      // Reverse: the output starts two input rows above the input (stride 1); at stride 2 its last
+      // row must clear the whole input (the last band reads the input's last row), so the
+      // shrinking depthwise wants the forward order.
+      const y = shape.values[shape.output]!;
+      expect(rev.lag).toBe(stride === 1 ? -2 * rowBytes : (y.h - 1) * y.w * y.c - x.h * rowBytes);
     }
   });
 

@@ -47,6 +47,7 @@ import { planLifetimes } from './planner.js';
 // the others exist only as bands in the scratch block.
 export interface SegmentValue {
   name: string;
+  tensor?: number; // the graph tensor (segmentFromGraph)
   h: number;
   w: number;
   c: number;
@@ -205,38 +206,61 @@ export function planSegment(shape: SegmentShape, bandRows: number, align = 16): 
   return { bandRows: B, bands, capacity, offsets, scratchBytes: banded.length ? placed.peak : 0, macs, untiledMacs };
 }
 
-// The smallest shift (bytes, a multiple of align) by which the segment's
-// output may start below its external input `input` when the two share
-// memory: band b writes output bytes [0, end_b) counted from the output's
-// start, and every byte of `input` a band >= b reads must lie above them.
-export function inPlaceLag(shape: SegmentShape, plan: SegmentPlan, input: number, align = 16): number {
+// In place: where the segment's external input `input` may start relative
+// to its output's start (bytes, a multiple of align) when the two share
+// memory. Bands in order ('forward'): band b writes output bytes
+// [0, end_b) from the output's start, and every byte of the input that a
+// band >= b reads must lie above them: the smallest such shift (>= 0, the
+// output trails below the input). Bands in reverse ('reverse'): band b
+// writes [start_b, ...) and every input byte a band <= b reads must lie
+// below start_b: the largest such shift (the output leads above the input).
+// Alternating the two keeps a chain of in-place segments from drifting.
+export type BandOrder = 'forward' | 'reverse';
+
+export function inPlaceShift(shape: SegmentShape, plan: SegmentPlan, input: number, order: BandOrder = 'forward', align = 16): number {
   const x = shape.values[input];
   if (!x || !x.external || shape.steps.some((s) => s.output === input)) {
     throw new SegmentError(`in-place: value ${input} is not an input of the segment`);
   }
-  const out = shape.values[shape.output]!;
-  const firstRead = plan.bands.map((b) => {
-    let lo = Infinity;
+  const out = shape.values[shape.output]!, rx = rowBytes(x), ry = rowBytes(out);
+  const reads = plan.bands.map((b) => {
+    let lo = Infinity, hi = -Infinity;
     for (const s of shape.steps) {
       const [a, e] = b.rows[s.output]!;
       if (a >= e || !stepInputs(s).includes(input)) continue;
-      lo = Math.min(lo, s.kind === 'add' ? a : windowRows(s, x.h, a, e)[0]);
+      const [r0, r1] = s.kind === 'add' ? [a, e] : windowRows(s, x.h, a, e);
+      lo = Math.min(lo, r0);
+      hi = Math.max(hi, r1);
     }
-    return lo * rowBytes(x);
+    return [lo * rx, hi * rx] as const;
   });
-  let lag = 0, suffix = Infinity;
-  for (let b = plan.bands.length - 1; b >= 0; b--) {
-    suffix = Math.min(suffix, firstRead[b]!);
-    lag = Math.max(lag, plan.bands[b]!.rows[shape.output]![1] * rowBytes(out) - suffix);
+  const n = plan.bands.length;
+  if (order === 'forward') {
+    let shift = 0, suffix = Infinity;
+    for (let b = n - 1; b >= 0; b--) {
+      suffix = Math.min(suffix, reads[b]![0]);
+      shift = Math.max(shift, plan.bands[b]!.rows[shape.output]![1] * ry - suffix);
+    }
+    return Math.ceil(shift / align) * align;
   }
-  return Math.ceil(lag / align) * align;
+  let shift = Infinity, prefix = -Infinity;
+  for (let b = 0; b < n; b++) {
+    prefix = Math.max(prefix, reads[b]![1]);
+    shift = Math.min(shift, plan.bands[b]!.rows[shape.output]![0] * ry - prefix);
+  }
+  return Math.floor(shift / align) * align;
 }
 
-// Bytes a segment's input and output need together when the output overlaps
-// the input, shifted by `lag`.
-export function inPlaceBytes(shape: SegmentShape, input: number, lag: number): number {
+// The forward-order shift as a lag (the output's start below the input's).
+export function inPlaceLag(shape: SegmentShape, plan: SegmentPlan, input: number, align = 16): number {
+  return inPlaceShift(shape, plan, input, 'forward', align);
+}
+
+// Bytes a segment's input and output need together, the input starting
+// `shift` bytes above the output's start (negative: below).
+export function inPlaceBytes(shape: SegmentShape, input: number, shift: number): number {
   const x = shape.values[input]!, y = shape.values[shape.output]!;
-  return Math.max(lag + x.h * rowBytes(x), y.h * rowBytes(y));
+  return Math.max(shift + x.h * rowBytes(x), y.h * rowBytes(y)) - Math.min(0, shift);
 }
 
 // ---- from a Graph ----------------------------------------------------------------
@@ -257,7 +281,7 @@ export function segmentFromGraph(g: Graph, positions: readonly number[], opts: {
       const gt = g.tensors[t]!;
       if (gt.shape.length !== 4 || gt.shape[0] !== 1) throw new SegmentError(`segment tensor "${gt.name}" is [${gt.shape}]; tiling needs [1, h, w, c]`);
       const external = !produced.has(t) || t === lastOut || (opts.keep?.has(t) ?? false);
-      i = values.push({ name: gt.name, h: gt.shape[1]!, w: gt.shape[2]!, c: gt.shape[3]!, external }) - 1;
+      i = values.push({ name: gt.name, tensor: t, h: gt.shape[1]!, w: gt.shape[2]!, c: gt.shape[3]!, external }) - 1;
       index.set(t, i);
     }
     return i;
@@ -296,6 +320,7 @@ export interface SegmentBinding {
   // a mask, when present, is the whole mask tensor.
   calls: readonly SegmentCall[];
   scratch: Tensor | null; // at least plan.scratchBytes; null when nothing is banded
+  order?: BandOrder; // default 'forward'; in place, the order inPlaceShift assumed
 }
 
 export class TiledSegment {
@@ -354,6 +379,8 @@ export class TiledSegment {
   }
 
   run(k: Kernels): void {
-    for (let b = 0; b < this.plan.bands.length; b++) this.runBand(k, b);
+    const n = this.plan.bands.length;
+    if (this.binding.order === 'reverse') for (let b = n - 1; b >= 0; b--) this.runBand(k, b);
+    else for (let b = 0; b < n; b++) this.runBand(k, b);
   }
 }

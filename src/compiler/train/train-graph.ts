@@ -46,7 +46,8 @@ import { convGeometry } from '../../core/conv-geometry.js';
 import { type Graph, GraphError, type GraphOp, tensorElements } from '../../core/graph.js';
 import {
   type ChannelBlock, type ConvShape, type DepthwiseConv2dShape, avgPoolBackwardScratchBytes, conv2dBackwardInputScratchBytes,
-  depthwiseConv2dBackwardInputScratchBytes, fcBackwardInputScratchBytes, lqmStateBytes,
+  depthwiseConv2dBackwardInputRowsScratchBytes, depthwiseConv2dBackwardInputScratchBytes, fcBackwardInputRowsScratchBytes,
+  fcBackwardInputScratchBytes, lqmStateBytes,
 } from '../../core/kernels.js';
 import { defaultLqm } from '../../core/mlp.js';
 import type { PoolDims } from '../../core/reference/average-pool.js';
@@ -97,6 +98,25 @@ export interface TrainOp {
   readonly optional: readonly number[]; // writes the kernel may skip (a null tensor)
   readonly scratch: readonly number[]; // live during this op only
   readonly inPlace: readonly (readonly [number, number])[]; // [write, read] that may share one buffer
+  // Per inPlace pair: bytes the read starts above the write in their shared
+  // buffer (a row-tiled op's output trailing its input, tile.ts); absent: 0.
+  readonly inPlaceShift?: readonly number[];
+  readonly source?: number; // forward ops: position of the op in `model.ops`
+  readonly tiled?: TiledForward; // a row-tiled run of forward ops (tile.ts)
+}
+
+// A run of forward ops computed in row bands by one op (src/core/tiled-block.ts
+// on the kernels): what a runtime needs to rebuild the same band plan with
+// planSegment(segmentFromGraph(model, sources, { keep, masks }), bandRows).
+export interface TiledForward {
+  readonly sources: readonly number[]; // positions in model.ops, in order
+  readonly keep: readonly number[]; // model tensors written whole (read outside the run)
+  readonly masks: readonly number[]; // positions whose ReLU mask is written
+  readonly bandRows: number;
+  readonly bands: number;
+  readonly order: 'forward' | 'reverse'; // band order (in place: the order inPlaceShift assumed)
+  readonly macs: number; // with recomputed halo rows
+  readonly untiledMacs: number;
 }
 
 export interface TrainGraph {
@@ -110,6 +130,7 @@ export interface TrainGraph {
   readonly outputs: readonly number[]; // what the step leaves behind: updated parameters, state, rng, metric
   readonly layers: readonly TrainableLayer[];
   readonly updates: readonly LayerUpdate[];
+  readonly model: Graph; // the graph the step trains (head prepared): forward ops' `source` index its ops
 }
 
 export interface TrainGraphOptions {
@@ -121,6 +142,16 @@ export interface TrainGraphOptions {
   optimizer?: Optimizer; // weights; biases always use SGD. Default 'sgd'
   lqmBits?: number; // LQM state bits per weight, default 5
   numeric?: Numeric; // default 'int8'
+  // A conv whose weights update only in input channels [0, n) keeps just
+  // that slice in the arena, [out][kh][kw][n]; the other channels stay in
+  // flash as their own [out][kh][kw][in - n] tensor, and the forward and
+  // the input gradient read both (fully_connected_s8_{forward,backward_input}_split
+  // for a pointwise conv; modelled for a kxk conv). LQM state covers the
+  // slice. Default false: the whole weight tensor is in the arena.
+  sliceWeights?: boolean;
+  // Input gradients of FC, pointwise and depthwise layers with one row of
+  // int32 scratch (two passes, bit-identical) instead of the whole tensor's.
+  rowScratch?: boolean;
 }
 
 interface GradRef {
@@ -173,7 +204,7 @@ class Builder {
     return t;
   }
 
-  op(o: Omit<TrainOp, 'optional' | 'scratch' | 'inPlace' | 'modelled'> & Partial<Pick<TrainOp, 'optional' | 'scratch' | 'inPlace' | 'modelled'>>): void {
+  op(o: Omit<TrainOp, 'optional' | 'scratch' | 'inPlace' | 'modelled'> & Partial<Pick<TrainOp, 'optional' | 'scratch' | 'inPlace' | 'modelled' | 'source'>>): void {
     this.ops.push({ optional: [], scratch: [], inPlace: [], modelled: false, ...o });
   }
 }
@@ -228,6 +259,16 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     return t;
   };
 
+  // Layers whose updated weight slice is split from the frozen channels.
+  const frozenPart = new Map<number, number>(); // layer -> flash tensor of the frozen input channels
+  const sliced = (l: TrainableLayer): ChannelBlock | null => {
+    const blk = updates[l.layer]!.weights;
+    if (!opts.sliceWeights || fp32 || !blk || l.kind !== 'conv2d') return null;
+    return blk.icBegin === 0 && blk.icEnd < l.inC && blk.ocBegin === 0 && blk.ocEnd === l.outC ? blk : null;
+  };
+  const pointwiseOp = (op: GraphOp): boolean => op.kind === 'conv2d' && g.tensors[op.inputs[1]!]!.shape[1] === 1 &&
+    g.tensors[op.inputs[1]!]!.shape[2] === 1 && op.strideH === 1 && op.strideW === 1;
+
   // ---- forward ----
   const savedInput = new Map<number, number>(); // layer -> tensor its weight gradient reads
   const masks = new Map<number, number>(); // op position -> mask tensor
@@ -256,21 +297,32 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
         b.op({ name: `save input channels L${l.layer}`, kernel: `channel_slice${gradSuffix}`, modelled: true, phase: 'forward', layer: l.layer, reads: [x], writes: [xs] });
         savedInput.set(l.layer, xs);
       } else savedInput.set(l.layer, x);
-      const w = param(op.inputs[1]!, 'weight', u.weights !== null);
+      const slice = sliced(l);
+      let w: number, split = '', modelled = false;
+      if (slice) {
+        const gw = g.tensors[op.inputs[1]!]!;
+        const [o, kh, kw] = gw.shape as [number, number, number, number];
+        w = b.tensor(`${gw.name}[..., 0:${slice.icEnd}]`, 'int8', [o, kh, kw, slice.icEnd], 'weight', 'arena', true);
+        params.set(op.inputs[1]!, w);
+        frozenPart.set(l.layer, b.tensor(`${gw.name}[..., ${slice.icEnd}:${l.inC}]`, 'int8', [o, kh, kw, l.inC - slice.icEnd], 'constant', 'flash'));
+        split = '_split';
+        modelled = !pointwiseOp(op);
+      } else w = param(op.inputs[1]!, 'weight', u.weights !== null);
       const hasBias = op.inputs[2] !== undefined && op.inputs[2] >= 0;
       const bias = hasBias ? param(op.inputs[2]!, 'bias', u.bias) : null;
       const tables = fp32 ? [] : [b.constant(`${l.name}.multiplier`, 'int32', l.outC), b.constant(`${l.name}.shift`, 'int32', l.outC)];
       const kernel = fp32 ? `${l.kind}_f32_forward` : l.kind === 'fully_connected' ? 'fully_connected_s8_forward'
-        : l.kind === 'depthwise_conv2d' && l.inC === 1 && l.depthMultiplier > 1 ? 'conv2d_s8_forward' : `${l.kind}_s8_forward`;
+        : slice ? `${modelled ? 'conv2d' : 'fully_connected'}_s8_forward_split`
+        : l.kind === 'depthwise_conv2d' && l.inC === 1 && l.depthMultiplier > 1 ? 'conv2d_s8_forward' : `${l.kind}_s8_forward${split}`;
       b.op({
-        name: `forward L${l.layer} (${l.kind})`, kernel, phase: 'forward', layer: l.layer,
-        reads: [x, w, ...(bias === null ? [] : [bias]), ...tables], writes: outs, optional,
+        name: `forward L${l.layer} (${l.kind})`, kernel, modelled, phase: 'forward', layer: l.layer, source: pos,
+        reads: [x, w, ...(slice ? [frozenPart.get(l.layer)!] : []), ...(bias === null ? [] : [bias]), ...tables], writes: outs, optional,
       });
       return;
     }
     const reads = op.kind === 'add' ? [activation(op.inputs[0]!), activation(op.inputs[1]!)] : [activation(op.inputs[0]!)];
     const kernel = op.kind === 'average_pool2d' ? 'average_pool' : op.kind;
-    b.op({ name: `forward op${op.index} (${op.kind})`, kernel: `${kernel}${gradSuffix}_forward`, phase: 'forward', layer: null, reads, writes: outs, optional });
+    b.op({ name: `forward op${op.index} (${op.kind})`, kernel: `${kernel}${gradSuffix}_forward`, phase: 'forward', layer: null, reads, writes: outs, optional, source: pos });
   });
 
   // ---- loss ----
@@ -359,24 +411,36 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     const xt = b.tensors[x]!;
     // A depthwise layer on one input channel runs as a conv2d (runner.ts).
     const family = l.kind === 'depthwise_conv2d' && l.inC === 1 && l.depthMultiplier > 1 ? 'conv2d' : l.kind;
-    // Input gradient (pruned later when nothing below needs it).
+    // Input gradient (pruned later when nothing below needs it). With
+    // rowScratch, FC, pointwise and depthwise layers use the kernels with one
+    // row of scratch (*_backward_input_rows); a sliced layer always does (it
+    // is the kernel that reads the split weights).
     {
       const gx = gradTensor(xt.name, xt.shape);
+      const frozen = frozenPart.get(l.layer);
+      const fcLike = l.kind === 'fully_connected' || pointwiseOp(op);
+      const rowsKernel = !fp32 && (frozen !== undefined || (opts.rowScratch === true && (fcLike || (l.kind === 'depthwise_conv2d' && family === 'depthwise_conv2d'))));
+      let kernel = `${family}${gradSuffix}_backward_input`, modelled = false;
       let scratchBytes = 0;
       if (!fp32) {
-        if (l.kind === 'fully_connected') {
-          const rows = xt.shape.reduce((a, d) => a * d, 1) / l.inC;
-          scratchBytes = fcBackwardInputScratchBytes({ rows, inFeatures: l.inC, outFeatures: l.outC });
-        } else {
-          const s = convShape(g, op as Extract<GraphOp, { kind: 'conv2d' | 'depthwise_conv2d' }>);
-          scratchBytes = l.kind === 'conv2d' ? conv2dBackwardInputScratchBytes(s) : depthwiseConv2dBackwardInputScratchBytes(s);
-        }
+        const rows = xt.shape.reduce((a, d) => a * d, 1) / l.inC;
+        const fc = { rows, inFeatures: l.inC, outFeatures: l.outC };
+        const s = l.kind === 'fully_connected' ? null : convShape(g, op as Extract<GraphOp, { kind: 'conv2d' | 'depthwise_conv2d' }>);
+        if (rowsKernel && (fcLike || frozen !== undefined)) {
+          kernel = fcLike ? 'fully_connected_s8_backward_input_rows' : 'conv2d_s8_backward_input_split';
+          modelled = !fcLike; // a sliced kxk conv: no such kernel yet
+          scratchBytes = fcLike ? fcBackwardInputRowsScratchBytes(fc) : conv2dBackwardInputScratchBytes(s!);
+        } else if (rowsKernel) {
+          kernel = 'depthwise_conv2d_s8_backward_input_rows';
+          scratchBytes = depthwiseConv2dBackwardInputRowsScratchBytes(s!);
+        } else if (l.kind === 'fully_connected') scratchBytes = fcBackwardInputScratchBytes(fc);
+        else scratchBytes = l.kind === 'conv2d' ? conv2dBackwardInputScratchBytes(s!) : depthwiseConv2dBackwardInputScratchBytes(s!);
       }
       const scratch = fp32 ? [] : [b.tensor(`scratch backward_input ${who}`, 'uint8', [scratchBytes], 'scratch')];
       const wscale = fp32 ? [] : [b.constant(`${l.name}.wscale_q15`, 'int16', l.outC)];
       b.op({
-        name: `backward_input ${who}`, kernel: `${family}${gradSuffix}_backward_input`, phase: 'backward', layer: l.layer,
-        reads: [...gradRefs(gy), w, ...wscale], writes: gradRefs(gx), scratch,
+        name: `backward_input ${who}`, kernel, modelled, phase: 'backward', layer: l.layer,
+        reads: [...gradRefs(gy), w, ...(frozen === undefined ? [] : [frozen]), ...wscale], writes: gradRefs(gx), scratch,
       });
       contribute(x, gx);
     }
@@ -394,8 +458,10 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     const perChannel = l.kind === 'depthwise_conv2d' ? l.kH * l.kW : l.kH * l.kW * nic; // gradient elements per output channel
     const partial = sameBlock(blk, l) ? '' : ` [oc ${blk.ocBegin}:${blk.ocEnd}, ic ${blk.icBegin}:${blk.icEnd}]`;
     const lqm = optimizer === 'lqm' && !fp32;
+    const isSliced = frozenPart.has(l.layer);
+    const perOut = isSliced ? l.kH * l.kW * blk.icEnd : l.weightElements / l.outC; // weights per output channel in the arena
     const state = lqm
-      ? [b.tensor(`${b.tensors[w]!.name}.lqm_state`, 'uint8', [lqmStateBytes(lqmBits, l.outC, l.weightElements / l.outC)], 'optimizer_state', 'arena', true)]
+      ? [b.tensor(`${b.tensors[w]!.name}.lqm_state`, 'uint8', [lqmStateBytes(lqmBits, l.outC, perOut)], 'optimizer_state', 'arena', true)]
       : [];
     const tables = fp32 ? [] : lqm ? [b.constant(`${l.name}.lqm_shift`, 'int32', l.outC)]
       : [b.constant(`${l.name}.lr_w.multiplier`, 'int32', l.outC), b.constant(`${l.name}.lr_w.shift`, 'int32', l.outC)];
@@ -406,7 +472,8 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       // kernels (also for a pointwise conv that keeps its whole input, since
       // they read the full [rows][in] input); otherwise modelled, one output
       // channel's int32 gradient at a time.
-      const fc = !fp32 && (l.kind === 'fully_connected' || (pointwise && xs === savedFull));
+      // A sliced pointwise weight is an FC over the saved slice: [out][n] x [rows][n].
+      const fc = !fp32 && (l.kind === 'fully_connected' || (pointwise && (xs === savedFull || isSliced)));
       const tile = fc || fp32 ? [] : [b.tensor(`scratch weight-gradient tile ${who}`, 'int32', [perChannel], 'scratch')];
       b.op({
         name: `backward_weight+${opt} ${who}${partial}`, kernel: `${fc ? 'fully_connected' : family}${gradSuffix}_backward_weight_${opt}`, modelled: !fc,
@@ -425,7 +492,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       // sgd_s8_update/lqm_s8_update take [out][in] weights: a conv's OHWI is
       // [out][kh*kw*in], where an input-channel block is not one range.
       name: `update weights ${who}`, kernel, phase: 'update', layer: l.layer,
-      modelled: l.kind === 'depthwise_conv2d' || (l.kind === 'conv2d' && l.kH * l.kW > 1 && blk.icEnd - blk.icBegin < l.inC),
+      modelled: l.kind === 'depthwise_conv2d' || (l.kind === 'conv2d' && l.kH * l.kW > 1 && blk.icEnd - blk.icBegin < l.inC && !isSliced),
       reads: [gw, ...(gy.exp === null ? [] : [gy.exp]), ...tables, w, ...state, ...rngT], writes: [w, ...state, ...rngT],
     }));
   }
@@ -449,6 +516,6 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
   const outputs = b.tensors.flatMap((t, i) => (t.persistent || t.role === 'metric' ? [i] : []));
   return {
     name: g.name, numeric, optimizer, reorder: opts.reorder, tensors: b.tensors, ops: b.ops, inputs: [input, label], outputs,
-    layers, updates,
+    layers, updates, model: g,
   };
 }
