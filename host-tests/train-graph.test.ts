@@ -339,12 +339,14 @@ describe.each(Object.keys(schemes))('%s', (name) => {
 });
 
 // ---- MobileNetV2-w0.35 at 128x128, the reference's 99 KB scheme: the 128 KB attack ----
-// Measured (SGD, 10 classes, seed 1; bench/train-memory.ts prints the table):
-//   sparse + reordered                    345,412 B (forward peak: block1's 192 KB expansion)
-//   + row-tiled forward                   193,092 B (the backward peak now bounds it)
-//   + in place (any tiled op)             ~the same; the forward alone drops to 153,904 B
-//   + only the trained weight slice       169,268 B (backward: whole-tensor input-gradient scratch)
-//   + one-row input-gradient scratch      128,052 B (forward peak 128,032 B live: the image and block 0's output in one buffer)
+// Measured (10 classes, seed 1; bench/train-memory.ts prints the table), arena bytes as planned:
+//   step                                   SGD       LQM     lowest forward peak (SGD)
+//   sparse + reordered                 345,412   397,236     (block1's 192 KB expansion)
+//   + row-tiled forward                192,244   244,068     167,728 (the backward bounds the step)
+//   + in-place depthwise               192,244   244,068     167,728 (every depthwise is inside a tile)
+//   + in place, any tiled op           192,244   244,068     153,904 (block 0's output over the image)
+//   + only trained weight slices       166,372   202,036     128,032
+//   + one-row input-gradient scratch   128,052   163,716     128,032 (the forward is the peak again)
 describe('MobileNetV2-w0.35-128, 99 KB scheme: tiled forward, sliced weights, row scratch', () => {
   const g = buildMobileNetV2({ width: 0.35, resolution: 128, classes: 10, seed: 1 });
   const idx = [27, 30, 33, 36, 39, 42, 45, 48], ratio = [1, 1, 1, 1, 1, 0.125, 0.5, 1];
@@ -352,23 +354,27 @@ describe('MobileNetV2-w0.35-128, 99 KB scheme: tiled forward, sliced weights, ro
   const final = { scheme, reorder: true, sliceWeights: true, rowScratch: true, tile: true } as const;
 
   it('every step of the attack plans soundly (brute-force lifetime check on the tiled, shifted plans) and lowers the arena', () => {
-    const steps = [
-      compileChecked(g, { scheme, reorder: true }),
-      compileChecked(g, { scheme, reorder: true, tile: { inPlace: 'none' } }),
-      compileChecked(g, { scheme, reorder: true, tile: { inPlace: 'depthwise', minimise: 'forward' } }),
-      compileChecked(g, { scheme, reorder: true, tile: { minimise: 'forward' } }),
-      compileChecked(g, { scheme, reorder: true, sliceWeights: true, tile: true }),
-      compileChecked(g, final),
-    ].map((c) => c.plan.report);
-    const arena = steps.map((r) => r.arenaBytes);
-    // Measured figures, 1 KB of slack for planner changes.
-    [345_412, 193_092, 192_244, 195_140, 169_268, 128_052].forEach((bytes, k) => {
-      expect(arena[k], `step ${k}`).toBeLessThanOrEqual(bytes + 1024);
+    const steps: Pick<Parameters<typeof compileTraining>[1], 'tile' | 'sliceWeights' | 'rowScratch'>[] = [
+      {},
+      { tile: { inPlace: 'none' } },
+      { tile: { inPlace: 'depthwise' } },
+      { tile: true },
+      { tile: true, sliceWeights: true },
+      { tile: true, sliceWeights: true, rowScratch: true },
+    ];
+    const arena = [345_412, 192_244, 192_244, 192_244, 166_372, 128_052];
+    const lowestForward = [null, 167_728, 167_728, 153_904, 128_032, 128_032];
+    steps.forEach((o, k) => {
+      const r = compileChecked(g, { scheme, reorder: true, ...o }).plan.report;
+      // The measured figures, with 1 KB of slack for planner changes.
+      expect(r.arenaBytes, `step ${k}`).toBeLessThanOrEqual(arena[k]! + 1024);
+      expect(r.arenaBytes, `step ${k}`).toBeGreaterThanOrEqual(r.peakLiveBytes);
+      if (k > 0) expect(r.arenaBytes, `step ${k}`).toBeLessThan(arena[k - 1]! + 1024);
+      if (!o.tile) return;
+      const f = compileChecked(g, { scheme, reorder: true, ...o, tile: { ...(o.tile === true ? {} : o.tile), minimise: 'forward' } }).plan.report;
+      expect(f.phasePeaks.forward!.bytes, `step ${k}, lowest forward`).toBeLessThanOrEqual(lowestForward[k]! + 1024);
+      if (k === 1) expect(r.phasePeaks.forward!.bytes).toBeLessThanOrEqual(r.phasePeaks.backward!.bytes); // tiling moved the peak
     });
-    expect(arena[1]).toBeLessThan(arena[0]! * 0.6);
-    expect(steps[1]!.phasePeaks.forward!.bytes).toBeLessThan(steps[1]!.phasePeaks.backward!.bytes); // tiling moved the peak
-    expect(steps[3]!.phasePeaks.forward!.bytes).toBeLessThan(steps[2]!.phasePeaks.forward!.bytes); // in place: the image's buffer
-    expect(arena[4]).toBeLessThan(arena[1]!);
   });
 
   it('the full attack trains in at most 128 KB of arena with SGD (measured 128,052 B); LQM needs its 5-bit state on top', () => {
@@ -389,7 +395,7 @@ describe('MobileNetV2-w0.35-128, 99 KB scheme: tiled forward, sliced weights, ro
     const trained = [[144, 24], [144, 24], [192, 32], [192, 32], [192, 32], [336, 7], [336, 28], [336, 56], [10, 112]];
     expect(trained.reduce((a, [o, i]) => a + o! * i!, 0)).toBe(57_040);
     expect(lqm.persistentBytes - r.persistentBytes).toBe(trained.reduce((a, [o, i]) => a + lqmStateBytes(5, o!, i!), 0));
-    expect(lqm.arenaBytes).toBeLessThanOrEqual(167_812 + 1024);
+    expect(lqm.arenaBytes).toBeLessThanOrEqual(163_716 + 1024);
   });
 
   it('sliced layers: the trained channels in the arena, the rest in flash, split kernels, LQM state on the slice only', () => {

@@ -51,6 +51,7 @@ interface Choice {
 }
 
 const DEFAULT_BANDS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32];
+const PLAIN_KERNELS = new Set(['conv2d_s8_forward', 'depthwise_conv2d_s8_forward', 'add_s8_forward']);
 
 export function tileForward(tg: TrainGraph, opts: TileOptions = {}): TrainGraph {
   const maxRecompute = opts.maxRecompute ?? 1.5, maxOps = opts.maxOps ?? 12, inPlaceMode = opts.inPlace ?? 'all';
@@ -80,6 +81,9 @@ export function tileForward(tg: TrainGraph, opts: TileOptions = {}): TrainGraph 
   const trainOf = new Map<number, number>(); // model tensor -> train tensor
   const tileable = tg.ops.map((op) => {
     if (op.phase !== 'forward' || op.source === undefined || tg.numeric !== 'int8') return false;
+    // The band calls are the plain kernels' (a sliced layer's split-weight
+    // forward is not one of them: it stays a whole op).
+    if (!PLAIN_KERNELS.has(op.kernel)) return false;
     const gop = g.ops[op.source]!;
     if (gop.kind !== 'conv2d' && gop.kind !== 'depthwise_conv2d' && gop.kind !== 'add') return false;
     const y = g.tensors[gop.outputs[0]!]!, x = g.tensors[gop.inputs[0]!]!;
