@@ -11,7 +11,9 @@
 //  - depthwise_conv2d_s8_backward_input_rows is bit-identical to
 //    depthwise_conv2d_s8_backward_input with a scratch of one input row, on
 //    strides 1-3, kernels 1-7, multipliers 1-4, SAME and VALID, batch 2;
-//  - the kernels refuse a split outside [1, in] and a missing w_hi.
+//  - the kernels refuse a split outside [1, in] and a missing w_hi;
+//  - the three replay bit-identically on the Cortex-M4F (DSP and portable)
+//    and RV32IMC images.
 import { describe, expect, it } from 'vitest';
 import { ArenaLayout, type Tensor } from '../src/core/arena.js';
 import {
@@ -23,7 +25,11 @@ import type { DwDims } from '../src/core/reference/depthwise_conv2d.js';
 import { Xorshift32 } from '../src/core/rng.js';
 import { NodeDispatch } from '../src/node/addon.js';
 import { dwDims, kernelShape, sizes } from './support/depthwise_conv2d.js';
+import { type Expected, Placer, Tee } from './support/dsp-replay.js';
 import { Pair, randInt8 } from './support/pair.js';
+import { ReferenceDispatch } from '../src/core/reference/dispatch.js';
+import { TraceWriter } from '../src/core/trace.js';
+import { runTrace } from '../src/node/qemu.js';
 
 // One C arena with random bytes everywhere.
 function arena(rng: Xorshift32, bytes: number): { k: Kernels; layout: ArenaLayout; set(t: Tensor, v: ArrayLike<number>): void } {
@@ -223,4 +229,93 @@ describe('depthwise input gradient with one row of scratch (op 35)', () => {
       }
     });
   });
+});
+
+// The same three kernels on the bare-metal images: one recorded trace of
+// random calls (int8 tensors at every byte alignment), replayed on the
+// Cortex-M4F DSP and portable images and on RV32IMC; every output equals
+// the TypeScript reference's bytes.
+describe('ops 33-35 on Cortex-M4F and RV32 = TypeScript reference', () => {
+  const ARENA = 160 * 1024;
+  const rng = new Xorshift32(3701);
+  const trace = new TraceWriter(1 << 20);
+  const expected: Expected[] = [];
+  let calls = 0;
+  for (let n = 0; n < 24; n++) {
+    const R = rng.int(1, 20), I = rng.int(1, 80), O = rng.int(1, 60), S = rng.int(1, I);
+    const d = dwDims(1, rng.int(1, 9), rng.int(1, 9), rng.int(1, 24), rng.int(1, 2), 3, 3, rng.int(1, 2), rng.int(1, 2), 'same');
+    const s = kernelShape(d), z = sizes(d);
+    const placer = new Placer();
+    const place = placer.place.bind(placer);
+    const t = {
+      input: place('in', 'int8', R * I, rng.int(0, 3)), wLo: place('w_lo', 'int8', O * S, rng.int(0, 3)),
+      wHi: place('w_hi', 'int8', Math.max(1, O * (I - S)), rng.int(0, 3)), bias: place('bias', 'int32', O),
+      mult: place('mult', 'int32', O), shift: place('shift', 'int32', O), out: place('out', 'int8', R * O, rng.int(0, 3)),
+      mask: place('mask', 'uint8', Math.ceil((R * O) / 8)), gradOut: place('g', 'int8', R * O, rng.int(0, 3)),
+      ws: place('ws', 'int16', Math.max(O, z.oc)), gradIn: place('gi', 'int8', R * I, rng.int(0, 3)), cells: place('cells', 'int32', 4),
+      scratch: place('scratch', 'uint8', fcBackwardInputRowsScratchBytes({ rows: R, inFeatures: I, outFeatures: O })),
+      dwOut: place('dw_g', 'int8', z.outN, rng.int(0, 3)), dwW: place('dw_w', 'int8', z.wN, rng.int(0, 3)),
+      dwIn: place('dw_gi', 'int8', z.inN, rng.int(0, 3)), dwScratch: place('dw_scratch', 'uint8', depthwiseConv2dBackwardInputRowsScratchBytes(s)),
+    };
+    if (placer.top > ARENA) throw new Error(`case ${n} too large`);
+    const cell = (k: number): Tensor => ({ name: `cell${k}`, dtype: 'int32', shape: [1], offset: t.cells.offset + 4 * k, bytes: 4 });
+    const ref = new ReferenceDispatch(new ArrayBuffer(ARENA));
+    trace.arena(ARENA);
+    const k = new Kernels(new Tee(ref, trace));
+    k.write(t.input, Uint8Array.from(randInt8(rng, R * I), (v) => v & 0xff));
+    k.write(t.wLo, Uint8Array.from(randInt8(rng, O * S, -127, 127), (v) => v & 0xff));
+    if (S < I) k.write(t.wHi, Uint8Array.from(randInt8(rng, O * (I - S), -127, 127), (v) => v & 0xff));
+    k.writeInt32(t.bias, Array.from({ length: O }, () => rng.int(-30000, 30000)));
+    const q = Array.from({ length: O }, () => quantizeMultiplier((1 + rng.below(999)) / 1000 * 2 ** -rng.int(4, 12)));
+    k.writeInt32(t.mult, q.map((x) => x.multiplier));
+    k.writeInt32(t.shift, q.map((x) => x.shift));
+    k.write(t.mask, new Uint8Array(t.mask.bytes));
+    k.write(t.gradOut, Uint8Array.from(randInt8(rng, R * O), (v) => v & 0xff));
+    k.writeInt16(t.ws, Array.from({ length: t.ws.bytes / 2 }, () => rng.int(0, 32767)));
+    k.writeInt32(cell(0), [rng.int(-20, 0)]);
+    k.write(t.dwOut, Uint8Array.from(randInt8(rng, z.outN), (v) => v & 0xff));
+    k.write(t.dwW, Uint8Array.from(randInt8(rng, z.wN, -127, 127), (v) => v & 0xff));
+    const what = `case ${n}: fc ${R}x${I}->${O} split ${S}, depthwise ${JSON.stringify(d)}`;
+    const readBack = (x: Tensor, name: string) => {
+      trace.read(x.offset, x.bytes);
+      expected.push({ offset: x.offset, bytes: ref.read(x.offset, x.bytes), what: `${what}, ${name}` });
+    };
+    const wHi = S < I ? { ...t.wHi, bytes: O * (I - S), shape: [O * (I - S)] } : null;
+    const zp = rng.int(-128, 127);
+    k.fcForwardSplit({
+      rows: R, inFeatures: I, outFeatures: O, split: S, inputOffset: rng.int(-127, 128), outputOffset: zp, actMin: zp, actMax: 127,
+      input: t.input, wLo: t.wLo, wHi, bias: t.bias, output: t.out, mask: t.mask, multiplier: t.mult, shift: t.shift,
+    });
+    readBack(t.out, 'forward split output');
+    readBack(t.mask, 'forward split mask');
+    const ws = { ...t.ws, bytes: O * 2, shape: [O] };
+    k.fcBackwardInputRows({
+      rows: R, inFeatures: I, outFeatures: O, split: S, wscaleMantissa: ws, wscaleExp: rng.int(-10, 2), gradOut: t.gradOut,
+      gradOutExp: cell(0), wLo: t.wLo, wHi, gradIn: t.gradIn, gradInExp: cell(1), scratch: t.scratch,
+    });
+    readBack(t.gradIn, 'fc input gradient');
+    readBack(cell(1), 'fc input gradient exponent');
+    k.depthwiseConv2dBackwardInputRows({
+      ...s, wscaleMantissa: { ...t.ws, bytes: z.oc * 2, shape: [z.oc] }, wscaleExp: rng.int(-10, 2), gradOut: t.dwOut, gradOutExp: cell(0),
+      weights: t.dwW, gradIn: t.dwIn, gradInExp: cell(2), scratch: t.dwScratch,
+    });
+    readBack(t.dwIn, 'depthwise input gradient');
+    readBack(cell(2), 'depthwise input gradient exponent');
+    calls += 3;
+  }
+  const bytes = trace.end();
+  for (const target of ['cortex-m4', 'cortex-m4-portable', 'rv32'] as const) {
+    it(`${target}: 24 random cases bit-identical`, async () => {
+      const r = await runTrace(target, bytes);
+      expect(r.parsed.errors).toEqual([]);
+      expect(r.exitCode).toBe(0);
+      expect(r.parsed.calls).toHaveLength(calls);
+      expect(r.parsed.calls.filter((c) => c.status !== 0)).toEqual([]);
+      expect(r.parsed.reads).toHaveLength(expected.length);
+      r.parsed.reads.forEach((got, j) => {
+        expect(got.offset, expected[j]!.what).toBe(expected[j]!.offset);
+        expect(Array.from(got.bytes), expected[j]!.what).toEqual(Array.from(expected[j]!.bytes));
+      });
+    }, 180_000);
+  }
 });
