@@ -224,6 +224,29 @@ describe('chains across blocks and the in-place depthwise (128x128)', () => {
     }
   });
 
+  it('a value read outside the segment (keep) is written whole, band by band, and the output still matches', () => {
+    const positions = m.groups.get('block2')!;
+    const expandOut = m.g.ops[positions[0]!]!.outputs[0]!;
+    const state = { next: 0 };
+    runTo(m, state, positions[0]! + 1);
+    const expanded = m.k.read(m.runner.tensors[expandOut]!);
+    const exp = untiled(m, { next: positions[0]! }, positions);
+    const shape = segmentFromGraph(m.g, positions, { keep: new Set([expandOut]) });
+    const kept = shape.values.findIndex((v) => v.tensor === expandOut);
+    expect(shape.values[kept]!.external).toBe(true);
+    for (const B of [1, 3, 7]) {
+      const plan = planSegment(shape, B);
+      const region = new Region(m);
+      const tensors = shape.values.map((v) => (v.external ? region.alloc(v.name, v.h * v.w * v.c) : null));
+      const input = shape.values.findIndex((v) => v.tensor === m.g.ops[positions[0]!]!.inputs[0]);
+      m.k.write(tensors[input]!, exp.inputs.get(m.g.ops[positions[0]!]!.inputs[0]!)!);
+      const calls = positions.map((p) => m.runner.steps[p]!.call!);
+      new TiledSegment(shape, plan, { tensors, calls, scratch: plan.scratchBytes ? region.alloc('scratch', plan.scratchBytes) : null }).run(m.k);
+      expect(Array.from(m.k.read(tensors[kept]!)), `band ${B}: kept expansion`).toEqual(Array.from(expanded));
+      expect(Array.from(m.k.read(tensors[shape.output]!)), `band ${B}: output`).toEqual(Array.from(exp.output));
+    }
+  });
+
   it('control: bands computed as separate images (edges padded, no halo rows) do not match', () => {
     // What a tiling without halos would do: each band of 4 rows through
     // expansion, depthwise (its own top/bottom pad), projection and add.

@@ -35,6 +35,9 @@ export interface TileOptions {
   // 'step' (default): the forward only needs to stay below the rest of the
   // step's peak; 'forward': the lowest forward peak, whatever the backward needs.
   minimise?: 'step' | 'forward';
+  // Live bytes the forward may use anyway (an arena budget): the second pass
+  // spends up to it on larger bands (fewer recomputed rows). Default 0.
+  budget?: number;
   align?: number;
 }
 
@@ -183,7 +186,7 @@ export function tileForward(tg: TrainGraph, opts: TileOptions = {}): TrainGraph 
     if (!c) cache.set(key, (c = evaluate(i, j, null)));
     return c;
   };
-  let bound = opts.minimise === 'forward' ? 0 : floor;
+  let bound = Math.max(opts.budget ?? 0, opts.minimise === 'forward' ? 0 : floor);
   for (const [a, b] of runs) {
     const best = new Array<number>(b - a + 2).fill(Infinity);
     best[0] = 0;
