@@ -6,7 +6,8 @@
 //    output and the ReLU masks of every band;
 //  - chains across blocks (stem + block 0, stem + blocks 0-1): halos grow
 //    through several windows;
-//  - the same segments with the output overlapping the input (inPlaceLag),
+//  - the same segments with the output overlapping the input (inPlaceShift,
+//    bands in order and in reverse),
 //    and the in-place depthwise;
 //  - a control: bands that treat their edges as image borders (no halo) do
 //    not match, so the comparison sees halo errors.

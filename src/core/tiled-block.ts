@@ -24,15 +24,17 @@
 // w*c elements with w*c a multiple of 8.
 //
 // In place: the output of a segment may overlap one of its inputs when that
-// input dies at the segment. Band b writes output rows that the input rows
-// still to be read by bands b, b+1, ... must not meet; inPlaceLag gives the
-// smallest shift (bytes) of the output's start below the input's start that
-// guarantees it, so the pair needs max(lag + input, output) bytes instead of
-// input + output. A segment of one depthwise op is the in-place depthwise:
-// the dispatcher refuses a call whose output overlaps its input, so the op
-// runs one output row band at a time with the output shifted `lag` bytes
-// below its input (two input rows for a 3x3 stride-1 depthwise at one row
-// per band; no recomputation, no copy).
+// input dies at the segment. Bands in order: band b writes output rows that
+// the input rows still to be read by bands b, b+1, ... must not meet;
+// inPlaceShift gives the smallest shift (bytes) of the input's start above
+// the output's start that guarantees it, so the pair needs
+// max(shift + input, output) bytes instead of input + output. Bands in
+// reverse order mirror it (the output above the input). A segment of one
+// depthwise op is the in-place depthwise: the dispatcher refuses a call
+// whose output overlaps its input, so the op runs one output row band at a
+// time with the output two input rows below its input (3x3 stride 1, one
+// row per band; half a row at stride 2): no recomputation, no copy, no line
+// buffer.
 //
 // Batch 1 only (a training step's batch). Platform-free.
 
@@ -249,11 +251,6 @@ export function inPlaceShift(shape: SegmentShape, plan: SegmentPlan, input: numb
     shift = Math.min(shift, plan.bands[b]!.rows[shape.output]![0] * ry - prefix);
   }
   return Math.floor(shift / align) * align;
-}
-
-// The forward-order shift as a lag (the output's start below the input's).
-export function inPlaceLag(shape: SegmentShape, plan: SegmentPlan, input: number, align = 16): number {
-  return inPlaceShift(shape, plan, input, 'forward', align);
 }
 
 // Bytes a segment's input and output need together, the input starting
