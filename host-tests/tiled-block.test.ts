@@ -10,7 +10,9 @@
 //    bands in order and in reverse),
 //    and the in-place depthwise;
 //  - a control: bands that treat their edges as image borders (no halo) do
-//    not match, so the comparison sees halo errors.
+//    not match, so the comparison sees halo errors;
+//  - on the XS engine (compiled core, xsmc glue): every block of the 32x32
+//    network tiled in place in reverse band order equals the untiled forward.
 import { describe, expect, it } from 'vitest';
 import { buildMobileNetV2 } from '../src/compiler/arch/mobilenetv2.js';
 import type { Tensor } from '../src/core/arena.js';
@@ -21,7 +23,12 @@ import { ForwardRunner } from '../src/core/runner.js';
 import {
   type BandOrder, inPlaceBytes, inPlaceShift, planSegment, type SegmentCall, SegmentError, type SegmentShape, segmentFromGraph, TiledSegment,
 } from '../src/core/tiled-block.js';
-import { NodeDispatch } from '../src/node/addon.js';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeGraph } from '../src/core/graph-blob.js';
+import { NodeDispatch, repoRoot } from '../src/node/addon.js';
 
 const EXTRA = 1 << 20; // test region after the runner's activations
 
@@ -314,5 +321,30 @@ describe('band plans', () => {
     expect(() => planSegment(odd, 2)).toThrow('do not start on mask bytes');
     expect(planSegment(odd, 1 << 20).bands.length).toBe(1); // one band: any mask works
     expect(() => planSegment(shape, 0)).toThrow('band height 0 must be a positive integer');
+  });
+});
+
+describe('on the XS engine', () => {
+  it('every block of MBV2-w0.35 at 32x32 in 2-row bands, in place in reverse order, equals the runner (host-tests/fixtures/xs/tiled.js)', () => {
+    const xs = join(repoRoot, 'out', 'xs', 'xst-xs'), core = join(repoRoot, 'out', 'ts', 'core', 'tiled-block.js');
+    if (!existsSync(xs) || !existsSync(core)) throw new Error('XS host or compiled TypeScript missing: run npm run build:ts and npm run build:xs');
+    const g = buildMobileNetV2({ width: 0.35, resolution: 32, classes: 10, seed: 1 });
+    const dir = mkdtempSync(join(tmpdir(), 'xstrain-tiled-'));
+    try {
+      writeFileSync(join(dir, 'g.bin'), encodeGraph(g));
+      const run = spawnSync(xs, [join(repoRoot, 'host-tests', 'fixtures', 'xs', 'tiled.js'), join(dir, 'g.bin')], { encoding: 'utf8', timeout: 60_000 });
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+      const lines = run.stdout.trim().split('\n');
+      expect(lines.filter((l) => l.endsWith(' same'))).toHaveLength(17);
+      // The logits after the runner's own steps, as on Node.
+      const runner = new ForwardRunner(g);
+      const k = new Kernels(new NodeDispatch(new ArrayBuffer(runner.arenaBytes), new ArrayBuffer(runner.flashBytes)));
+      runner.load(k);
+      const input = Uint8Array.from({ length: runner.input.bytes }, (_, i) => (i * 37) & 0xff);
+      expect(lines.at(-1)).toBe(`logits ${Array.from(runner.run(k, input)).join(',')}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
