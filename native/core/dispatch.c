@@ -700,6 +700,81 @@ static int op_momentum_s16(const int32_t *a, const bind_mem *m) {
                              (int16_t *)t[3].ptr, (uint32_t *)t[4].ptr);
 }
 
+/* ---- split weights, row-scratch input gradients (ids 33-35) ------------ */
+
+static int op_fc_forward_split(const int32_t *a, const bind_mem *m) {
+  xst_fc_dims d = {a[0], a[1], a[2]};
+  if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
+  if (a[3] < 1 || a[3] > d.in_features) return XST_ERR_DIMS;
+  uint64_t R = (uint64_t)d.rows, I = (uint64_t)d.in_features, O = (uint64_t)d.out_features, S = (uint64_t)a[3];
+  if (S < I && a[10] == -1) return XST_ERR_DIMS;
+  tref t[8] = {
+    REF(a[8], R * I, 1, 0, 0),            /* in    */
+    REF(a[9], O * S, 1, 0, 0),            /* w_lo  */
+    REF(a[10], O * (I - S), 1, 0, 1),     /* w_hi  */
+    REF(a[11], O * 4, 4, 0, 1),           /* bias  */
+    REF(a[12], R * O, 1, 1, 0),           /* out   */
+    REF(a[13], (R * O + 7) / 8, 1, 1, 1), /* mask  */
+    REF(a[14], O * 4, 4, 0, 0),           /* multiplier */
+    REF(a[15], O * 4, 4, 0, 0),           /* shift */
+  };
+  if (S == I) t[2].off = -1;
+  int st = bind(m, t, 8);
+  if (st) return st;
+  xst_fc_quant q = {a[4], a[5], a[6], a[7], (const int32_t *)t[6].ptr, (const int32_t *)t[7].ptr};
+  return fully_connected_s8_forward_split(&d, a[3], &q, (const int8_t *)t[0].ptr, (const int8_t *)t[1].ptr,
+                                          (const int8_t *)t[2].ptr, (const int32_t *)t[3].ptr, (int8_t *)t[4].ptr,
+                                          (uint8_t *)t[5].ptr);
+}
+
+static int op_fc_backward_input_rows(const int32_t *a, const bind_mem *m) {
+  xst_fc_dims d = {a[0], a[1], a[2]};
+  if (!dim_ok(d.rows) || !dim_ok(d.in_features) || !dim_ok(d.out_features)) return XST_ERR_DIMS;
+  if (a[3] < 1 || a[3] > d.in_features) return XST_ERR_DIMS;
+  uint64_t R = (uint64_t)d.rows, I = (uint64_t)d.in_features, O = (uint64_t)d.out_features, S = (uint64_t)a[3];
+  if (S < I && a[9] == -1) return XST_ERR_DIMS;
+  tref t[8] = {
+    REF(a[4], O * 2, 2, 0, 0),       /* wscale mantissa */
+    REF(a[6], R * O, 1, 0, 0),       /* grad_out */
+    CELL(a[7], 0),                   /* grad_out_exp */
+    REF(a[8], O * S, 1, 0, 0),       /* w_lo */
+    REF(a[9], O * (I - S), 1, 0, 1), /* w_hi */
+    REF(a[10], R * I, 1, 1, 0),      /* grad_in */
+    CELL(a[11], 1),                  /* grad_in_exp */
+    REF(a[12], fully_connected_s8_backward_input_rows_scratch_size(&d), 4, 1, 0), /* scratch */
+  };
+  if (S == I) t[4].off = -1;
+  int st = bind(m, t, 8);
+  if (st) return st;
+  xst_wscale ws = {(const int16_t *)t[0].ptr, a[5]};
+  return fully_connected_s8_backward_input_rows(&d, a[3], &ws, (const int8_t *)t[1].ptr, (const int32_t *)t[2].ptr,
+                                                (const int8_t *)t[3].ptr, (const int8_t *)t[4].ptr, (int8_t *)t[5].ptr,
+                                                (int32_t *)t[6].ptr, t[7].ptr);
+}
+
+static int op_dw_backward_input_rows(const int32_t *a, const bind_mem *m) {
+  xst_dwconv_dims d;
+  int st = dw_dims(a, &d);
+  if (st) return st;
+  dw_sizes z = dw_size(&d);
+  tref t[7] = {
+    REF(a[13], z.oc * 2, 2, 0, 0),  /* wscale mantissa */
+    REF(a[15], z.out, 1, 0, 0),     /* grad_out */
+    CELL(a[16], 0),                 /* grad_out_exp */
+    REF(a[17], z.w, 1, 0, 0),       /* w */
+    REF(a[18], z.in, 1, 1, 0),      /* grad_in */
+    CELL(a[19], 1),                 /* grad_in_exp */
+    /* depthwise_conv2d_s8_backward_input_rows_scratch_size(), in uint64 */
+    REF(a[20], (uint64_t)d.in_w * (uint64_t)d.in_c * 4 + z.oc * 2, 4, 1, 0), /* scratch */
+  };
+  st = bind(m, t, 7);
+  if (st) return st;
+  xst_wscale ws = {(const int16_t *)t[0].ptr, a[14]};
+  return depthwise_conv2d_s8_backward_input_rows(&d, &ws, (const int8_t *)t[1].ptr, (const int32_t *)t[2].ptr,
+                                                 (const int8_t *)t[3].ptr, (int8_t *)t[4].ptr,
+                                                 (int32_t *)t[5].ptr, t[6].ptr);
+}
+
 typedef int (*op_fn)(const int32_t *, const bind_mem *);
 /* Indexed by op id (designated initialisers: one line per op, any order);
  * ids without a row are unknown ops. */
@@ -735,6 +810,9 @@ static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
   [XST_OP_ADAM_F32_UPDATE] = {op_adam_f32, 10},
   [XST_OP_SGD_S16_UPDATE] = {op_sgd_s16, 8},
   [XST_OP_MOMENTUM_S16_UPDATE] = {op_momentum_s16, 11},
+  [XST_OP_FC_FORWARD_SPLIT] = {op_fc_forward_split, 16},
+  [XST_OP_FC_BACKWARD_INPUT_ROWS] = {op_fc_backward_input_rows, 13},
+  [XST_OP_DEPTHWISE_CONV2D_BACKWARD_INPUT_ROWS] = {op_dw_backward_input_rows, 21},
 };
 
 int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs, const xst_memory *mem) {

@@ -829,4 +829,56 @@ enum {
  *    lr_shift, momentum_q15, grad(i32[n]), grad_exp(cell),
  *    velocity(i16[n]), param(i16[n]), rng(cell) */
 
+/* ---- kernel library: split weights and row-scratch input gradients
+ * (fully_connected_split_s8.c, depthwise_conv2d_rows_s8.c, ids 33-35) ----
+ * A layer whose sparse update trains input channels [0, split) keeps only
+ * that slice w_lo (out, split) in the arena; w_hi (out, in - split) stays in
+ * flash. The *_rows input gradients take one row of scratch instead of the
+ * whole tensor and compute every sum twice (a pass for the exponent, a pass
+ * to write); all three are bit-identical to the whole-weight /
+ * whole-scratch kernels. */
+
+/* fully_connected_s8_forward on W = [w_lo | w_hi]; split in [1, in]
+ * (split = in: w_hi unused, may be NULL). Aliasing as
+ * fully_connected_s8_forward. Scratch: none. */
+int fully_connected_s8_forward_split(const xst_fc_dims *d, int32_t split, const xst_fc_quant *q,
+                                     const int8_t *in, const int8_t *w_lo, const int8_t *w_hi,
+                                     const int32_t *bias, int8_t *out, uint8_t *mask);
+
+/* fully_connected_s8_backward_input on W = [w_lo | w_hi] with
+ * fully_connected_s8_backward_input_rows_scratch_size() = in*4 + out*2
+ * bytes of scratch (4-aligned). Aliasing: grad_in must not overlap
+ * grad_out, the weights or scratch. */
+int fully_connected_s8_backward_input_rows(const xst_fc_dims *d, int32_t split, const xst_wscale *ws,
+                                           const int8_t *grad_out, const int32_t *grad_out_exp,
+                                           const int8_t *w_lo, const int8_t *w_hi, int8_t *grad_in,
+                                           int32_t *grad_in_exp, void *scratch);
+size_t fully_connected_s8_backward_input_rows_scratch_size(const xst_fc_dims *d);
+
+/* depthwise_conv2d_s8_backward_input with
+ * depthwise_conv2d_s8_backward_input_rows_scratch_size() = in_w*in_c*4 +
+ * out_c*2 bytes of scratch (4-aligned). Aliasing as the whole-tensor one. */
+int depthwise_conv2d_s8_backward_input_rows(const xst_dwconv_dims *d, const xst_wscale *ws,
+                                            const int8_t *grad_out, const int32_t *grad_out_exp,
+                                            const int8_t *w, int8_t *grad_in, int32_t *grad_in_exp,
+                                            void *scratch);
+size_t depthwise_conv2d_s8_backward_input_rows_scratch_size(const xst_dwconv_dims *d);
+
+enum {
+  XST_OP_FC_FORWARD_SPLIT = 33,
+  XST_OP_FC_BACKWARD_INPUT_ROWS = 34,
+  XST_OP_DEPTHWISE_CONV2D_BACKWARD_INPUT_ROWS = 35
+};
+
+/* Argument layouts (count):
+ *  FC_FORWARD_SPLIT (16): rows, in, out, split, input_offset,
+ *    output_offset, act_min, act_max, in, w_lo(out x split),
+ *    w_hi(out x (in - split))|-1, bias|-1, out, mask|-1,
+ *    multiplier(i32[out]), shift(i32[out])
+ *  FC_BACKWARD_INPUT_ROWS (13): rows, in, out, split,
+ *    wscale_mantissa(i16[out]), wscale_exp, grad_out, grad_out_exp(cell),
+ *    w_lo, w_hi|-1, grad_in, grad_in_exp(cell), scratch(in*4 + out*2)
+ *  DEPTHWISE_CONV2D_BACKWARD_INPUT_ROWS (21): as
+ *    DEPTHWISE_CONV2D_BACKWARD_INPUT, scratch in_w*in_c*4 + out_c*2 */
+
 #endif /* XST_H */

@@ -195,6 +195,32 @@ export function fcBackwardInputScratchBytes(s: FcShape): number {
   return s.rows * s.inFeatures * 4 + s.outFeatures * 2;
 }
 
+// ---- split weights, row-scratch input gradients (ops 33-35) ----
+// A layer trained in input channels [0, split) only: wLo (out, split) in the
+// arena, wHi (out, in - split) frozen in flash (null when split = in).
+// Results are those of fcForward / fcBackwardInput on [wLo | wHi] and of
+// depthwiseConv2dBackwardInput; the *Rows input gradients need one row of
+// scratch and compute every sum twice.
+export interface FcForwardSplitArgs extends Omit<FcForwardArgs, 'weights'> {
+  split: number;
+  wLo: Tensor;
+  wHi: Tensor | null;
+}
+
+export interface FcBackwardInputRowsArgs extends Omit<FcBackwardInputArgs, 'weights'> {
+  split: number;
+  wLo: Tensor;
+  wHi: Tensor | null;
+}
+
+export function fcBackwardInputRowsScratchBytes(s: FcShape): number {
+  return s.inFeatures * 4 + s.outFeatures * 2;
+}
+
+export function depthwiseConv2dBackwardInputRowsScratchBytes(s: DepthwiseConv2dShape): number {
+  return s.inW * s.inC * 4 + s.inC * s.depthMultiplier * 2;
+}
+
 export class KernelArgumentError extends Error {}
 
 function expectTensor(op: OpId, role: string, t: Tensor, dtype: DType, count: number, dims: string): void {
@@ -720,6 +746,46 @@ export class Kernels {
     );
   }
 
+  fcForwardSplit(a: FcForwardSplitArgs): void {
+    const op = Op.FcForwardSplit;
+    expectShape(op, a);
+    const { rows: R, inFeatures: I, outFeatures: O, split: S } = a;
+    expectDims(op, 'split', S, 1, I);
+    expectTensor(op, 'input', a.input, 'int8', R * I, `${R}x${I}`);
+    expectTensor(op, 'w_lo', a.wLo, 'int8', O * S, `${O}x${S}`);
+    if (S < I || a.wHi) {
+      if (!a.wHi) throw new KernelArgumentError(`${opName[op]}: split ${S} < in_features ${I} needs the w_hi tensor`);
+      expectTensor(op, 'w_hi', a.wHi, 'int8', O * (I - S), `${O}x${I - S}`);
+    }
+    const tail = forwardTail(op, { ...a, weights: a.wLo }, O, R * O, `${R}x${O}`);
+    // forwardTail: offsets, acts, in, w, bias, out, mask, multiplier, shift
+    this.dispatch.call(op, Int32Array.of(R, I, O, S, ...tail.slice(0, 5), a.wLo.offset, S < I ? a.wHi!.offset : -1, ...tail.slice(6)));
+  }
+
+  fcBackwardInputRows(a: FcBackwardInputRowsArgs): void {
+    const op = Op.FcBackwardInputRows;
+    expectShape(op, a);
+    const { rows: R, inFeatures: I, outFeatures: O, split: S } = a;
+    expectDims(op, 'split', S, 1, I);
+    expectTensor(op, 'wscale mantissa', a.wscaleMantissa, 'int16', O, `${O}`);
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', R * O, `${R}x${O}`);
+    expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
+    expectTensor(op, 'w_lo', a.wLo, 'int8', O * S, `${O}x${S}`);
+    if (S < I || a.wHi) {
+      if (!a.wHi) throw new KernelArgumentError(`${opName[op]}: split ${S} < in_features ${I} needs the w_hi tensor`);
+      expectTensor(op, 'w_hi', a.wHi, 'int8', O * (I - S), `${O}x${I - S}`);
+    }
+    expectTensor(op, 'grad_in', a.gradIn, 'int8', R * I, `${R}x${I}`);
+    expectTensor(op, 'grad_in exponent', a.gradInExp, 'int32', 1, '1');
+    const sb = fcBackwardInputRowsScratchBytes(a);
+    if (a.scratch.bytes < sb || a.scratch.offset % 4) {
+      throw new KernelArgumentError(`${opName[op]}: scratch tensor "${a.scratch.name}" has ${a.scratch.bytes} bytes, needs ${sb} (4-aligned)`);
+    }
+    expectDims(op, 'wscale exponent', a.wscaleExp, -64, 64);
+    this.dispatch.call(op, Int32Array.of(R, I, O, S, a.wscaleMantissa.offset, a.wscaleExp, a.gradOut.offset, a.gradOutExp.offset,
+      a.wLo.offset, S < I ? a.wHi!.offset : -1, a.gradIn.offset, a.gradInExp.offset, a.scratch.offset));
+  }
+
   fcBackwardBias(a: FcBackwardBiasArgs): void {
     const op = Op.FcBackwardBias;
     expectShape(op, a);
@@ -984,6 +1050,29 @@ export class Kernels {
       throw new KernelArgumentError(
         `${opName[op]}: scratch tensor "${a.scratch.name}" has ${a.scratch.bytes} bytes, needs ${sb} (4-aligned)`,
       );
+    }
+    expectDims(op, 'wscale exponent', a.wscaleExp, -64, 64);
+    this.dispatch.call(
+      op,
+      Int32Array.of(...dwDimArgs(a), a.wscaleMantissa.offset, a.wscaleExp, a.gradOut.offset, a.gradOutExp.offset,
+        a.weights.offset, a.gradIn.offset, a.gradInExp.offset, a.scratch.offset),
+    );
+  }
+
+  // The same call as depthwiseConv2dBackwardInput with a one-row scratch.
+  depthwiseConv2dBackwardInputRows(a: DepthwiseConv2dBackwardInputArgs): void {
+    const op = Op.DepthwiseConv2dBackwardInputRows;
+    expectDwShape(op, a);
+    const OC = a.inC * a.depthMultiplier, IN = a.batch * a.inH * a.inW * a.inC, OUT = a.batch * a.outH * a.outW * OC;
+    expectTensor(op, 'wscale mantissa', a.wscaleMantissa, 'int16', OC, `${OC}`);
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', OUT, `${a.batch}x${a.outH}x${a.outW}x${OC}`);
+    expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
+    expectTensor(op, 'weights', a.weights, 'int8', a.kH * a.kW * OC, `1x${a.kH}x${a.kW}x${OC}`);
+    expectTensor(op, 'grad_in', a.gradIn, 'int8', IN, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
+    expectTensor(op, 'grad_in exponent', a.gradInExp, 'int32', 1, '1');
+    const sb = depthwiseConv2dBackwardInputRowsScratchBytes(a);
+    if (a.scratch.bytes < sb || a.scratch.offset % 4) {
+      throw new KernelArgumentError(`${opName[op]}: scratch tensor "${a.scratch.name}" has ${a.scratch.bytes} bytes, needs ${sb} (4-aligned)`);
     }
     expectDims(op, 'wscale exponent', a.wscaleExp, -64, 64);
     this.dispatch.call(

@@ -13,7 +13,9 @@
 import type { DType, Tensor } from './arena.js';
 import { convGeometry } from './conv-geometry.js';
 import { type FusedActivation, type Graph, GraphError, type GraphOp, type GraphQuant, type GraphTensor, tensorElements } from './graph.js';
-import type { ConvShape, DepthwiseConv2dShape, FcShape, Kernels, PoolShape } from './kernels.js';
+import type {
+  AddForwardArgs, Conv2dForwardArgs, ConvShape, DepthwiseConv2dForwardArgs, DepthwiseConv2dShape, FcShape, Kernels, PoolShape,
+} from './kernels.js';
 import { quantizeMultiplier } from './quant.js';
 import { addQuantParams, meanQuantParams, softmaxQuantParams } from './tflite-params.js';
 
@@ -27,10 +29,18 @@ export interface LoweringContext {
   constant(name: string, dtype: DType, shape: number[], bytes: Uint8Array): Tensor;
 }
 
+// The kernel call of a conv2d, depthwise or add op on whole tensors: what a
+// row-tiled forward (tiled-block.ts) calls again on bands of them.
+export type ForwardCall =
+  | { kind: 'conv2d'; args: Conv2dForwardArgs }
+  | { kind: 'depthwise_conv2d'; args: DepthwiseConv2dForwardArgs }
+  | { kind: 'add'; args: AddForwardArgs };
+
 // One lowered operator: its cost and how to call its kernel.
 export interface LoweredOp {
   macs: number; // multiply-accumulates of the forward (0 for data movement)
   run(k: Kernels): void;
+  call?: ForwardCall; // conv2d, depthwise (also as a conv2d) and add
 }
 
 export type LayerOp = Extract<GraphOp, { kind: 'conv2d' | 'depthwise_conv2d' | 'fully_connected' }>;
@@ -232,7 +242,7 @@ function lowerAdd(ctx: LoweringContext, op: Extract<GraphOp, { kind: 'add' }>, w
     { scale: y.q.scale[0]!, zeroPoint: y.q.zeroPoint[0]! });
   const [actMin, actMax] = activationRange(op.activation, y.q.scale[0]!, y.q.zeroPoint[0]!);
   const args = { n, ...p, actMin, actMax, input1: a.t, input2: b.t, output: y.t, mask };
-  return { macs: 0, run: (k) => k.addForward(args) };
+  return { macs: 0, run: (k) => k.addForward(args), call: { kind: 'add', args } };
 }
 
 function lowerSoftmax(ctx: LoweringContext, op: Extract<GraphOp, { kind: 'softmax' }>, what: string): LoweredOp {
@@ -286,10 +296,12 @@ function lowerConv(ctx: LoweringContext, op: Extract<GraphOp, { kind: 'conv2d' |
     const { depthMultiplier: _, ...shape } = s;
     const args = { ...shape, ...quant, ...tensors };
     const perOutput = op.kind === 'conv2d' ? s.kH * s.kW * s.inC : s.kH * s.kW;
-    return { macs: s.batch * s.outH * s.outW * s.outC * perOutput, run: (k) => k.conv2dForward(args) };
+    return { macs: s.batch * s.outH * s.outW * s.outC * perOutput, run: (k) => k.conv2dForward(args), call: { kind: 'conv2d', args } };
   }
   const args = { ...depthwiseShape(s), ...quant, ...tensors };
-  return { macs: s.batch * s.outH * s.outW * s.outC * s.kH * s.kW, run: (k) => k.depthwiseConv2dForward(args) };
+  return {
+    macs: s.batch * s.outH * s.outW * s.outC * s.kH * s.kW, run: (k) => k.depthwiseConv2dForward(args), call: { kind: 'depthwise_conv2d', args },
+  };
 }
 
 function lowerFullyConnected(ctx: LoweringContext, op: Extract<GraphOp, { kind: 'fully_connected' }>, what: string, mask: Tensor | null): LoweredOp {

@@ -36,6 +36,10 @@ export const Op = {
   AdamF32Update: 30,
   SgdS16Update: 31,
   MomentumS16Update: 32,
+  // split weights, row-scratch input gradients (ids 33-35: fully_connected_split_s8.c, depthwise_conv2d_rows_s8.c)
+  FcForwardSplit: 33,
+  FcBackwardInputRows: 34,
+  DepthwiseConv2dBackwardInputRows: 35,
 } as const;
 export type OpId = (typeof Op)[keyof typeof Op];
 
@@ -71,6 +75,9 @@ export const opNargs: Readonly<Record<OpId, number>> = {
   30: 10,
   31: 8,
   32: 11,
+  33: 16,
+  34: 13,
+  35: 21,
 };
 
 export const opName: Readonly<Record<OpId, string>> = {
@@ -105,6 +112,9 @@ export const opName: Readonly<Record<OpId, string>> = {
   30: 'adam_f32_update',
   31: 'sgd_s16_update',
   32: 'momentum_s16_update',
+  33: 'fully_connected_s8_forward_split',
+  34: 'fully_connected_s8_backward_input_rows',
+  35: 'depthwise_conv2d_s8_backward_input_rows',
 };
 
 // Status codes of the C core, in order (xst_status).

@@ -9,7 +9,7 @@
 import { type DType, type Tensor } from './arena.js';
 import { type Graph, GraphError, type GraphOp, type GraphTensor, tensorElements } from './graph.js';
 import { FLASH_BASE, Kernels } from './kernels.js';
-import { type LoweringContext, lowerForwardOp } from './lowering.js';
+import { type ForwardCall, type LoweringContext, lowerForwardOp } from './lowering.js';
 import { planLifetimes } from './planner.js';
 
 export { activationRange, outputMultipliers } from './lowering.js';
@@ -27,6 +27,9 @@ export interface Step {
   kind: GraphOp['kind'];
   macs: number; // multiply-accumulates of the forward (0 for data movement)
   run(k: Kernels): void;
+  // The kernel call of a conv2d, depthwise or add step (whole tensors), so a
+  // row-tiled forward (tiled-block.ts) can call it on bands.
+  call?: ForwardCall;
 }
 
 interface Constant {

@@ -8,6 +8,7 @@ import type { TrainableLayer } from './layers.js';
 import { type ArenaPlan, type MemoryReport, type PlanOptions, planArena } from './plan.js';
 import { assertNoDeadOps, pruneBackward } from './prune.js';
 import { type LayerUpdate, type SparseUpdateScheme, fullUpdate, resolveScheme } from './scheme.js';
+import { type TileOptions, tileForward } from './tile.js';
 import { type Numeric, type Optimizer, type TrainGraph, buildTrainGraph } from './train-graph.js';
 
 export interface CompileOptions extends PlanOptions {
@@ -17,6 +18,11 @@ export interface CompileOptions extends PlanOptions {
   optimizer?: Optimizer;
   lqmBits?: number;
   numeric?: Numeric;
+  // Row-tiled forward (tile.ts): runs of forward convolutions whose
+  // intermediates no backward op reads become band-wise ops. Default off.
+  tile?: TileOptions | boolean;
+  sliceWeights?: boolean; // train-graph.ts TrainGraphOptions.sliceWeights
+  rowScratch?: boolean; // train-graph.ts TrainGraphOptions.rowScratch
 }
 
 export interface CompiledTraining {
@@ -31,8 +37,10 @@ export function schemeUpdates(scheme: SparseUpdateScheme | 'full'): (layers: rea
 export function compileTraining(model: Graph, o: CompileOptions): CompiledTraining {
   const built = buildTrainGraph(model, {
     head: o.head, updates: schemeUpdates(o.scheme), reorder: o.reorder, optimizer: o.optimizer, lqmBits: o.lqmBits, numeric: o.numeric,
+    sliceWeights: o.sliceWeights, rowScratch: o.rowScratch,
   });
-  const graph = pruneBackward(built);
+  const pruned = pruneBackward(built);
+  const graph = o.tile ? tileForward(pruned, o.tile === true ? { align: o.align } : { align: o.align, ...o.tile }) : pruned;
   assertNoDeadOps(graph);
   return { graph, plan: planArena(graph, { align: o.align }) };
 }

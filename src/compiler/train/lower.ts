@@ -101,7 +101,7 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
   if (tg.numeric !== 'int8') throw new LoweringError(`training graph "${tg.name}" is ${tg.numeric}; only int8 steps run on the kernels`);
   const missing = missingKernels(tg);
   if (missing) throw new LoweringError(missing);
-  const g = tg.forward;
+  const g = tg.model;
   const qas = o.qas ?? true;
   const lqm = o.lqm ?? defaultLqm;
   const flash = new FlashBuilder();
@@ -162,7 +162,7 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
 
   // ---- per-layer tables ----------------------------------------------------------
   const layerOp = (op: TrainOp): LayerOp => {
-    const n = op.node === null ? undefined : g.ops[op.node];
+    const n = op.source === null ? undefined : g.ops[op.source];
     if (!n || !isLayerOp(n)) throw new LoweringError(`plan lowering: ${op.name} does not belong to a layer`);
     return n;
   };
@@ -209,7 +209,7 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
   const k = new Kernels(rec);
   for (const op of tg.ops) {
     const w = what(op);
-    const node = op.node === null ? null : g.ops[op.node]!;
+    const node = op.source === null ? null : g.ops[op.source]!;
     switch (op.kernel) {
       case 'fully_connected_s8_forward':
       case 'conv2d_s8_forward':

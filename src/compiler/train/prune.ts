@@ -36,8 +36,9 @@ export function pruneBackward(tg: TrainGraph): TrainGraph {
   return renumber({ ...tg, ops: keep });
 }
 
-// Drops tensors no op references and renumbers the rest in order.
-function renumber(tg: TrainGraph): TrainGraph {
+// Drops tensors no op references and renumbers the rest in order (also
+// after tiling, tile.ts, whose banded intermediates are no longer tensors).
+export function renumber(tg: TrainGraph): TrainGraph {
   const used = new Set<number>(tg.inputs);
   for (const op of tg.ops) for (const t of [...op.reads, ...op.writes, ...op.scratch]) used.add(t);
   const map = new Map<number, number>();

@@ -46,7 +46,8 @@ import { convGeometry } from '../../core/conv-geometry.js';
 import { type Graph, GraphError, type GraphOp, tensorElements } from '../../core/graph.js';
 import {
   type ChannelBlock, type ConvShape, type DepthwiseConv2dShape, avgPoolBackwardScratchBytes, conv2dBackwardInputScratchBytes,
-  depthwiseConv2dBackwardInputScratchBytes, fcBackwardInputScratchBytes, lqmStateBytes,
+  depthwiseConv2dBackwardInputRowsScratchBytes, depthwiseConv2dBackwardInputScratchBytes, fcBackwardInputRowsScratchBytes,
+  fcBackwardInputScratchBytes, lqmStateBytes,
 } from '../../core/kernels.js';
 import { defaultLqm } from '../../core/mlp.js';
 import type { PoolDims } from '../../core/reference/average-pool.js';
@@ -84,9 +85,13 @@ export interface TrainTensor {
   readonly role: TensorRole;
   readonly home: 'arena' | 'flash';
   readonly persistent: boolean; // carries state to the next step (weights, bias, optimizer state, rng)
-  // The forward graph tensor it holds (activations: the root of a reshape
-  // alias chain; weights and biases), or null (gradients, tables, cells).
+  // The model tensor it holds (activations: the root of a reshape alias
+  // chain; weights and biases), or null (gradients, tables, cells).
   readonly source: number | null;
+  // Only input channels [begin, end) (the last axis) of `source`: a saved
+  // slice of an activation, the trained or the frozen part of a sliced
+  // weight. Absent: the whole tensor.
+  readonly channels?: readonly [number, number];
 }
 
 export interface TrainOp {
@@ -101,12 +106,35 @@ export interface TrainOp {
   readonly scratch: readonly number[]; // live during this op only
   readonly inPlace: readonly (readonly [number, number])[]; // [write, read] that may share one buffer
   // What lowering to kernel calls needs (src/compiler/train/lower.ts): the
-  // forward graph op this op derives from (a position in TrainGraph.forward's
-  // ops; null for the loss and gradient sums), and the kernel's tensor
+  // model op this op derives from (a position in TrainGraph.model's ops, as
+  // TrainTensor.source is a model tensor; null for the loss, gradient sums
+  // and row-tiled runs, whose ops are in `tiled`), and the kernel's tensor
   // arguments by name (a subset of reads/writes/scratch; an optional write
   // that pruning drops disappears from here too).
-  readonly node: number | null;
+  readonly source: number | null;
   readonly slots: Readonly<Record<string, number>>;
+  // Per inPlace pair: bytes the read starts above the write in their shared
+  // buffer (a row-tiled op's output trailing its input, tile.ts); absent: 0.
+  readonly inPlaceShift?: readonly number[];
+  readonly tiled?: TiledForward; // a row-tiled run of forward ops (tile.ts)
+}
+
+// A run of forward ops computed in row bands by one op (src/core/tiled-block.ts
+// on the kernels): what a runtime needs to rebuild the same band plan with
+// planSegment(segmentFromGraph(model, sources, { keep, masks }), bandRows).
+// The op's slots name its whole tensors: the segment's external inputs
+// in0, in1, ... (in segment value order), its output y, the kept
+// intermediates keep0, ... (in `keep` order), the masks mask0, ... (in
+// `masks` order) and the band scratch.
+export interface TiledForward {
+  readonly sources: readonly number[]; // positions in model.ops, in order
+  readonly keep: readonly number[]; // model tensors written whole (read outside the run)
+  readonly masks: readonly number[]; // positions whose ReLU mask is written
+  readonly bandRows: number;
+  readonly bands: number;
+  readonly order: 'forward' | 'reverse'; // band order (in place: the order inPlaceShift assumed)
+  readonly macs: number; // with recomputed halo rows
+  readonly untiledMacs: number;
 }
 
 export interface TrainGraph {
@@ -120,11 +148,11 @@ export interface TrainGraph {
   readonly outputs: readonly number[]; // what the step leaves behind: updated parameters, state, rng, metric
   readonly layers: readonly TrainableLayer[];
   readonly updates: readonly LayerUpdate[];
-  // The forward graph the step trains: the model after prepareHead (no
-  // softmax, maybe a new classifier). TrainTensor.source and TrainOp.node
-  // index into it.
-  readonly forward: Graph;
-  readonly logits: number; // forward's logits tensor (graph index)
+  // The graph the step trains: the model after prepareHead (no softmax,
+  // maybe a new classifier). TrainTensor.source, TrainOp.source and
+  // TiledForward index into it.
+  readonly model: Graph;
+  readonly logits: number; // the model's logits tensor (graph index)
 }
 
 export interface TrainGraphOptions {
@@ -136,6 +164,16 @@ export interface TrainGraphOptions {
   optimizer?: Optimizer; // weights; biases always use SGD. Default 'sgd'
   lqmBits?: number; // LQM state bits per weight, default 5
   numeric?: Numeric; // default 'int8'
+  // A conv whose weights update only in input channels [0, n) keeps just
+  // that slice in the arena, [out][kh][kw][n]; the other channels stay in
+  // flash as their own [out][kh][kw][in - n] tensor, and the forward and
+  // the input gradient read both (fully_connected_s8_{forward,backward_input}_split
+  // for a pointwise conv; modelled for a kxk conv). LQM state covers the
+  // slice. Default false: the whole weight tensor is in the arena.
+  sliceWeights?: boolean;
+  // Input gradients of FC, pointwise and depthwise layers with one row of
+  // int32 scratch (two passes, bit-identical) instead of the whole tensor's.
+  rowScratch?: boolean;
 }
 
 interface GradRef {
@@ -173,11 +211,11 @@ class Builder {
   private readonly constants = new Map<string, number>();
 
   tensor(name: string, dtype: DType, shape: readonly number[], role: TensorRole, home: 'arena' | 'flash' = 'arena', persistent = false,
-    source: number | null = null): number {
+    source: number | null = null, channels?: readonly [number, number]): number {
     let n = 1;
     for (const d of shape) n *= d;
     const bytes = n * dtypeBytes[dtype];
-    return this.tensors.push({ name, dtype, shape: [...shape], bytes, role, home, persistent, source }) - 1;
+    return this.tensors.push({ name, dtype, shape: [...shape], bytes, role, home, persistent, source, ...(channels ? { channels } : {}) }) - 1;
   }
 
   // A flash table (requantisation, learning rate, weight-scale mantissa), once per name.
@@ -189,9 +227,9 @@ class Builder {
     return t;
   }
 
-  op(o: Omit<TrainOp, 'optional' | 'scratch' | 'inPlace' | 'modelled' | 'node' | 'slots'> &
-    Partial<Pick<TrainOp, 'optional' | 'scratch' | 'inPlace' | 'modelled' | 'node' | 'slots'>>): void {
-    this.ops.push({ optional: [], scratch: [], inPlace: [], modelled: false, node: null, slots: {}, ...o });
+  op(o: Omit<TrainOp, 'optional' | 'scratch' | 'inPlace' | 'modelled' | 'source' | 'slots'> &
+    Partial<Pick<TrainOp, 'optional' | 'scratch' | 'inPlace' | 'modelled' | 'source' | 'slots'>>): void {
+    this.ops.push({ optional: [], scratch: [], inPlace: [], modelled: false, source: null, slots: {}, ...o });
   }
 }
 
@@ -245,6 +283,16 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     return t;
   };
 
+  // Layers whose updated weight slice is split from the frozen channels.
+  const frozenPart = new Map<number, number>(); // layer -> flash tensor of the frozen input channels
+  const sliced = (l: TrainableLayer): ChannelBlock | null => {
+    const blk = updates[l.layer]!.weights;
+    if (!opts.sliceWeights || fp32 || !blk || l.kind !== 'conv2d') return null;
+    return blk.icBegin === 0 && blk.icEnd < l.inC && blk.ocBegin === 0 && blk.ocEnd === l.outC ? blk : null;
+  };
+  const pointwiseOp = (op: GraphOp): boolean => op.kind === 'conv2d' && g.tensors[op.inputs[1]!]!.shape[1] === 1 &&
+    g.tensors[op.inputs[1]!]!.shape[2] === 1 && op.strideH === 1 && op.strideW === 1;
+
   // ---- forward ----
   const savedInput = new Map<number, number>(); // layer -> tensor its weight gradient reads
   const masks = new Map<number, number>(); // op position -> mask tensor
@@ -270,24 +318,39 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
         const nic = u.weights.icEnd - u.weights.icBegin;
         const xt = b.tensors[x]!;
         const shape = l.kind === 'fully_connected' ? [xt.shape[0]!, nic] : [...xt.shape.slice(0, -1), nic];
-        const xs = b.tensor(`${xt.name}[..., ${u.weights.icBegin}:${u.weights.icEnd}]`, actType, shape, 'saved_slice');
+        const xs = b.tensor(`${xt.name}[..., ${u.weights.icBegin}:${u.weights.icEnd}]`, actType, shape, 'saved_slice', 'arena', false,
+          xt.source, [u.weights.icBegin, u.weights.icEnd]);
         b.op({
           name: `save input channels L${l.layer}`, kernel: `channel_slice${gradSuffix}`, modelled: true, phase: 'forward', layer: l.layer,
-          reads: [x], writes: [xs], node: pos, slots: { x, out: xs },
+          reads: [x], writes: [xs], source: pos, slots: { x, out: xs },
         });
         savedInput.set(l.layer, xs);
       } else savedInput.set(l.layer, x);
-      const w = param(op.inputs[1]!, 'weight', u.weights !== null);
+      const slice = sliced(l);
+      let w: number, split = '', modelled = false;
+      if (slice) {
+        const gw = g.tensors[op.inputs[1]!]!;
+        const [o, kh, kw] = gw.shape as [number, number, number, number];
+        const wi = op.inputs[1]!;
+        w = b.tensor(`${gw.name}[..., 0:${slice.icEnd}]`, 'int8', [o, kh, kw, slice.icEnd], 'weight', 'arena', true, wi, [0, slice.icEnd]);
+        params.set(wi, w);
+        frozenPart.set(l.layer, b.tensor(`${gw.name}[..., ${slice.icEnd}:${l.inC}]`, 'int8', [o, kh, kw, l.inC - slice.icEnd], 'constant', 'flash',
+          false, wi, [slice.icEnd, l.inC]));
+        split = '_split';
+        modelled = !pointwiseOp(op);
+      } else w = param(op.inputs[1]!, 'weight', u.weights !== null);
       const hasBias = op.inputs[2] !== undefined && op.inputs[2] >= 0;
       const bias = hasBias ? param(op.inputs[2]!, 'bias', u.bias) : null;
       const tables = fp32 ? [] : [b.constant(`${l.name}.multiplier`, 'int32', l.outC), b.constant(`${l.name}.shift`, 'int32', l.outC)];
       const kernel = fp32 ? `${l.kind}_f32_forward` : l.kind === 'fully_connected' ? 'fully_connected_s8_forward'
-        : l.kind === 'depthwise_conv2d' && l.inC === 1 && l.depthMultiplier > 1 ? 'conv2d_s8_forward' : `${l.kind}_s8_forward`;
+        : slice ? `${modelled ? 'conv2d' : 'fully_connected'}_s8_forward_split`
+        : l.kind === 'depthwise_conv2d' && l.inC === 1 && l.depthMultiplier > 1 ? 'conv2d_s8_forward' : `${l.kind}_s8_forward${split}`;
       const tableSlots: Record<string, number> = fp32 ? {} : { multiplier: tables[0]!, shift: tables[1]! };
+      const frozen = slice ? frozenPart.get(l.layer)! : null;
       b.op({
-        name: `forward L${l.layer} (${l.kind})`, kernel, phase: 'forward', layer: l.layer,
-        reads: [x, w, ...(bias === null ? [] : [bias]), ...tables], writes: outs, optional, node: pos,
-        slots: { x, w, ...(bias === null ? {} : { bias }), ...tableSlots, y, ...maskSlot(mask) },
+        name: `forward L${l.layer} (${l.kind})`, kernel, modelled, phase: 'forward', layer: l.layer, source: pos,
+        reads: [x, w, ...(frozen === null ? [] : [frozen]), ...(bias === null ? [] : [bias]), ...tables], writes: outs, optional,
+        slots: { x, w, ...(frozen === null ? {} : { wFrozen: frozen }), ...(bias === null ? {} : { bias }), ...tableSlots, y, ...maskSlot(mask) },
       });
       return;
     }
@@ -295,7 +358,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     const kernel = op.kind === 'average_pool2d' ? 'average_pool' : op.kind;
     b.op({
       name: `forward op${op.index} (${op.kind})`, kernel: `${kernel}${gradSuffix}_forward`, phase: 'forward', layer: null, reads,
-      writes: outs, optional, node: pos, slots: { x: reads[0]!, ...(reads.length > 1 ? { x2: reads[1]! } : {}), y, ...maskSlot(mask) },
+      writes: outs, optional, source: pos, slots: { x: reads[0]!, ...(reads.length > 1 ? { x2: reads[1]! } : {}), y, ...maskSlot(mask) },
     });
   });
 
@@ -359,7 +422,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       b.op({
         name: `activation backward ${who}`, kernel: fp32 ? 'relu_f32_backward' : 'activation_s8_backward', phase: 'backward',
         layer: l?.layer ?? null, reads: [fp32 ? y : masks.get(pos)!, gy.data], writes: [out], inPlace: fp32 ? [] : [[out, gy.data]],
-        node: pos, slots: { mask: fp32 ? y : masks.get(pos)!, grad: gy.data, out },
+        source: pos, slots: { mask: fp32 ? y : masks.get(pos)!, grad: gy.data, out },
       });
       gy = { data: out, exp: gy.exp };
     }
@@ -372,7 +435,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       const scratch = fp32 ? [] : [b.tensor(`scratch backward ${who}`, 'uint8', [avgPoolBackwardScratchBytes(poolDims(g, op))], 'scratch')];
       b.op({
         name: `backward ${who}`, kernel: `average_pool${gradSuffix}_backward`, phase: 'backward', layer: null,
-        reads: gradRefs(gy), writes: gradRefs(gx), scratch, node: pos,
+        reads: gradRefs(gy), writes: gradRefs(gx), scratch, source: pos,
         slots: { ...gradSlots('gy', gy), ...gradSlots('gx', gx), ...(scratch.length ? { scratch: scratch[0]! } : {}) },
       });
       contribute(x, gx);
@@ -391,26 +454,38 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     const xt = b.tensors[x]!;
     // A depthwise layer on one input channel runs as a conv2d (runner.ts).
     const family = l.kind === 'depthwise_conv2d' && l.inC === 1 && l.depthMultiplier > 1 ? 'conv2d' : l.kind;
-    // Input gradient (pruned later when nothing below needs it).
+    // Input gradient (pruned later when nothing below needs it). With
+    // rowScratch, FC, pointwise and depthwise layers use the kernels with one
+    // row of scratch (*_backward_input_rows); a sliced layer always does (it
+    // is the kernel that reads the split weights).
     {
       const gx = gradTensor(xt.name, xt.shape);
+      const frozen = frozenPart.get(l.layer);
+      const fcLike = l.kind === 'fully_connected' || pointwiseOp(op);
+      const rowsKernel = !fp32 && (frozen !== undefined || (opts.rowScratch === true && (fcLike || (l.kind === 'depthwise_conv2d' && family === 'depthwise_conv2d'))));
+      let kernel = `${family}${gradSuffix}_backward_input`, modelled = false;
       let scratchBytes = 0;
       if (!fp32) {
-        if (l.kind === 'fully_connected') {
-          const rows = xt.shape.reduce((a, d) => a * d, 1) / l.inC;
-          scratchBytes = fcBackwardInputScratchBytes({ rows, inFeatures: l.inC, outFeatures: l.outC });
-        } else {
-          const s = convShape(g, op as Extract<GraphOp, { kind: 'conv2d' | 'depthwise_conv2d' }>);
-          scratchBytes = l.kind === 'conv2d' ? conv2dBackwardInputScratchBytes(s) : depthwiseConv2dBackwardInputScratchBytes(s);
-        }
+        const rows = xt.shape.reduce((a, d) => a * d, 1) / l.inC;
+        const fc = { rows, inFeatures: l.inC, outFeatures: l.outC };
+        const s = l.kind === 'fully_connected' ? null : convShape(g, op as Extract<GraphOp, { kind: 'conv2d' | 'depthwise_conv2d' }>);
+        if (rowsKernel && (fcLike || frozen !== undefined)) {
+          kernel = fcLike ? 'fully_connected_s8_backward_input_rows' : 'conv2d_s8_backward_input_split';
+          modelled = !fcLike; // a sliced kxk conv: no such kernel yet
+          scratchBytes = fcLike ? fcBackwardInputRowsScratchBytes(fc) : conv2dBackwardInputScratchBytes(s!);
+        } else if (rowsKernel) {
+          kernel = 'depthwise_conv2d_s8_backward_input_rows';
+          scratchBytes = depthwiseConv2dBackwardInputRowsScratchBytes(s!);
+        } else if (l.kind === 'fully_connected') scratchBytes = fcBackwardInputScratchBytes(fc);
+        else scratchBytes = l.kind === 'conv2d' ? conv2dBackwardInputScratchBytes(s!) : depthwiseConv2dBackwardInputScratchBytes(s!);
       }
       const scratch = fp32 ? [] : [b.tensor(`scratch backward_input ${who}`, 'uint8', [scratchBytes], 'scratch')];
       const wscale = fp32 ? [] : [b.constant(`${l.name}.wscale_q15`, 'int16', l.outC)];
       b.op({
-        name: `backward_input ${who}`, kernel: `${family}${gradSuffix}_backward_input`, phase: 'backward', layer: l.layer,
-        reads: [...gradRefs(gy), w, ...wscale], writes: gradRefs(gx), scratch, node: l.op,
-        slots: { ...gradSlots('gy', gy), w, ...(wscale.length ? { wscale: wscale[0]! } : {}), ...gradSlots('gx', gx),
-          ...(scratch.length ? { scratch: scratch[0]! } : {}) },
+        name: `backward_input ${who}`, kernel, modelled, phase: 'backward', layer: l.layer,
+        reads: [...gradRefs(gy), w, ...(frozen === undefined ? [] : [frozen]), ...wscale], writes: gradRefs(gx), scratch, source: l.op,
+        slots: { ...gradSlots('gy', gy), w, ...(frozen === undefined ? {} : { wFrozen: frozen }), ...(wscale.length ? { wscale: wscale[0]! } : {}),
+          ...gradSlots('gx', gx), ...(scratch.length ? { scratch: scratch[0]! } : {}) },
       });
       contribute(x, gx);
     }
@@ -428,8 +503,10 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     const perChannel = l.kind === 'depthwise_conv2d' ? l.kH * l.kW : l.kH * l.kW * nic; // gradient elements per output channel
     const partial = sameBlock(blk, l) ? '' : ` [oc ${blk.ocBegin}:${blk.ocEnd}, ic ${blk.icBegin}:${blk.icEnd}]`;
     const lqm = optimizer === 'lqm' && !fp32;
+    const isSliced = frozenPart.has(l.layer);
+    const perOut = isSliced ? l.kH * l.kW * blk.icEnd : l.weightElements / l.outC; // weights per output channel in the arena
     const state = lqm
-      ? [b.tensor(`${b.tensors[w]!.name}.lqm_state`, 'uint8', [lqmStateBytes(lqmBits, l.outC, l.weightElements / l.outC)], 'optimizer_state', 'arena', true)]
+      ? [b.tensor(`${b.tensors[w]!.name}.lqm_state`, 'uint8', [lqmStateBytes(lqmBits, l.outC, perOut)], 'optimizer_state', 'arena', true)]
       : [];
     const tables = fp32 ? [] : lqm ? [b.constant(`${l.name}.lqm_shift`, 'int32', l.outC)]
       : [b.constant(`${l.name}.lr_w.multiplier`, 'int32', l.outC), b.constant(`${l.name}.lr_w.shift`, 'int32', l.outC)];
@@ -444,12 +521,13 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       // kernels (also for a pointwise conv that keeps its whole input, since
       // they read the full [rows][in] input); otherwise modelled, one output
       // channel's int32 gradient at a time.
-      const fc = !fp32 && (l.kind === 'fully_connected' || (pointwise && xs === savedFull));
+      // A sliced pointwise weight is an FC over the saved slice: [out][n] x [rows][n].
+      const fc = !fp32 && (l.kind === 'fully_connected' || (pointwise && (xs === savedFull || isSliced)));
       const tile = fc || fp32 ? [] : [b.tensor(`scratch weight-gradient tile ${who}`, 'int32', [perChannel], 'scratch')];
       b.op({
         name: `backward_weight+${opt} ${who}${partial}`, kernel: `${fc ? 'fully_connected' : family}${gradSuffix}_backward_weight_${opt}`, modelled: !fc,
         phase: 'backward', layer: l.layer, reads: [...gradRefs(gy), xs, ...tables, w, ...state, ...rngT],
-        writes: [w, ...state, ...rngT], scratch: tile, node: l.op,
+        writes: [w, ...state, ...rngT], scratch: tile, source: l.op,
         slots: { ...gradSlots('gy', gy), x: xs, ...updateSlots, ...(tile.length ? { tile: tile[0]! } : {}) },
       });
       return;
@@ -457,16 +535,16 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     const gw = b.tensor(`grad(${b.tensors[w]!.name})${partial}`, fp32 ? 'float32' : 'int32', [noc * perChannel], 'weight_gradient');
     b.op({
       name: `backward_weight ${who}${partial}`, kernel: `${family}${gradSuffix}_backward_weight`, phase: 'backward', layer: l.layer,
-      reads: [gy.data, xs], writes: [gw], node: l.op, slots: { gy: gy.data, x: xs, gw },
+      reads: [gy.data, xs], writes: [gw], source: l.op, slots: { gy: gy.data, x: xs, gw },
     });
     const kernel = fp32 ? 'sgd_f32_update' : lqm ? 'lqm_s8_update' : 'sgd_s8_update';
     pendingUpdates.push(() => b.op({
       // sgd_s8_update/lqm_s8_update take [out][in] weights: a conv's OHWI is
       // [out][kh*kw*in], where an input-channel block is not one range.
       name: `update weights ${who}`, kernel, phase: 'update', layer: l.layer,
-      modelled: l.kind === 'depthwise_conv2d' || (l.kind === 'conv2d' && l.kH * l.kW > 1 && blk.icEnd - blk.icBegin < l.inC),
+      modelled: l.kind === 'depthwise_conv2d' || (l.kind === 'conv2d' && l.kH * l.kW > 1 && blk.icEnd - blk.icBegin < l.inC && !isSliced),
       reads: [gw, ...(gy.exp === null ? [] : [gy.exp]), ...tables, w, ...state, ...rngT], writes: [w, ...state, ...rngT],
-      node: l.op, slots: { gw, ...(gy.exp === null ? {} : { gwExp: gy.exp }), ...updateSlots },
+      source: l.op, slots: { gw, ...(gy.exp === null ? {} : { gwExp: gy.exp }), ...updateSlots },
     }));
   }
 
@@ -474,13 +552,13 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     const gb = b.tensor(`grad(${b.tensors[bias]!.name})`, fp32 ? 'float32' : 'int32', [l.outC], 'bias_gradient');
     b.op({
       name: `backward_bias ${who}`, kernel: `${family}${gradSuffix}_backward_bias`, phase: 'backward', layer: l.layer, reads: [gy.data],
-      writes: [gb], node: l.op, slots: { gy: gy.data, gb },
+      writes: [gb], source: l.op, slots: { gy: gy.data, gb },
     });
     const tables = fp32 ? [] : [b.constant(`${b.tensors[bias]!.name}.lr_b.multiplier`, 'int32', l.outC), b.constant(`${b.tensors[bias]!.name}.lr_b.shift`, 'int32', l.outC)];
     const rngT = fp32 ? [] : [rngCell()];
     const update = (phase: Phase) => b.op({
       name: `update bias ${who}`, kernel: fp32 ? 'sgd_f32_update' : 'sgd_s32_update', phase, layer: l.layer,
-      reads: [gb, ...(gy.exp === null ? [] : [gy.exp]), ...tables, bias, ...rngT], writes: [bias, ...rngT], node: l.op,
+      reads: [gb, ...(gy.exp === null ? [] : [gy.exp]), ...tables, bias, ...rngT], writes: [bias, ...rngT], source: l.op,
       slots: {
         gb, ...(gy.exp === null ? {} : { gbExp: gy.exp }), ...(tables.length ? { lrMultiplier: tables[0]!, lrShift: tables[1]! } : {}),
         bias, ...(rngT.length ? { rng: rngT[0]! } : {}),
@@ -496,6 +574,6 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
   const outputs = b.tensors.flatMap((t, i) => (t.persistent || t.role === 'metric' ? [i] : []));
   return {
     name: g.name, numeric, optimizer, reorder: opts.reorder, tensors: b.tensors, ops: b.ops, inputs: [input, label], outputs,
-    layers, updates, forward: g, logits: logitsIndex,
+    layers, updates, model: g, logits: logitsIndex,
   };
 }

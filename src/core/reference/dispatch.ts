@@ -82,9 +82,45 @@ export class ReferenceDispatch extends BufferDispatch {
     return shift;
   }
 
+  // W = [wLo | wHi] (out x in) of a split weight (ops 33-34): the
+  // reference is the whole-weight kernel on the joined weights.
+  private joined(O: number, I: number, S: number, lo: number, hi: number): Int8Array {
+    const wLo = this.i8(lo, O * S), wHi = S < I ? this.i8(hi, O * (I - S)) : new Int8Array(0);
+    const w = new Int8Array(O * I);
+    for (let c = 0; c < O; c++) {
+      w.set(wLo.subarray(c * S, (c + 1) * S), c * I);
+      w.set(wHi.subarray(c * (I - S), (c + 1) * (I - S)), c * I + S);
+    }
+    return w;
+  }
+
   call(op: OpId, a: Int32Array): void {
     if (a.length !== opNargs[op]) throw new Error(`${opName[op]}: ${a.length} arguments, expected ${opNargs[op]}`);
     switch (op) {
+      case Op.FcForwardSplit: {
+        const [R, I, O, S] = [a[0]!, a[1]!, a[2]!, a[3]!];
+        k.fcForward(R, I, O,
+          { inputOffset: a[4]!, outputOffset: a[5]!, actMin: a[6]!, actMax: a[7]!,
+            multiplier: this.i32(a[14]!, O), shift: this.i32(a[15]!, O) },
+          this.i8(a[8]!, R * I), this.joined(O, I, S, a[9]!, a[10]!), a[11] === -1 ? null : this.i32(a[11]!, O),
+          this.i8(a[12]!, R * O), a[13] === -1 ? null : this.u8(a[13]!, Math.ceil((R * O) / 8)));
+        return;
+      }
+      case Op.FcBackwardInputRows: {
+        const [R, I, O, S] = [a[0]!, a[1]!, a[2]!, a[3]!];
+        const e = k.fcBackwardInput(R, I, O, this.i16(a[4]!, O), a[5]!, this.i8(a[6]!, R * O), this.getCell(a[7]!),
+          this.joined(O, I, S, a[8]!, a[9]!), this.i8(a[10]!, R * I));
+        this.setCell(a[11]!, e); // scratch (a[12]) left alone
+        return;
+      }
+      case Op.DepthwiseConv2dBackwardInputRows: {
+        const d = dwDims(a);
+        const [IN, OUT, OC, W] = dwSizes(d);
+        const e = dw.dwBackwardInput(d, this.i16(a[13]!, OC), a[14]!, this.i8(a[15]!, OUT), this.getCell(a[16]!),
+          this.i8(a[17]!, W), this.i8(a[18]!, IN));
+        this.setCell(a[19]!, e);
+        return;
+      }
       case Op.FcForward: {
         const [R, I, O] = [a[0]!, a[1]!, a[2]!];
         k.fcForward(R, I, O,
