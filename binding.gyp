@@ -8,6 +8,7 @@
         "native/core/conv2d_s8.c",
         "native/core/add_s8.c",
         "native/core/average_pool_s8.c",
+        "native/core/channel_slice_s8.c",
         "native/core/crc32.c",
         "native/core/depthwise_conv2d_s8.c",
         "native/core/depthwise_conv2d_rows_s8.c",

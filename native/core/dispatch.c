@@ -775,6 +775,18 @@ static int op_dw_backward_input_rows(const int32_t *a, const bind_mem *m) {
                                                  (int32_t *)t[5].ptr, t[6].ptr);
 }
 
+/* ---- saved input channels (id 36) ---------------------------------------- */
+
+static int op_channel_slice(const int32_t *a, const bind_mem *m) {
+  if (!dim_ok(a[0]) || !dim_ok(a[1])) return XST_ERR_DIMS;
+  if (a[2] < 0 || a[3] <= a[2] || a[3] > a[1]) return XST_ERR_RANGE;
+  const uint64_t R = (uint64_t)a[0], C = (uint64_t)a[1], N = (uint64_t)(a[3] - a[2]);
+  tref t[2] = {REF(a[4], R * C, 1, 0, 0), REF(a[5], R * N, 1, 1, 0)};
+  int st = bind(m, t, 2);
+  if (st) return st;
+  return channel_slice_s8(a[0], a[1], a[2], a[3], (const int8_t *)t[0].ptr, (int8_t *)t[1].ptr);
+}
+
 typedef int (*op_fn)(const int32_t *, const bind_mem *);
 /* Indexed by op id (designated initialisers: one line per op, any order);
  * ids without a row are unknown ops. */
@@ -813,6 +825,7 @@ static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
   [XST_OP_FC_FORWARD_SPLIT] = {op_fc_forward_split, 16},
   [XST_OP_FC_BACKWARD_INPUT_ROWS] = {op_fc_backward_input_rows, 13},
   [XST_OP_DEPTHWISE_CONV2D_BACKWARD_INPUT_ROWS] = {op_dw_backward_input_rows, 21},
+  [XST_OP_CHANNEL_SLICE] = {op_channel_slice, 6},
 };
 
 int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs, const xst_memory *mem) {

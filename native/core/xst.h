@@ -190,7 +190,8 @@ enum {
   XST_OP_ACTIVATION_BACKWARD = 8,
   XST_OP_SOFTMAX_XENT_BACKWARD = 9,
   /* ids 10-13 conv2d, 14-17 depthwise conv2d, 18-27 pooling, mean, add,
-   * softmax, 24-27 LQM, 28-32 optimizer baselines: see the kernel-library
+   * softmax, 24-27 LQM, 28-32 optimizer baselines, 33-35 split weights and
+   * row-scratch input gradients, 36 channel slice: see the kernel-library
    * sections below */
   XST_OP_COUNT = 40 /* one past the largest id the table may hold */
 };
@@ -880,5 +881,17 @@ enum {
  *    w_lo, w_hi|-1, grad_in, grad_in_exp(cell), scratch(in*4 + out*2)
  *  DEPTHWISE_CONV2D_BACKWARD_INPUT_ROWS (21): as
  *    DEPTHWISE_CONV2D_BACKWARD_INPUT, scratch in_w*in_c*4 + out_c*2 */
+
+/* ---- kernel library: saved input channels (channel_slice_s8.c, id 36) ----
+ * out[r][c - begin] = in[r][c] for c in [begin, end): the input channels a
+ * sparse weight update reads, copied out of an activation (rows, channels)
+ * while it is alive. Scratch: none. Aliasing: out must not overlap in. */
+int channel_slice_s8(int32_t rows, int32_t channels, int32_t begin, int32_t end, const int8_t *in, int8_t *out);
+
+enum { XST_OP_CHANNEL_SLICE = 36 };
+
+/* Argument layout (count):
+ *  CHANNEL_SLICE (6): rows, channels, begin, end, in(rows x channels),
+ *    out(rows x (end - begin)) */
 
 #endif /* XST_H */

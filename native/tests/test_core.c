@@ -782,6 +782,61 @@ static void fuzz_optim(int iterations) {
   CHECK(ran_ok > iterations / 20, "optimizer fuzz reached the kernels (%d ran)", ran_ok);
 }
 
+/* CHANNEL_SLICE (op 36): a known answer, range and alias rejections, then
+ * random layers in an exactly sized arena (input then output, end to end,
+ * so ASan sees a read or write past either), the output checked against the
+ * plain loop, with now and then a hostile argument. */
+static void test_channel_slice(int iterations) {
+  uint32_t len = 2 * 3 * 5 + 2 * 2;
+  uint8_t *a = arena_new(len);
+  for (uint32_t i = 0; i < 30; i++) a[i] = (uint8_t)i;
+  int32_t ok[6] = {2 * 3, 5, 1, 3, 0, 30}; /* 6 rows of 5 channels, channels [1, 3) */
+  CHECK(xst_dispatch(XST_OP_CHANNEL_SLICE, ok, 6, a, len) == XST_ERR_BOUNDS, "output past the end");
+  free(a);
+  len = 30 + 12;
+  a = arena_new(len);
+  for (uint32_t i = 0; i < 30; i++) a[i] = (uint8_t)i;
+  CHECK(xst_dispatch(XST_OP_CHANNEL_SLICE, ok, 6, a, len) == XST_OK, "channel slice valid");
+  CHECK(a[30] == 1 && a[31] == 2 && a[32] == 6 && a[41] == 27, "channel slice [1, 3): %d %d %d %d", a[30], a[31], a[32], a[41]);
+  int32_t empty[6] = {6, 5, 3, 3, 0, 30}, wide[6] = {6, 5, 2, 6, 0, 30}, neg[6] = {6, 5, -1, 2, 0, 30};
+  CHECK(xst_dispatch(XST_OP_CHANNEL_SLICE, empty, 6, a, len) == XST_ERR_RANGE, "empty channel range");
+  CHECK(xst_dispatch(XST_OP_CHANNEL_SLICE, wide, 6, a, len) == XST_ERR_RANGE, "end > channels");
+  CHECK(xst_dispatch(XST_OP_CHANNEL_SLICE, neg, 6, a, len) == XST_ERR_RANGE, "negative begin");
+  int32_t overlap[6] = {6, 5, 1, 3, 0, 20};
+  CHECK(xst_dispatch(XST_OP_CHANNEL_SLICE, overlap, 6, a, len) == XST_ERR_ALIAS, "output overlaps input");
+  CHECK(channel_slice_s8(0, 5, 0, 1, (const int8_t *)a, (int8_t *)a + 30) == XST_ERR_DIMS, "rows = 0");
+  free(a);
+
+  int ran = 0, bad = 0;
+  for (int it = 0; it < iterations; it++) {
+    const int32_t R = 1 + (int32_t)(rnd() % 40), C = 1 + (int32_t)(rnd() % 24);
+    const int32_t b = (int32_t)(rnd() % (uint32_t)C), e = b + 1 + (int32_t)(rnd() % (uint32_t)(C - b));
+    const uint32_t in_bytes = (uint32_t)(R * C), out_bytes = (uint32_t)(R * (e - b));
+    int32_t args[6] = {R, C, b, e, 0, (int32_t)in_bytes};
+    const int hostile = rnd() % 4 == 0;
+    if (hostile) args[rnd() % 6] = rand_arg(in_bytes + out_bytes);
+    len = in_bytes + out_bytes;
+    a = arena_new(len);
+    fill_arena(a, len);
+    uint8_t *copy = arena_new(len);
+    memcpy(copy, a, len);
+    if (xst_dispatch(XST_OP_CHANNEL_SLICE, args, 6, a, len) == XST_OK) {
+      ran++;
+      if (!hostile) {
+        for (int32_t r = 0; r < R; r++) {
+          for (int32_t c = b; c < e; c++) bad += a[in_bytes + (uint32_t)(r * (e - b) + c - b)] != copy[r * C + c];
+        }
+        bad += memcmp(a, copy, in_bytes) != 0; /* the input is left alone */
+      }
+    }
+    free(copy);
+    free(a);
+  }
+  printf("channel slice fuzz: %d of %d calls ran\n", ran, iterations);
+  CHECK(bad == 0, "channel slice: %d wrong bytes", bad);
+  CHECK(ran > iterations / 2, "channel slice fuzz reached the kernel (%d ran)", ran);
+}
+
 int main(int argc, char **argv) {
   int iterations = argc > 1 ? atoi(argv[1]) : 200000;
   test_fixed_point();
@@ -798,6 +853,7 @@ int main(int argc, char **argv) {
   test_sqrt_f32(iterations * 5);
   test_optim_known();
   fuzz_optim(iterations / 4);
+  test_channel_slice(iterations / 10);
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

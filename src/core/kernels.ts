@@ -221,6 +221,19 @@ export function depthwiseConv2dBackwardInputRowsScratchBytes(s: DepthwiseConv2dS
   return s.inW * s.inC * 4 + s.inC * s.depthMultiplier * 2;
 }
 
+// ---- saved input channels (op 36) ----
+// Channels [begin, end) of an int8 activation (rows, channels), copied to
+// (rows, end - begin): the part of a layer's input its sparse weight update
+// reads, kept while the whole activation dies.
+export interface ChannelSliceArgs {
+  rows: number;
+  channels: number;
+  begin: number;
+  end: number;
+  input: Tensor;
+  output: Tensor;
+}
+
 export class KernelArgumentError extends Error {}
 
 function expectTensor(op: OpId, role: string, t: Tensor, dtype: DType, count: number, dims: string): void {
@@ -929,6 +942,19 @@ export class Kernels {
       a.weights.offset];
   }
   // ---- end of log-quantized momentum ----
+
+  channelSlice(a: ChannelSliceArgs): void {
+    const op = Op.ChannelSlice;
+    expectDims(op, 'rows', a.rows, 1, 1 << 24);
+    expectDims(op, 'channels', a.channels, 1, 1 << 24);
+    if (!(Number.isInteger(a.begin) && Number.isInteger(a.end) && a.begin >= 0 && a.begin < a.end && a.end <= a.channels)) {
+      throw new KernelArgumentError(`${opName[op]}: channel range [${a.begin}, ${a.end}) is not inside [0, ${a.channels})`);
+    }
+    const n = a.end - a.begin;
+    expectTensor(op, 'input', a.input, 'int8', a.rows * a.channels, `${a.rows}x${a.channels}`);
+    expectTensor(op, 'output', a.output, 'int8', a.rows * n, `${a.rows}x${n}`);
+    this.dispatch.call(op, Int32Array.of(a.rows, a.channels, a.begin, a.end, a.input.offset, a.output.offset));
+  }
 
   activationBackward(n: number, mask: Tensor, grad: Tensor): void {
     const op = Op.ActivationBackward;

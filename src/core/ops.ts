@@ -40,6 +40,8 @@ export const Op = {
   FcForwardSplit: 33,
   FcBackwardInputRows: 34,
   DepthwiseConv2dBackwardInputRows: 35,
+  // saved input channels of an activation (id 36: channel_slice_s8.c)
+  ChannelSlice: 36,
 } as const;
 export type OpId = (typeof Op)[keyof typeof Op];
 
@@ -78,6 +80,7 @@ export const opNargs: Readonly<Record<OpId, number>> = {
   33: 16,
   34: 13,
   35: 21,
+  36: 6,
 };
 
 export const opName: Readonly<Record<OpId, string>> = {
@@ -115,6 +118,7 @@ export const opName: Readonly<Record<OpId, string>> = {
   33: 'fully_connected_s8_forward_split',
   34: 'fully_connected_s8_backward_input_rows',
   35: 'depthwise_conv2d_s8_backward_input_rows',
+  36: 'channel_slice_s8',
 };
 
 // Status codes of the C core, in order (xst_status).

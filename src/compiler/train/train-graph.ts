@@ -321,7 +321,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
         const xs = b.tensor(`${xt.name}[..., ${u.weights.icBegin}:${u.weights.icEnd}]`, actType, shape, 'saved_slice', 'arena', false,
           xt.source, [u.weights.icBegin, u.weights.icEnd]);
         b.op({
-          name: `save input channels L${l.layer}`, kernel: `channel_slice${gradSuffix}`, modelled: true, phase: 'forward', layer: l.layer,
+          name: `save input channels L${l.layer}`, kernel: `channel_slice${gradSuffix}`, modelled: fp32, phase: 'forward', layer: l.layer,
           reads: [x], writes: [xs], source: pos, slots: { x, out: xs },
         });
         savedInput.set(l.layer, xs);
@@ -512,6 +512,11 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       : [b.constant(`${l.name}.lr_w.multiplier`, 'int32', l.outC), b.constant(`${l.name}.lr_w.shift`, 'int32', l.outC)];
     const rngT = fp32 ? [] : [rngCell()];
     const opt = fp32 ? 'sgd' : optimizer;
+    // The existing weight-gradient kernels read the input over the weights'
+    // whole input-channel range: a saved channel slice fits them only when
+    // the weights are sliced to the same channels (sliceWeights). Otherwise
+    // the op models a kernel that reads a slice against whole weights.
+    const readsSlice = xs !== savedFull && !isSliced;
     const updateSlots = {
       ...(tables.length === 2 ? { lrMultiplier: tables[0]!, lrShift: tables[1]! } : tables.length === 1 ? { lqmShift: tables[0]! } : {}),
       w, ...(state.length ? { state: state[0]! } : {}), ...(rngT.length ? { rng: rngT[0]! } : {}),
@@ -525,7 +530,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       const fc = !fp32 && (l.kind === 'fully_connected' || (pointwise && (xs === savedFull || isSliced)));
       const tile = fc || fp32 ? [] : [b.tensor(`scratch weight-gradient tile ${who}`, 'int32', [perChannel], 'scratch')];
       b.op({
-        name: `backward_weight+${opt} ${who}${partial}`, kernel: `${fc ? 'fully_connected' : family}${gradSuffix}_backward_weight_${opt}`, modelled: !fc,
+        name: `backward_weight+${opt} ${who}${partial}`, kernel: `${fc ? 'fully_connected' : family}${gradSuffix}_backward_weight_${opt}`, modelled: !fc || readsSlice,
         phase: 'backward', layer: l.layer, reads: [...gradRefs(gy), xs, ...tables, w, ...state, ...rngT],
         writes: [w, ...state, ...rngT], scratch: tile, source: l.op,
         slots: { ...gradSlots('gy', gy), x: xs, ...updateSlots, ...(tile.length ? { tile: tile[0]! } : {}) },
@@ -534,7 +539,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     }
     const gw = b.tensor(`grad(${b.tensors[w]!.name})${partial}`, fp32 ? 'float32' : 'int32', [noc * perChannel], 'weight_gradient');
     b.op({
-      name: `backward_weight ${who}${partial}`, kernel: `${family}${gradSuffix}_backward_weight`, phase: 'backward', layer: l.layer,
+      name: `backward_weight ${who}${partial}`, kernel: `${family}${gradSuffix}_backward_weight`, modelled: readsSlice, phase: 'backward', layer: l.layer,
       reads: [gy.data, xs], writes: [gw], source: l.op, slots: { gy: gy.data, x: xs, gw },
     });
     const kernel = fp32 ? 'sgd_f32_update' : lqm ? 'lqm_s8_update' : 'sgd_s8_update';

@@ -177,6 +177,11 @@ export class ReferenceDispatch extends BufferDispatch {
         rng.store();
         return;
       }
+      case Op.ChannelSlice: {
+        const [R, C, b, e] = [a[0]!, a[1]!, a[2]!, a[3]!];
+        k.channelSlice(R, C, b, e, this.i8(a[4]!, R * C), this.i8(a[5]!, R * (e - b)));
+        return;
+      }
       case Op.ActivationBackward:
         k.activationBackward(a[0]!, this.u8(a[1]!, Math.ceil(a[0]! / 8)), this.i8(a[2]!, a[0]!));
         return;

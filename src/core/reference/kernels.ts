@@ -122,6 +122,11 @@ export function activationBackward(n: number, mask: Uint8Array, grad: Int8Array)
   for (let k = 0; k < n; k++) if (((mask[k >> 3]! >> (k & 7)) & 1) === 0) grad[k] = 0;
 }
 
+// in (rows, channels) -> out (rows, end - begin): channels [begin, end).
+export function channelSlice(rows: number, channels: number, begin: number, end: number, input: Int8Array, out: Int8Array): void {
+  for (let r = 0; r < rows; r++) for (let c = begin; c < end; c++) out[r * (end - begin) + c - begin] = input[r * channels + c]!;
+}
+
 // round(2^(i/32) * 2^30), i = 0..32: the same table as native/core.
 export const exp2Q30 = [
   1073741824, 1097253708, 1121280436, 1145833280, 1170923762, 1196563654, 1222764986, 1249540052,
