@@ -6,10 +6,19 @@
 // learning rates) go to the plan's flash section.
 //
 // Forward ops go through the same per-op lowering as the forward runner
-// (src/core/lowering.ts). The inference op list is the model's forward
-// (with its softmax when the head is kept) on the training placement: each
-// inference tensor lives no longer than in the training step, so the
-// training plan's offsets are valid for it.
+// (src/core/lowering.ts). A row-tiled op (tile.ts) becomes the kernel calls
+// of every band: its band plan is rebuilt with tiled-block.ts's planner
+// from what the op records, and each band calls the op's kernels on views
+// of its whole tensors and of the band scratch at the planned offsets. A
+// sliced layer's forward is fully_connected_s8_forward_split (the trained
+// channels in the arena, the frozen rest in flash); the saved input
+// channels of a sparse update are channel_slice_s8.
+//
+// The inference op list is the training step's forward (tiled, split, no
+// masks and no saved slices) followed by the model's softmax when the head
+// is kept, on the training placement: in the step every forward tensor
+// lives at least as long, so the training offsets are valid for it (an
+// in-place tiled op overwrites its input in both).
 //
 // Learning rates (QAS, as src/core/mlp.ts): per output channel, the weight
 // step lr * s_in / s_w[c] and the bias step lrBias / (s_in * s_w[c]) as Q31
@@ -25,6 +34,7 @@ import {
   type LayerOp, type LoweringContext, bytesOf, convShapeOf, convWeights, depthwiseAsConv, depthwiseShape, fcShapeOf,
   lowerForwardOp, poolShapeOf, quantOf, weightScales,
 } from '../../core/lowering.js';
+import { TiledSegment, planSegment, segmentCalls, segmentFromGraph } from '../../core/tiled-block.js';
 import { defaultLqm, updateFactors } from '../../core/mlp.js';
 import type { OpId } from '../../core/ops.js';
 import { type Plan, type PlanCall, type PlanInit, type PlanRegion, type PlanTensor, encodePlan } from '../../core/plan-format.js';
@@ -91,9 +101,9 @@ function missingKernels(tg: TrainGraph): string | null {
   const kernels = [...new Set(modelled.map((o) => o.kernel))];
   return `training graph "${tg.name}" needs ${kernels.length === 1 ? 'a kernel that does' : 'kernels that do'} not exist yet: ` +
     kernels.map((k) => `${k} (${modelled.filter((o) => o.kernel === k).map((o) => o.name).join(', ')})`).join('; ') +
-    '. Choose a scheme the existing kernels cover: whole input channels (no ratio below 1), and with reorder: true ' +
-    'weight updates only on fully-connected or pointwise (1x1, stride 1) layers; with reorder: false conv2d weights ' +
-    'update too, depthwise weights do not';
+    '. Choose a scheme the existing kernels cover: with reorder: true weight updates only on fully-connected or ' +
+    'pointwise (1x1, stride 1) layers; with reorder: false conv2d weights update too, depthwise weights do not; ' +
+    'a ratio below 1 on a pointwise layer needs sliceWeights: true';
 }
 
 export function lowerTraining(model: Graph, compiled: CompiledTraining, o: LowerOptions): Plan {
@@ -113,8 +123,8 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
   const inferOps: GraphOp[] = [...g.ops, ...(sameTensors ? model.ops.slice(g.ops.length) : [])];
   for (const op of inferOps) if (op.kind === 'reshape') rootOf[op.outputs[0]!] = find(op.inputs[0]!);
   while (rootOf.length < g.tensors.length) rootOf.push(rootOf.length);
-  const bySource = new Map<number, number>();
-  tg.tensors.forEach((t, i) => t.source !== null && bySource.set(t.source, i));
+  const bySource = new Map<number, number>(); // model tensor -> the training tensor that holds all of it
+  tg.tensors.forEach((t, i) => t.source !== null && !t.channels && bySource.set(t.source, i));
   const offsetOf = new Map(arena.tensors.map((p) => [p.tensor, p.offset]));
   let arenaTop = Math.ceil(arena.report.arenaBytes / 16) * 16;
   const extra = new Map<number, number>(); // inference-only tensors (softmax output) -> offset past the training arena
@@ -133,6 +143,30 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
     return trainTensor(i);
   };
   const optSlot = (op: TrainOp, name: string): Tensor | null => (op.slots[name] === undefined ? null : slot(op, name));
+  // The initial bytes of a training tensor that holds (channels of) a model tensor.
+  const sourceBytes = (i: number): Uint8Array | null => {
+    const t = tg.tensors[i]!;
+    const data = t.source === null ? null : g.tensors[t.source]!.data;
+    if (!data || !t.channels) return data ?? null;
+    const [b, e] = t.channels;
+    const full = g.tensors[t.source!]!.shape.at(-1)!, n = e - b;
+    const out = new Uint8Array((data.length / full) * n);
+    for (let r = 0; r < data.length / full; r++) out.set(data.subarray(r * full + b, r * full + e), r * n);
+    return out;
+  };
+  // A flash tensor of the training graph: frozen channels of a sliced weight.
+  const flashSlot = (op: TrainOp, name: string): Tensor => {
+    const i = op.slots[name];
+    const t = i === undefined ? undefined : tg.tensors[i];
+    const bytes = i === undefined ? null : sourceBytes(i);
+    if (!t || t.home !== 'flash' || !bytes) throw new LoweringError(`plan lowering: ${op.name} (${op.kernel}) has no flash "${name}" tensor`);
+    return flash.place(`#${t.source}[${t.channels ?? ''}]`, t.name, t.dtype, t.shape, bytes);
+  };
+  // Input channels of a layer's weights in the arena: a sliced weight holds [0, n).
+  const weightChannels = (op: TrainOp, full: number): number => {
+    const c = op.slots.w === undefined ? undefined : tg.tensors[op.slots.w]!.channels;
+    return c ? c[1] - c[0] : full;
+  };
 
   const ctx: LoweringContext = {
     graph: g,
@@ -198,9 +232,103 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
     if (n.kind === 'fully_connected') return fcShapeOf(g, n, w);
     const s = convShapeOf(g, n as Extract<LayerOp, { kind: 'conv2d' }>, w);
     if (n.kind !== 'conv2d' || s.kH !== 1 || s.kW !== 1 || s.strideH !== 1 || s.strideW !== 1) {
-      throw new LoweringError(`plan lowering: ${w}: the fused FC update takes fully-connected or pointwise conv layers`);
+      throw new LoweringError(`plan lowering: ${w}: the FC kernels take fully-connected or pointwise conv layers`);
     }
     return { rows: s.batch * s.outH * s.outW, inFeatures: s.inC, outFeatures: s.outC };
+  };
+  // The same context with some graph tensors placed elsewhere (a tiled op's
+  // bands, a sliced layer's weights that no whole tensor holds).
+  const withTensors = (over: (index: number) => Tensor | undefined): LoweringContext => ({
+    graph: g,
+    tensor: (index, what) => over(index) ?? ctx.tensor(index, what),
+    constant: ctx.constant,
+  });
+  const layerOfForward = (op: TrainOp): LayerOp => {
+    const n = op.source === null ? undefined : g.ops[op.source];
+    if (!n || !isLayerOp(n)) throw new LoweringError(`plan lowering: ${what(op)} does not belong to a layer`);
+    return n;
+  };
+
+  // ---- forward ops (training: with masks; inference: without) ----------------------
+  const lowerForward = (op: TrainOp, k: Kernels, infer: boolean): void => {
+    const w = what(op);
+    const mask = (name: string) => (infer ? null : optSlot(op, name));
+    switch (op.kernel) {
+      case 'fully_connected_s8_forward':
+      case 'conv2d_s8_forward':
+      case 'depthwise_conv2d_s8_forward':
+      case 'average_pool_s8_forward':
+      case 'mean_s8_forward':
+      case 'add_s8_forward': {
+        const gop = op.source === null ? null : g.ops[op.source]!;
+        if (!gop) throw new LoweringError(`plan lowering: ${w} has no model op`);
+        if (depthwiseAsConv(g, gop) && tg.tensors[op.slots.w!]!.home === 'arena') {
+          throw new LoweringError(`plan lowering: ${w}: training the weights of a depthwise layer on one input channel is not supported`);
+        }
+        lowerForwardOp(ctx, gop, mask('mask')).run(k);
+        return;
+      }
+      case 'fully_connected_s8_forward_split': {
+        // A pointwise conv (an FC over its pixels) whose trained channels
+        // [0, split) are in the arena and the rest in flash: the conv's own
+        // quantisation (lowering.ts), the weights from the two parts.
+        const n = layerOfForward(op);
+        const s = fcView(n, w);
+        const wLo = slot(op, 'w'), split = weightChannels(op, s.inFeatures);
+        const wHi = split < s.inFeatures ? flashSlot(op, 'wFrozen') : null;
+        const placeholder: Tensor = { name: `${g.tensors[n.inputs[1]!]!.name} (split)`, dtype: 'int8', shape: [1], offset: 0, bytes: 1 };
+        const call = lowerForwardOp(withTensors((i) => (i === n.inputs[1] ? placeholder : undefined)), n, mask('mask')).call;
+        if (!call || call.kind !== 'conv2d') throw new LoweringError(`plan lowering: ${w}: a split forward takes a pointwise conv`);
+        const a = call.args;
+        k.fcForwardSplit({
+          ...s, split, inputOffset: a.inputOffset, outputOffset: a.outputOffset, actMin: a.actMin, actMax: a.actMax,
+          input: as(a.input, [s.rows, s.inFeatures]), wLo: as(wLo, [s.outFeatures, split]), wHi: wHi && as(wHi, [s.outFeatures, s.inFeatures - split]),
+          bias: a.bias, output: as(a.output, [s.rows, s.outFeatures]), mask: a.mask, multiplier: a.multiplier, shift: a.shift,
+        });
+        return;
+      }
+      case 'channel_slice_s8': {
+        if (infer) return; // only the weight gradient reads it
+        const x = slot(op, 'x'), out = slot(op, 'out');
+        const t = tg.tensors[op.slots.out!]!;
+        const channels = tg.tensors[op.slots.x!]!.shape.at(-1)!;
+        if (!t.channels) throw new LoweringError(`plan lowering: ${w}: "${t.name}" does not say which channels it keeps`);
+        const rows = x.bytes / channels;
+        k.channelSlice({ rows, channels, begin: t.channels[0], end: t.channels[1], input: as(x, [rows, channels]), output: as(out, [rows, t.channels[1] - t.channels[0]]) });
+        return;
+      }
+      case 'tiled_forward_s8': {
+        const ti = op.tiled;
+        if (!ti) throw new LoweringError(`plan lowering: ${w} has no band plan`);
+        const masks = infer ? [] : ti.masks;
+        const shape = segmentFromGraph(g, ti.sources, { keep: new Set(ti.keep), masks: new Set(masks) });
+        const plan = planSegment(shape, ti.bandRows, arena.align);
+        if (plan.bands.length !== ti.bands || plan.macs !== ti.macs) {
+          throw new LoweringError(`plan lowering: ${w}: the band plan rebuilt here (${plan.bands.length} bands, ${plan.macs} MACs) ` +
+            `is not the compiler's (${ti.bands} bands, ${ti.macs} MACs)`);
+        }
+        // Whole tensors of the external values, by the op's slot names (TiledForward).
+        let inputs = 0;
+        const whole = shape.values.map((v, i) => {
+          if (!v.external) return null;
+          const name = i === shape.output ? 'y' : shape.steps.some((st) => st.output === i) ? `keep${ti.keep.indexOf(v.tensor!)}` : `in${inputs++}`;
+          return { ...slot(op, name), name: v.name, shape: [1, v.h, v.w, v.c] };
+        });
+        const byTensor = new Map(shape.values.map((v, i) => [v.tensor!, i]));
+        const segCtx = withTensors((index) => {
+          const i = byTensor.get(index);
+          if (i === undefined) return undefined;
+          const v = shape.values[i]!;
+          // A banded value: each band gets its own view of the scratch.
+          return whole[i] ?? { name: v.name, dtype: 'int8', shape: [1, v.h, v.w, v.c], offset: 0, bytes: v.h * v.w * v.c };
+        });
+        const calls = segmentCalls(segCtx, ti.sources, (p) => (masks.includes(p) ? slot(op, `mask${ti.masks.indexOf(p)}`) : null));
+        new TiledSegment(shape, plan, { tensors: whole, calls, scratch: optSlot(op, 'scratch'), order: ti.order }).run(k);
+        return;
+      }
+      default:
+        throw new LoweringError(`plan lowering: ${w}: no lowering for forward kernel ${op.kernel}`);
+    }
   };
   const as = (t: Tensor, shape: number[]): Tensor => ({ ...t, shape });
 
@@ -209,21 +337,12 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
   const k = new Kernels(rec);
   for (const op of tg.ops) {
     const w = what(op);
-    const node = op.source === null ? null : g.ops[op.source]!;
+    if (op.phase === 'forward') {
+      lowerForward(op, k, false);
+      continue;
+    }
+    const gop = op.source === null ? null : g.ops[op.source]!;
     switch (op.kernel) {
-      case 'fully_connected_s8_forward':
-      case 'conv2d_s8_forward':
-      case 'depthwise_conv2d_s8_forward':
-      case 'average_pool_s8_forward':
-      case 'mean_s8_forward':
-      case 'add_s8_forward': {
-        if (!node) throw new LoweringError(`plan lowering: ${w} has no forward node`);
-        if (depthwiseAsConv(g, node) && tg.tensors[op.slots.w!]!.home === 'arena') {
-          throw new LoweringError(`plan lowering: ${w}: training the weights of a depthwise layer on one input channel is not supported`);
-        }
-        lowerForwardOp(ctx, node, optSlot(op, 'mask')).run(k);
-        break;
-      }
       case 'softmax_xent_s8_backward': {
         const logits = slot(op, 'logits');
         const classes = logits.bytes;
@@ -262,10 +381,33 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
         }
         break;
       }
+      case 'fully_connected_s8_backward_input_rows': {
+        // One row of scratch; a sliced layer's weights in two parts.
+        const n = layerOp(op);
+        const s = fcView(n, w);
+        const split = weightChannels(op, s.inFeatures);
+        const sliced = op.slots.wFrozen !== undefined;
+        const wLo = sliced ? slot(op, 'w') : ctx.tensor(n.inputs[1]!, w);
+        k.fcBackwardInputRows({
+          ...s, split, ...wscale(n, w), gradOut: as(slot(op, 'gy'), [s.rows, s.outFeatures]), gradOutExp: slot(op, 'gyExp'),
+          wLo: as(wLo, [s.outFeatures, split]), wHi: sliced ? as(flashSlot(op, 'wFrozen'), [s.outFeatures, s.inFeatures - split]) : null,
+          gradIn: as(slot(op, 'gx'), [s.rows, s.inFeatures]), gradInExp: slot(op, 'gxExp'), scratch: slot(op, 'scratch'),
+        });
+        break;
+      }
+      case 'depthwise_conv2d_s8_backward_input_rows': {
+        const n = layerOp(op);
+        if (n.kind !== 'depthwise_conv2d') throw new LoweringError(`plan lowering: ${w} is not a depthwise layer`);
+        k.depthwiseConv2dBackwardInputRows({
+          ...depthwiseShape(convShapeOf(g, n, w)), ...wscale(n, w), gradOut: slot(op, 'gy'), gradOutExp: slot(op, 'gyExp'),
+          weights: ctx.tensor(n.inputs[1]!, w), gradIn: slot(op, 'gx'), gradInExp: slot(op, 'gxExp'), scratch: slot(op, 'scratch'),
+        });
+        break;
+      }
       case 'average_pool_s8_backward': {
-        if (!node || (node.kind !== 'average_pool2d' && node.kind !== 'mean')) throw new LoweringError(`plan lowering: ${w} is not a pool`);
+        if (!gop || (gop.kind !== 'average_pool2d' && gop.kind !== 'mean')) throw new LoweringError(`plan lowering: ${w} is not a pool`);
         k.avgPoolBackward({
-          ...poolShapeOf(g, node, w), gradOut: slot(op, 'gy'), gradOutExp: slot(op, 'gyExp'), gradIn: slot(op, 'gx'),
+          ...poolShapeOf(g, gop, w), gradOut: slot(op, 'gy'), gradOutExp: slot(op, 'gyExp'), gradIn: slot(op, 'gx'),
           gradInExp: slot(op, 'gxExp'), scratch: slot(op, 'scratch'),
         });
         break;
@@ -314,8 +456,10 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
             gradWeights: slot(op, 'gw'),
           });
         } else if (n.kind === 'conv2d') {
+          // A sliced layer: the weights and the saved input have channels [0, n).
           const { depthMultiplier: _, ...s } = convShapeOf(g, n, w);
-          k.conv2dBackwardWeight({ ...s, ...blk, inputOffset, gradOut: slot(op, 'gy'), input: slot(op, 'x'), gradWeights: slot(op, 'gw') });
+          const inC = weightChannels(op, s.inC);
+          k.conv2dBackwardWeight({ ...s, inC, ...blk, inputOffset, gradOut: slot(op, 'gy'), input: slot(op, 'x'), gradWeights: slot(op, 'gw') });
         } else {
           throw new LoweringError(`plan lowering: ${w}: no weight-gradient lowering for ${n.kind}`);
         }
@@ -329,7 +473,7 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
         const outF = n.kind === 'fully_connected' ? fcShapeOf(g, n, w).outFeatures : convShapeOf(g, n, w).outC;
         const inF = weights.bytes / outF;
         // OHWI conv weights are [out][kh*kw*in]: whole input channels are one range.
-        if (n.kind !== 'fully_connected' && (blk.icBegin !== 0 || blk.icEnd !== convShapeOf(g, n, w).inC)) {
+        if (n.kind !== 'fully_connected' && (blk.icBegin !== 0 || blk.icEnd !== weightChannels(op, convShapeOf(g, n, w).inC))) {
           throw new LoweringError(`plan lowering: ${w}: a partial input-channel block of a convolution is not one weight range`);
         }
         const rows = n.kind === 'fully_connected' ? blk : { ...blk, icBegin: 0, icEnd: inF };
@@ -345,7 +489,8 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
       case 'fully_connected_s8_backward_weight_sgd':
       case 'fully_connected_s8_backward_weight_lqm': {
         const n = layerOp(op);
-        const s = fcView(n, w);
+        const full = fcView(n, w);
+        const s = { ...full, inFeatures: weightChannels(op, full.inFeatures) }; // a sliced layer: [out][n] x [rows][n]
         const blk = blockOf(op);
         const common = {
           ...s, ...blk, inputOffset: inputOffsetOf(n, w), gradOut: as(slot(op, 'gy'), [s.rows, s.outFeatures]), gradOutExp: slot(op, 'gyExp'),
@@ -367,7 +512,8 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
 
   // ---- inference: the model's forward on the same placement ------------------------
   inferring = true;
-  for (const n of inferOps) lowerForwardOp(ctx, n, null).run(k);
+  for (const op of tg.ops) if (op.phase === 'forward') lowerForward(op, k, true);
+  for (const n of inferOps.slice(g.ops.length)) lowerForwardOp(ctx, n, null).run(k); // the kept softmax
   const infer = rec.calls.splice(0);
 
   // ---- I/O, initial arena, trainable regions ------------------------------------------
@@ -389,7 +535,7 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
     const kind = t.role === 'weight' ? 'weights' : t.role === 'bias' ? 'bias' : t.role === 'optimizer_state' ? 'optimizer_state' : 'rng';
     regions.push({ kind, offset: placed.offset, bytes: placed.bytes });
     if (t.role === 'weight' || t.role === 'bias') {
-      const data = t.source === null ? null : g.tensors[t.source]!.data;
+      const data = sourceBytes(i);
       if (!data || data.length !== t.bytes) throw new LoweringError(`plan lowering: trainable "${t.name}" has no initial values of ${t.bytes} bytes`);
       init.push({ offset: placed.offset, bytes: data.slice() });
     } else if (t.role === 'rng') {
