@@ -294,7 +294,8 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
         const channels = tg.tensors[op.slots.x!]!.shape.at(-1)!;
         if (!t.channels) throw new LoweringError(`plan lowering: ${w}: "${t.name}" does not say which channels it keeps`);
         const rows = x.bytes / channels;
-        k.channelSlice({ rows, channels, begin: t.channels[0], end: t.channels[1], input: as(x, [rows, channels]), output: as(out, [rows, t.channels[1] - t.channels[0]]) });
+        const [begin, end] = t.channels;
+        k.channelSlice({ rows, channels, begin, end, input: as(x, [rows, channels]), output: as(out, [rows, end - begin]) });
         return;
       }
       case 'tiled_forward_s8': {
