@@ -40,7 +40,7 @@ export const CONVERT_HINT =
 // by xstrain itself.
 export const FLOAT_HINT =
   'xstrain needs a fully int8 model: for a float32 model, give calibration samples (a few hundred real inputs) and ' +
-  'xstrain quantises it (importModel with calibration; quantizeGraph); or ' + CONVERT_HINT.slice(CONVERT_HINT.indexOf('convert it'));
+  'xstrain quantises it (importModel with calibration samples); or ' + CONVERT_HINT.slice(CONVERT_HINT.indexOf('convert it'));
 
 function fail(msg: string): never {
   throw new TfliteImportError(msg);
