@@ -5,14 +5,18 @@
 // end of the buffer, duplicated and zeroed regions. Half of the mutations
 // land in the flatbuffer structure (everything but the constant data), where
 // a uniform pick would rarely go in a 300 KB file that is mostly weights.
-// The model is mutated in place and restored, not copied, per case.
+// The model is mutated in place and restored, not copied, per case. The
+// float32 path gets 2,000 mutations each of two float models the writer
+// makes from the bundled ones.
 import { readFileSync } from 'node:fs';
 import * as flatbuffers from 'flatbuffers';
 import { describe, expect, it } from 'vitest';
 import type { Graph } from '../src/core/graph.js';
 import { Xorshift32 } from '../src/core/rng.js';
 import * as tfl from '../src/compiler/tflite/generated/tflite_subset_generated.js';
-import { importTflite, TfliteImportError, validateGraph } from '../src/compiler/tflite/import.js';
+import { dequantizeGraph } from '../src/compiler/quantize/dequantize.js';
+import { type GraphPrecision, importAnyTflite, importTflite, TfliteImportError, validateGraph } from '../src/compiler/tflite/import.js';
+import { writeTflite } from '../src/compiler/tflite/write.js';
 
 // TFLITE_FUZZ_CASES / TFLITE_FUZZ_SEED run a longer or different campaign.
 const CASES = Number(process.env.TFLITE_FUZZ_CASES ?? 10_000);
@@ -42,8 +46,8 @@ function structureRanges(bytes: Uint8Array): [number, number][] {
 
 // An accepted graph must hold up on its own, not only because the importer
 // said so: validation again, plus the invariants a consumer relies on.
-function checkGraph(g: Graph): void {
-  validateGraph(g);
+function checkGraph(g: Graph, precision: GraphPrecision): void {
+  validateGraph(g, precision);
   const T = g.tensors.length;
   for (const t of g.tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
@@ -59,8 +63,11 @@ interface Undo {
   saved: Uint8Array;
 }
 
-async function fuzzModel(file: string, seed: number) {
-  const pristine = new Uint8Array(readFileSync(new URL(`../models/${file}`, import.meta.url)));
+type Importer = (bytes: Uint8Array, name: string) => { graph: Graph; precision: GraphPrecision };
+const int8Only: Importer = (bytes, name) => ({ graph: importTflite(bytes, name), precision: 'int8' });
+const readBundled = (file: string) => new Uint8Array(readFileSync(new URL(`../models/${file}`, import.meta.url)));
+
+async function fuzzModel(file: string, seed: number, pristine: Uint8Array = readBundled(file), importer = int8Only, cases = CASES) {
   const bytes = new Uint8Array(pristine); // own buffer at offset 0: the importer reads it in place
   const n = bytes.length;
   const structure = structureRanges(bytes);
@@ -141,13 +148,13 @@ async function fuzzModel(file: string, seed: number) {
   let accepted = 0;
   let rejected = 0;
   const start = performance.now();
-  for (let c = 0; c < CASES; c++) {
+  for (let c = 0; c < cases; c++) {
     // Let vitest's worker answer its RPCs during a long campaign.
     if (c % 1000 === 999) await new Promise((resolve) => setImmediate(resolve));
     const len = mutate();
     try {
-      const g = importTflite(len === n ? bytes : bytes.subarray(0, len), file);
-      checkGraph(g);
+      const { graph, precision } = importer(len === n ? bytes : bytes.subarray(0, len), file);
+      checkGraph(graph, precision);
       accepted++;
     } catch (e) {
       if (!(e instanceof TfliteImportError)) {
@@ -174,6 +181,22 @@ describe('importTflite on mutated models', () => {
     it(`${CASES} mutations of ${file}: a valid Graph or a TfliteImportError`, async () => {
       const { accepted, rejected } = await fuzzModel(file, seed + SEED);
       expect(accepted + rejected).toBe(CASES);
+      expect(accepted).toBeGreaterThan(0);
+      expect(rejected).toBeGreaterThan(0);
+    });
+  }
+});
+
+// The float32 path (post-training quantisation's input): float models made
+// by the writer from the bundled ones, through importAnyTflite, which picks
+// int8 or float32 validation from the graph input's dtype.
+describe('importAnyTflite on mutated float models', () => {
+  for (const [file, seed] of [['hello_world_int8.tflite', 4], ['micro_speech_quantized.tflite', 5]] as const) {
+    const cases = Math.ceil(CASES / 5);
+    it(`${cases} mutations of ${file} as float32: a valid Graph or a TfliteImportError`, async () => {
+      const float = writeTflite(dequantizeGraph(importTflite(readBundled(file), file)));
+      const { accepted, rejected } = await fuzzModel(file, seed + SEED, float, importAnyTflite, cases);
+      expect(accepted + rejected).toBe(cases);
       expect(accepted).toBeGreaterThan(0);
       expect(rejected).toBeGreaterThan(0);
     });

@@ -21,6 +21,9 @@ export function iterationsFrom(fn: TestFunction, make: OptimizerFactory, lr: num
     if (!Number.isFinite(gx) || !Number.isFinite(gy) || Math.abs(x[0]!) > 1e6 || Math.abs(x[1]!) > 1e6) return null;
     g[0] = gx;
     g[1] = gy;
+    // A finite float64 gradient can overflow float32: diverged too (the
+    // optimizers refuse a non-finite gradient).
+    if (!Number.isFinite(g[0]!) || !Number.isFinite(g[1]!)) return null;
     opt.step(x, g);
   }
   return distanceToMinimum(fn, x[0]!, x[1]!) < TOL ? MAX_ITERS : null;

@@ -26,16 +26,20 @@
 // around 0) the random network is chaotic enough that int8 rounding errors
 // grow layer by layer to 65-85% of the logits of MBV2-w0.35-128 (RMS, relative
 // to their spread); with the shift they stay near 10%. The classifier is
-// He-uniform with zero bias. Activation ranges are calibrated on the same
-// images (ReLU6 outputs [0, min(6, max)], others [min, max] widened by 1/8),
-// then everything is quantised as TFLite does: per-channel symmetric int8
-// weights, int32 biases at s_in*s_w, per-tensor asymmetric int8 activations.
+// He-uniform with zero bias. That float32 network (buildFloatNetwork) is
+// then quantised by the compiler's post-training quantisation
+// (src/compiler/quantize) with the same images as calibration set: ReLU6
+// outputs [0, min(6, max)], others [min, max] widened by 1/8, input fixed at
+// scale 1/128; per-channel symmetric int8 weights, int32 biases at
+// s_in*s_w, per-tensor asymmetric int8 activations, as TFLite does.
 // Only exact IEEE operations (no Math.log/exp), so every engine builds the
 // same bytes. Padding is TFLite SAME: the output sizes of PyTorch's padding
 // (k-1)/2, but a stride-2 layer on an even input pads bottom/right only.
 
-import type { FusedActivation, Graph, GraphOp, GraphQuant, GraphTensor } from '../../core/graph.js';
+import type { FusedActivation, Graph, GraphOp, GraphTensor } from '../../core/graph.js';
 import { Xorshift32 } from '../../core/rng.js';
+import { floatOp } from '../quantize/float-forward.js';
+import { quantizeGraph, type QuantizeOptions } from '../quantize/quantize.js';
 
 export class ArchError extends Error {
   override name = 'ArchError';
@@ -166,7 +170,7 @@ export function networkLayers(spec: NetworkSpec): NetworkLayers {
   return { spec, convs, classifier, params, weightCount, macs, largestActivation: largest };
 }
 
-// ---- seeded float network and calibration ------------------------------------
+// ---- seeded float network ------------------------------------------------------
 
 export interface BuildOptions {
   seed: number; // weights and calibration images
@@ -184,74 +188,36 @@ interface Maps {
 
 // Uniform in [-1, 1) from the generator (exact: a 32-bit integer over 2^31).
 const uniform = (rng: Xorshift32) => rng.next() / 2 ** 31 - 1;
+const f32 = Math.fround;
+const bytes = (a: Float32Array | Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+const floatTensor = (name: string, shape: number[], data: Float32Array | null = null): GraphTensor =>
+  ({ name, dtype: 'float32', shape, quant: null, data: data && bytes(data) });
 
-// Conv (OHWI weights) or depthwise (weights [kh][kw][c]) with TFLite SAME
-// padding, no bias, no activation.
-function convFloat(x: Maps, l: ConvLayer, wt: Float64Array): Maps {
-  const { n, h: H, w: W, c: C } = x;
-  const { outH: OH, outW: OW, outC: OC, kernel: K, stride: S } = l;
-  const padT = Math.floor(Math.max((OH - 1) * S + K - H, 0) / 2);
-  const padL = Math.floor(Math.max((OW - 1) * S + K - W, 0) / 2);
-  const y = new Float64Array(n * OH * OW * OC);
-  const dw = l.kind === 'depthwise_conv2d';
-  for (let b = 0; b < n; b++)
-    for (let oy = 0; oy < OH; oy++)
-      for (let ox = 0; ox < OW; ox++) {
-        const o = ((b * OH + oy) * OW + ox) * OC;
-        for (let ky = 0; ky < K; ky++) {
-          const iy = oy * S - padT + ky;
-          if (iy < 0 || iy >= H) continue;
-          for (let kx = 0; kx < K; kx++) {
-            const ix = ox * S - padL + kx;
-            if (ix < 0 || ix >= W) continue;
-            const i = ((b * H + iy) * W + ix) * C;
-            if (dw) {
-              const wo = (ky * K + kx) * OC;
-              for (let oc = 0; oc < OC; oc++) y[o + oc]! += x.v[i + oc]! * wt[wo + oc]!;
-            } else {
-              for (let oc = 0; oc < OC; oc++) {
-                const wo = ((oc * K + ky) * K + kx) * C;
-                let s = 0;
-                for (let ic = 0; ic < C; ic++) s += x.v[i + ic]! * wt[wo + ic]!;
-                y[o + oc]! += s;
-              }
-            }
-          }
-        }
-      }
-  return { n, h: OH, w: OW, c: OC, v: y };
+const weightShape = (l: ConvLayer) => (l.kind === 'depthwise_conv2d' ? [1, l.kernel, l.kernel, l.outC] : [l.outC, l.kernel, l.kernel, l.inC]);
+
+function convOp(l: ConvLayer, index: number, inputs: number[], outputs: number[], activation: FusedActivation): GraphOp {
+  const common = {
+    index, inputs, outputs, padding: 'same' as const, strideH: l.stride, strideW: l.stride, dilationH: 1, dilationW: 1, activation,
+  };
+  return l.kind === 'depthwise_conv2d' ? { ...common, kind: 'depthwise_conv2d', depthMultiplier: 1 } : { ...common, kind: 'conv2d' };
 }
 
-interface Range {
-  lo: number;
-  hi: number;
+// The layer's convolution of a batch (no bias, no activation), by the
+// quantiser's float reference forward.
+function convBatch(l: ConvLayer, x: Maps, weights: Float32Array): Maps {
+  const tensors = [
+    floatTensor('x', [x.n, l.inH, l.inW, l.inC]), floatTensor('w', weightShape(l), weights), floatTensor('y', [x.n, l.outH, l.outW, l.outC]),
+  ];
+  const op = convOp(l, 0, [0, 1, -1], [2], 'none');
+  const v = floatOp({ name: l.name, tensors, ops: [op], inputs: [0], outputs: [2] }, op, () => x.v);
+  return { n: x.n, h: l.outH, w: l.outW, c: l.outC, v };
 }
 
-function rangeOf(v: Float64Array): Range {
-  let lo = 0, hi = 0; // the range always holds 0 (TFLite's rule for asymmetric quantisation)
-  for (const x of v) {
-    if (x < lo) lo = x;
-    if (x > hi) hi = x;
-  }
-  return { lo, hi };
-}
+// Input quantisation of the int8 network: images in [-1, 1), q = round(x * 128).
+const INPUT_QUANT = { scale: 1 / 128, zeroPoint: 0 };
 
-interface FloatConv {
-  layer: ConvLayer;
-  weights: Float64Array; // OHWI, or [kh][kw][c] for depthwise
-  bias: Float64Array;
-  output: Range; // calibrated range of the (activated) output
-  add: Range | null; // calibrated range of the residual sum that follows, if any
-}
-
-interface FloatNetwork {
-  input: GraphQuant;
-  convs: FloatConv[];
-  classifier: { weights: Float64Array; bias: Float64Array; output: Range };
-}
-
-// Input quantisation: images in [-1, 1), q = round(x * 128).
-const INPUT_QUANT: GraphQuant = { scale: [1 / 128], zeroPoint: [0], axis: 0 };
+// How the seeded networks are quantised (see the header).
+export const NETWORK_QUANTIZE_OPTIONS: QuantizeOptions = { inputQuant: INPUT_QUANT, margin: 1 / 8 };
 
 // Enough images that the smallest feature map gives each channel at least
 // 256 samples for its batch-norm statistics and range (8 to 64 images).
@@ -260,26 +226,38 @@ export function defaultCalibrationImages(layers: NetworkLayers): number {
   return Math.min(64, Math.max(8, Math.ceil(256 / smallest)));
 }
 
-function seededFloatNetwork(layers: NetworkLayers, opts: BuildOptions): FloatNetwork {
+export interface FloatNetwork {
+  graph: Graph; // float32: input float32 [1][res][res][inputChannels] in [-1, 1), output float32 logits [1][classes]
+  calibration: Float32Array[]; // the seeded images the batch norms were folded on, one per sample
+}
+
+// The seeded float32 Graph of the network, before quantisation, with its
+// calibration images. Same tensors, names and ops as buildNetwork's graph.
+export function buildFloatNetwork(spec: NetworkSpec, opts: BuildOptions): FloatNetwork {
+  const layers = networkLayers(spec);
   const rng = new Xorshift32(opts.seed);
   const images = opts.calibrationImages ?? defaultCalibrationImages(layers);
   if (!isPosInt(images)) throw new ArchError(`calibration images ${images} must be a positive integer`);
-  const { spec } = layers;
   const imageRng = new Xorshift32((opts.seed ^ 0x5bd1e995) >>> 0);
-  let x: Maps = {
-    n: images, h: spec.resolution, w: spec.resolution, c: spec.inputChannels,
-    v: Float64Array.from({ length: images * spec.resolution ** 2 * spec.inputChannels }, () => ((imageRng.next() & 0xff) - 128) / 128),
-  };
-  const convs: FloatConv[] = [];
-  let blockInput = x, block = -1;
+  const pixels = spec.resolution ** 2 * spec.inputChannels;
+  const calibration = Array.from({ length: images }, () => Float32Array.from({ length: pixels }, () => ((imageRng.next() & 0xff) - 128) / 128));
+  let x: Maps = { n: images, h: spec.resolution, w: spec.resolution, c: spec.inputChannels, v: new Float64Array(images * pixels) };
+  calibration.forEach((img, i) => x.v.set(img, i * pixels));
+
+  const tensors: GraphTensor[] = [];
+  const ops: GraphOp[] = [];
+  const tensor = (t: GraphTensor) => tensors.push(t) - 1;
+  let xt = tensor(floatTensor('input', [1, spec.resolution, spec.resolution, spec.inputChannels]));
+  const input = xt;
+  let blockInput = { maps: x, t: xt }, block = -1;
   for (const l of layers.convs) {
-    if (l.block !== block) [blockInput, block] = [x, l.block]; // a block's first conv reads the block input
+    if (l.block !== block) [blockInput, block] = [{ maps: x, t: xt }, l.block]; // a block's first conv reads the block input
     const fanIn = l.kind === 'depthwise_conv2d' ? l.kernel * l.kernel : l.kernel * l.kernel * l.inC;
     const a = Math.sqrt(6 / fanIn); // He-uniform: variance 2 / fan_in
-    const weights = Float64Array.from({ length: l.weightCount }, () => a * uniform(rng));
-    const y = convFloat(x, l, weights);
+    const weights = Float32Array.from({ length: l.weightCount }, () => a * uniform(rng));
+    const y = convBatch(l, x, weights);
     // Fold a batch norm computed on the calibration batch into weights and bias.
-    const bias = new Float64Array(l.outC);
+    const bias = new Float32Array(l.outC);
     const count = y.v.length / l.outC;
     const perOut = l.kind === 'depthwise_conv2d' ? 1 : l.kernel * l.kernel * l.inC;
     for (let oc = 0; oc < l.outC; oc++) {
@@ -290,144 +268,52 @@ function seededFloatNetwork(layers: NetworkLayers, opts: BuildOptions): FloatNet
       const sigma = Math.sqrt(s2 / count) || 1;
       const g = 1 + 0.5 * uniform(rng), beta = (l.activation === 'relu6' ? 1 : 0) + 0.5 * uniform(rng);
       const k = g / sigma;
-      if (l.kind === 'depthwise_conv2d') for (let p = 0; p < l.kernel * l.kernel; p++) weights[p * l.outC + oc]! *= k;
-      else for (let j = 0; j < perOut; j++) weights[oc * perOut + j]! *= k;
-      bias[oc] = beta - mu * k;
+      if (l.kind === 'depthwise_conv2d') for (let p = 0; p < l.kernel * l.kernel; p++) weights[p * l.outC + oc] = f32(weights[p * l.outC + oc]! * k);
+      else for (let j = 0; j < perOut; j++) weights[oc * perOut + j] = f32(weights[oc * perOut + j]! * k);
+      bias[oc] = f32(beta - mu * k);
+      // The next layer's input for the statistics (the float32 graph's own
+      // activations differ from these in the last bits only).
       for (let i = oc; i < y.v.length; i += l.outC) {
         const v = (y.v[i]! - mu) * k + beta;
         y.v[i] = l.activation === 'relu6' ? Math.min(6, Math.max(0, v)) : v;
       }
     }
-    const output = rangeOf(y.v);
-    let add: Range | null = null;
+    const w = tensor(floatTensor(`${l.name}.weights`, weightShape(l), weights));
+    const b = tensor(floatTensor(`${l.name}.bias`, [l.outC], bias));
+    const out = tensor(floatTensor(`${l.name}.output`, [1, l.outH, l.outW, l.outC]));
+    ops.push(convOp(l, ops.length, [xt, w, b], [out], l.activation));
+    [x, xt] = [y, out];
     if (l.residual) {
-      for (let i = 0; i < y.v.length; i++) y.v[i]! += blockInput.v[i]!;
-      add = rangeOf(y.v);
+      for (let i = 0; i < y.v.length; i++) y.v[i]! += blockInput.maps.v[i]!;
+      const sum = tensor(floatTensor(`block${l.block}.add`, [1, l.outH, l.outW, l.outC]));
+      ops.push({ index: ops.length, kind: 'add', inputs: [blockInput.t, xt], outputs: [sum], activation: 'none' });
+      xt = sum;
     }
-    convs.push({ layer: l, weights, bias, output, add });
-    x = y;
   }
-  // Global average pool, then the classifier (He-uniform, zero bias).
-  const pooled = new Float64Array(x.n * x.c);
-  for (let b = 0; b < x.n; b++)
-    for (let p = 0; p < x.h * x.w; p++)
-      for (let c = 0; c < x.c; c++) pooled[b * x.c + c]! += x.v[(b * x.h * x.w + p) * x.c + c]! / (x.h * x.w);
+  // Global average pool, flatten, classifier (He-uniform, zero bias).
+  const [, h, w, c] = tensors[xt]!.shape as [number, number, number, number];
+  const pooled = tensor(floatTensor('pool.output', [1, 1, 1, c]));
+  ops.push({
+    index: ops.length, kind: 'average_pool2d', inputs: [xt], outputs: [pooled], padding: 'valid', strideH: 1, strideW: 1,
+    filterH: h, filterW: w, activation: 'none',
+  });
+  const shape = tensor({ name: 'flatten.shape', dtype: 'int32', shape: [2], quant: null, data: bytes(Int32Array.of(1, c)) });
+  const flat = tensor(floatTensor('flatten.output', [1, c]));
+  ops.push({ index: ops.length, kind: 'reshape', inputs: [pooled, shape], outputs: [flat] });
   const { inFeatures: I, outFeatures: O } = layers.classifier;
   const a = Math.sqrt(6 / I);
-  const weights = Float64Array.from({ length: O * I }, () => a * uniform(rng));
-  const logits = new Float64Array(x.n * O);
-  for (let b = 0; b < x.n; b++)
-    for (let o = 0; o < O; o++) {
-      let s = 0;
-      for (let i = 0; i < I; i++) s += pooled[b * I + i]! * weights[o * I + i]!;
-      logits[b * O + o] = s;
-    }
-  return { input: INPUT_QUANT, convs, classifier: { weights, bias: new Float64Array(O), output: rangeOf(logits) } };
+  const fw = tensor(floatTensor('classifier.weights', [O, I], Float32Array.from({ length: O * I }, () => a * uniform(rng))));
+  const fb = tensor(floatTensor('classifier.bias', [O], new Float32Array(O)));
+  const logits = tensor(floatTensor('logits', [1, O]));
+  ops.push({ index: ops.length, kind: 'fully_connected', inputs: [flat, fw, fb], outputs: [logits], activation: 'none', keepNumDims: false });
+  return { graph: { name: spec.name, tensors, ops, inputs: [input], outputs: [logits] }, calibration };
 }
-
-// ---- quantisation and graph assembly --------------------------------------------
-
-const f32 = Math.fround;
-
-// Per-tensor asymmetric int8 from a real range (which holds 0).
-function activationQuant(r: Range, activation: FusedActivation): GraphQuant {
-  let lo = r.lo, hi = r.hi;
-  if (activation === 'relu6') {
-    lo = 0;
-    hi = Math.min(6, hi);
-  } else {
-    const margin = (hi - lo) / 8;
-    lo -= margin;
-    hi += margin;
-  }
-  if (!(hi - lo > 1e-6)) hi = lo + 1e-6 * 255;
-  const scale = f32((hi - lo) / 255);
-  const zeroPoint = Math.max(-128, Math.min(127, Math.round(-128 - lo / scale)));
-  return { scale: [scale], zeroPoint: [zeroPoint], axis: 0 };
-}
-
-// Per-channel symmetric int8 along the axis whose index is (element / inner) % channels.
-function quantizeWeights(w: Float64Array, channels: number, inner: number): { data: Int8Array; scales: number[] } {
-  const max = new Float64Array(channels);
-  for (let i = 0; i < w.length; i++) {
-    const c = Math.floor(i / inner) % channels;
-    max[c] = Math.max(max[c]!, Math.abs(w[i]!));
-  }
-  const scales = Array.from(max, (m) => f32((m || 1) / 127));
-  const data = Int8Array.from(w, (v, i) => Math.max(-127, Math.min(127, Math.round(v / scales[Math.floor(i / inner) % channels]!))));
-  return { data, scales };
-}
-
-// int32 at s_in * s_w (the kernels' accumulator scale); the stored scales are
-// float32, as in a .tflite file.
-function quantizeBias(b: Float64Array, sIn: number, sW: number[]): { data: Int32Array; quant: GraphQuant } {
-  const data = Int32Array.from(b, (v, c) => Math.round(v / (sIn * sW[c]!)));
-  const scale = sW.map((s) => f32(sIn * s));
-  return { data, quant: { scale, zeroPoint: scale.map(() => 0), axis: 0 } };
-}
-
-const bytes = (a: Int8Array | Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 // A seeded int8 Graph of the network: input int8 [1][res][res][inputChannels]
 // (scale 1/128, zero point 0), output int8 logits [1][classes]. The k-th
 // conv2d/depthwise_conv2d op of the graph is convolution k of networkLayers,
 // and its weight tensor is named "<layer name>.weights".
 export function buildNetwork(spec: NetworkSpec, opts: BuildOptions): Graph {
-  const layers = networkLayers(spec);
-  const net = seededFloatNetwork(layers, opts);
-  const tensors: GraphTensor[] = [];
-  const ops: GraphOp[] = [];
-  const tensor = (t: GraphTensor) => tensors.push(t) - 1;
-  const activation = (name: string, shape: number[], quant: GraphQuant) => tensor({ name, dtype: 'int8', shape, quant, data: null });
-  const qOf = (t: number) => tensors[t]!.quant!;
-
-  let x = activation('input', [1, spec.resolution, spec.resolution, spec.inputChannels], net.input);
-  const input = x;
-  let blockInput = x, block = -1;
-  for (const fc of net.convs) {
-    const l = fc.layer;
-    if (l.block !== block) [blockInput, block] = [x, l.block];
-    const dw = l.kind === 'depthwise_conv2d';
-    const wq = dw ? quantizeWeights(fc.weights, l.outC, 1) : quantizeWeights(fc.weights, l.outC, l.kernel * l.kernel * l.inC);
-    const w = tensor({
-      name: `${l.name}.weights`, dtype: 'int8', shape: dw ? [1, l.kernel, l.kernel, l.outC] : [l.outC, l.kernel, l.kernel, l.inC],
-      quant: { scale: wq.scales, zeroPoint: wq.scales.map(() => 0), axis: dw ? 3 : 0 }, data: bytes(wq.data),
-    });
-    const bq = quantizeBias(fc.bias, qOf(x).scale[0]!, wq.scales);
-    const b = tensor({ name: `${l.name}.bias`, dtype: 'int32', shape: [l.outC], quant: bq.quant, data: bytes(bq.data) });
-    const y = activation(`${l.name}.output`, [1, l.outH, l.outW, l.outC], activationQuant(fc.output, l.activation));
-    const common = {
-      index: ops.length, inputs: [x, w, b], outputs: [y], padding: 'same' as const, strideH: l.stride, strideW: l.stride,
-      dilationH: 1, dilationW: 1, activation: l.activation,
-    };
-    ops.push(dw ? { ...common, kind: 'depthwise_conv2d', depthMultiplier: 1 } : { ...common, kind: 'conv2d' });
-    x = y;
-    if (fc.add) {
-      const sum = activation(`block${l.block}.add`, [1, l.outH, l.outW, l.outC], activationQuant(fc.add, 'none'));
-      ops.push({ index: ops.length, kind: 'add', inputs: [blockInput, x], outputs: [sum], activation: 'none' });
-      x = sum;
-    }
-  }
-  // Global average pool (output quantised as its input, as TFLite requires),
-  // flatten, classifier.
-  const [, h, w, c] = tensors[x]!.shape as [number, number, number, number];
-  const pooled = activation('pool.output', [1, 1, 1, c], qOf(x));
-  ops.push({
-    index: ops.length, kind: 'average_pool2d', inputs: [x], outputs: [pooled], padding: 'valid', strideH: 1, strideW: 1,
-    filterH: h, filterW: w, activation: 'none',
-  });
-  const shape = tensor({ name: 'flatten.shape', dtype: 'int32', shape: [2], quant: null, data: bytes(Int32Array.of(1, c)) });
-  const flat = activation('flatten.output', [1, c], qOf(x));
-  ops.push({ index: ops.length, kind: 'reshape', inputs: [pooled, shape], outputs: [flat] });
-  const cl = layers.classifier;
-  const wq = quantizeWeights(net.classifier.weights, cl.outFeatures, cl.inFeatures);
-  const fw = tensor({
-    name: 'classifier.weights', dtype: 'int8', shape: [cl.outFeatures, cl.inFeatures],
-    quant: { scale: wq.scales, zeroPoint: wq.scales.map(() => 0), axis: 0 }, data: bytes(wq.data),
-  });
-  const bq = quantizeBias(net.classifier.bias, qOf(flat).scale[0]!, wq.scales);
-  const fb = tensor({ name: 'classifier.bias', dtype: 'int32', shape: [cl.outFeatures], quant: bq.quant, data: bytes(bq.data) });
-  const logits = activation('logits', [1, cl.outFeatures], activationQuant(net.classifier.output, 'none'));
-  ops.push({ index: ops.length, kind: 'fully_connected', inputs: [flat, fw, fb], outputs: [logits], activation: 'none', keepNumDims: false });
-  return { name: spec.name, tensors, ops, inputs: [input], outputs: [logits] };
+  const { graph, calibration } = buildFloatNetwork(spec, opts);
+  return quantizeGraph(graph, calibration, NETWORK_QUANTIZE_OPTIONS);
 }

@@ -22,10 +22,13 @@
 // include the classifier, which every scheme updates anyway.
 
 import type { Graph } from '../../core/graph.js';
-import { ArchError, type BlockSpec, type BuildOptions, buildNetwork, type NetworkLayers, networkLayers, type NetworkSpec } from './inverted-residual.js';
+import {
+  ArchError, type BlockSpec, type BuildOptions, buildFloatNetwork, buildNetwork, type FloatNetwork, type NetworkLayers, networkLayers,
+  type NetworkSpec,
+} from './inverted-residual.js';
 
-export { ArchError, buildNetwork, networkLayers };
-export type { BlockSpec, BuildOptions, ConvLayer, ConvRole, NetworkLayers, NetworkSpec } from './inverted-residual.js';
+export { ArchError, buildFloatNetwork, buildNetwork, networkLayers };
+export type { BlockSpec, BuildOptions, ConvLayer, ConvRole, FloatNetwork, NetworkLayers, NetworkSpec } from './inverted-residual.js';
 
 // The tf-slim / torchvision rounding: nearest multiple of divisor, at least
 // divisor, never more than 10% below v.
@@ -89,4 +92,11 @@ export function mobileNetV2Layers(o: MobileNetV2Options): NetworkLayers {
 // A seeded int8 MobileNetV2, e.g. buildMobileNetV2({ width: 0.35, resolution: 128, classes: 10, seed: 1 }).
 export function buildMobileNetV2(o: MobileNetV2Options & BuildOptions): Graph {
   return buildNetwork(mobileNetV2Spec(o), o);
+}
+
+// The same network in float32 before quantisation, with its calibration
+// images: quantizeGraph(graph, calibration, NETWORK_QUANTIZE_OPTIONS) is
+// buildMobileNetV2's graph.
+export function buildFloatMobileNetV2(o: MobileNetV2Options & BuildOptions): FloatNetwork {
+  return buildFloatNetwork(mobileNetV2Spec(o), o);
 }

@@ -1,4 +1,4 @@
-// .tflite (int8) -> Graph IR (src/core/graph.ts). Host side: it uses the
+// .tflite -> Graph IR (src/core/graph.ts). Host side: it uses the
 // flatbuffers npm runtime through the code flatc generated from
 // schema/tflite_subset.fbs, which the device does not carry.
 //
@@ -8,7 +8,14 @@
 //      read only inside the buffer;
 //   2. read subgraph 0: tensors, constant buffers, operators and options;
 //      operators outside xstrain's set are refused here, by name and index;
+//      a QUANTIZE on the graph input and a DEQUANTIZE on the graph output
+//      (the float interface TFLiteConverter gives an int8 model unless told
+//      inference_input_type = tf.int8) are dropped: the int8 tensors become
+//      the graph's input and output;
 //   3. validateGraph: dtypes, quantisation and shapes agree (validate.ts).
+// importTflite takes int8 models (what the runner and the training compiler
+// need); importFloatTflite takes float32 models, for post-training
+// quantisation (src/compiler/quantize); importAnyTflite either.
 
 import * as flatbuffers from 'flatbuffers';
 import type {
@@ -16,12 +23,12 @@ import type {
 } from '../../core/graph.js';
 import { TfliteImportError } from './errors.js';
 import * as tfl from './generated/tflite_subset_generated.js';
-import { SUPPORTED_BUILTINS, validateGraph } from './validate.js';
+import { type GraphPrecision, SUPPORTED_BUILTINS, validateGraph } from './validate.js';
 import { verifyTflite } from './verify.js';
 
 export { TfliteImportError } from './errors.js';
 export { summarizeGraph, validateGraph } from './validate.js';
-export type { GraphSummary } from './validate.js';
+export type { GraphPrecision, GraphSummary } from './validate.js';
 
 const DTYPES: Partial<Record<tfl.TensorType, GraphDType>> = {
   [tfl.TensorType.INT8]: 'int8',
@@ -34,14 +41,34 @@ const DTYPES: Partial<Record<tfl.TensorType, GraphDType>> = {
 const MAX_RANK = 6;
 export const MAX_ELEMENTS = 2 ** 28;
 
+// An int8 model (int8 activations and weights, int32 biases).
 export function importTflite(bytes: Uint8Array, name: string): Graph {
+  return importAs(bytes, name, () => 'int8');
+}
+
+// A float32 model (float32 activations, weights and biases), to be quantised.
+export function importFloatTflite(bytes: Uint8Array, name: string): Graph {
+  return importAs(bytes, name, () => 'float32');
+}
+
+// Either; the graph input's dtype says which the model is meant to be.
+export function importAnyTflite(bytes: Uint8Array, name: string): { graph: Graph; precision: GraphPrecision } {
+  let precision: GraphPrecision = 'int8';
+  const graph = importAs(bytes, name, (g) => {
+    precision = g.inputs.length === 1 && g.tensors[g.inputs[0]!]?.dtype === 'float32' ? 'float32' : 'int8';
+    return precision;
+  });
+  return { graph, precision };
+}
+
+function importAs(bytes: Uint8Array, name: string, precisionOf: (g: Graph) => GraphPrecision): Graph {
   try {
     // The generated *Array() accessors build typed arrays over the buffer,
     // which needs the file's start aligned like a fresh allocation.
     const aligned = bytes.byteOffset % 16 === 0 ? bytes : bytes.slice();
     verifyTflite(aligned);
     const graph = readModel(aligned, name);
-    validateGraph(graph);
+    validateGraph(graph, precisionOf(graph));
     return graph;
   } catch (e) {
     if (e instanceof TfliteImportError) {
@@ -84,8 +111,11 @@ function readModel(bytes: Uint8Array, name: string): Graph {
     const type = t.type();
     const dtype = DTYPES[type];
     if (dtype === undefined) {
-      fail(`${where} has type ${tfl.TensorType[type] ?? type}; xstrain reads int8 models (int8 activations and ` +
-        'weights, int32 biases): convert with TFLiteConverter and full-integer quantisation');
+      const f16 = type === tfl.TensorType.FLOAT16
+        ? ' (a float16-quantised model: export it without optimizations, as float32)' : '';
+      fail(`${where} has type ${tfl.TensorType[type] ?? type}${f16}; xstrain reads int8 models (int8 activations and ` +
+        'weights, int32 biases), and float32 models it quantises itself from calibration samples; ' +
+        'or convert with TFLiteConverter and full-integer quantisation');
     }
     if (bb.__offset(t.bb_pos, sparsitySlot) !== 0) fail(`${where} is sparse; xstrain needs dense tensors (convert without sparsity)`);
     const rank = t.shapeLength();
@@ -135,6 +165,7 @@ function readModel(bytes: Uint8Array, name: string): Graph {
   // --- operators --------------------------------------------------------------
   const nCodes = model.operatorCodesLength();
   const ops: GraphOp[] = [];
+  const interfaceOps: { builtin: number; index: number; input: number; output: number }[] = [];
   for (let i = 0; i < sg.operatorsLength(); i++) {
     const op = sg.operators(i)!;
     const codeIndex = op.opcodeIndex();
@@ -144,6 +175,15 @@ function readModel(bytes: Uint8Array, name: string): Graph {
     // the int32 field above.
     const builtin = Math.max(code.deprecatedBuiltinCode(), code.builtinCode());
     const opName = builtinName(builtin);
+    if (builtin === tfl.BuiltinOperator.QUANTIZE || builtin === tfl.BuiltinOperator.DEQUANTIZE) {
+      // Kept aside: only the float interface of an int8 model is accepted (below).
+      if (op.inputsLength() !== 1 || op.outputsLength() !== 1) fail(`operator ${i} (${opName}) must have one input and one output`);
+      interfaceOps.push({
+        builtin, index: i, input: index(op.inputs(0)!, `operator ${i} (${opName}) input 0`, false),
+        output: index(op.outputs(0)!, `operator ${i} (${opName}) output 0`, false),
+      });
+      continue;
+    }
     if (builtin === tfl.BuiltinOperator.CUSTOM) {
       fail(`operator ${i} (custom "${code.customCode() ?? ''}") is not supported; xstrain supports ${SUPPORTED_BUILTINS.join(', ')}`);
     }
@@ -172,7 +212,61 @@ function readModel(bytes: Uint8Array, name: string): Graph {
     if (cin !== undefined && cout !== undefined && cout % cin === 0) op.depthMultiplier = cout / cin;
   }
 
+  if (interfaceOps.length > 0) return dropFloatInterface({ name, tensors, ops, inputs, outputs }, interfaceOps);
   return { name, tensors, ops, inputs, outputs };
+}
+
+// QUANTIZE float32 graph input -> int8, DEQUANTIZE int8 -> float32 graph
+// output: the int8 tensors become the graph's input and output and the float
+// ends are removed (the caller quantises the input and dequantises the output
+// with the tensors' parameters). Any other QUANTIZE or DEQUANTIZE (inside the
+// graph, on a constant, int8 to int8) is refused.
+function dropFloatInterface(
+  g: Graph, interfaceOps: { builtin: number; index: number; input: number; output: number }[],
+): Graph {
+  const dropped = new Set<number>();
+  for (const q of interfaceOps) {
+    const [x, y] = [g.tensors[q.input]!, g.tensors[q.output]!];
+    const where = `operator ${q.index} (${builtinName(q.builtin)})`;
+    const interfaceHint = 'xstrain accepts QUANTIZE only from a float32 graph input and DEQUANTIZE only to a float32 graph output ' +
+      '(an int8 model with a float interface); convert with inference_input_type = tf.int8 and inference_output_type = tf.int8';
+    if (x.data !== null) {
+      fail(`${where} dequantises the constant "${x.name}" (a float16 or dynamic-range quantised model); export the model as ` +
+        'float32 and let xstrain quantise it with calibration samples, or convert it to full int8');
+    }
+    if (q.builtin === tfl.BuiltinOperator.QUANTIZE) {
+      const k = g.inputs.indexOf(q.input);
+      if (k < 0 || x.dtype !== 'float32' || y.dtype !== 'int8') {
+        fail(`${where} converts "${x.name}" (${x.dtype}) to "${y.name}" (${y.dtype}); ${interfaceHint}`);
+      }
+      g.inputs[k] = q.output;
+      dropped.add(q.input);
+    } else {
+      const k = g.outputs.indexOf(q.output);
+      if (k < 0 || x.dtype !== 'int8' || y.dtype !== 'float32') {
+        fail(`${where} converts "${x.name}" (${x.dtype}) to "${y.name}" (${y.dtype}); ${interfaceHint}`);
+      }
+      g.outputs[k] = q.input;
+      dropped.add(q.output);
+    }
+  }
+  for (const op of g.ops) {
+    for (const t of [...op.inputs, ...op.outputs]) {
+      if (dropped.has(t)) fail(`operator ${op.index} uses the float tensor "${g.tensors[t]!.name}" of the model's float interface; convert with inference_input_type = tf.int8`);
+    }
+  }
+  // Remove the float end tensors, renumbering the rest.
+  const newIndex: number[] = [];
+  const tensors = g.tensors.filter((_, i) => {
+    newIndex[i] = dropped.has(i) ? -1 : i - [...dropped].filter((d) => d < i).length;
+    return !dropped.has(i);
+  });
+  const map = (t: number) => (t < 0 ? t : newIndex[t]!);
+  return {
+    name: g.name, tensors,
+    ops: g.ops.map((op) => ({ ...op, inputs: op.inputs.map(map), outputs: op.outputs.map(map) })),
+    inputs: g.inputs.map(map), outputs: g.outputs.map(map),
+  };
 }
 
 function readShape(t: tfl.Tensor): number[] {

@@ -2,7 +2,10 @@
 // activations, int8 symmetric weights, int32 biases, shapes that agree from op
 // to op with TFLite's geometry, tensors produced before they are used. The
 // importer runs it on every graph it returns; the tests run it again.
-// Every failure is a TfliteImportError that names the operator or tensor.
+// With precision 'float32' it checks a float model before post-training
+// quantisation instead: float32 activations, weights and biases (finite),
+// the same ops and shapes. Every failure is a TfliteImportError that names
+// the operator or tensor.
 
 import type { Graph, GraphDType, GraphOp, GraphOpKind, GraphTensor, Padding } from '../../core/graph.js';
 import { TfliteImportError } from './errors.js';
@@ -25,11 +28,19 @@ const TFLITE_NAME: Record<GraphOpKind, string> = {
 const BYTES: Record<GraphDType, number> = { int8: 1, uint8: 1, int16: 2, int32: 4, float32: 4 };
 const MAX_ELEMENTS = 2 ** 28;
 
+export type GraphPrecision = 'int8' | 'float32';
+
 export const CONVERT_HINT =
   'xstrain needs a fully int8 model: convert it with tf.lite.TFLiteConverter, setting ' +
   'optimizations = [tf.lite.Optimize.DEFAULT], representative_dataset = a generator of ~100 real input samples, ' +
   'target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8], inference_input_type = tf.int8 and ' +
   'inference_output_type = tf.int8';
+
+// For a float32 tensor in an int8 model: a float model can also be quantised
+// by xstrain itself.
+export const FLOAT_HINT =
+  'xstrain needs a fully int8 model: for a float32 model, give calibration samples (a few hundred real inputs) and ' +
+  'xstrain quantises it (importModel with calibration samples); or ' + CONVERT_HINT.slice(CONVERT_HINT.indexOf('convert it'));
 
 function fail(msg: string): never {
   throw new TfliteImportError(msg);
@@ -43,7 +54,7 @@ export function convOutSize(inSize: number, k: number, stride: number, padding: 
   return padding === 'same' ? Math.ceil(inSize / stride) : Math.ceil((inSize - k + 1) / stride);
 }
 
-export function validateGraph(g: Graph): void {
+export function validateGraph(g: Graph, precision: GraphPrecision = 'int8'): void {
   const T = g.tensors.length;
   g.tensors.forEach((t, i) => checkTensor(t, i));
   const tensorAt = (v: number, where: string): GraphTensor => {
@@ -61,7 +72,7 @@ export function validateGraph(g: Graph): void {
   const ready = new Set<number>();
   for (const v of g.inputs) {
     if (g.tensors[v]!.data !== null) fail(`graph input ${v} "${g.tensors[v]!.name}" is a constant`);
-    checkActivation(g.tensors[v]!, `graph input "${g.tensors[v]!.name}"`);
+    checkActivation(g.tensors[v]!, `graph input "${g.tensors[v]!.name}"`, precision);
     ready.add(v);
   }
   for (const op of g.ops) {
@@ -77,7 +88,7 @@ export function validateGraph(g: Graph): void {
       if (ready.has(v)) fail(`${where} writes tensor ${v} "${t.name}", which is already written earlier`);
       ready.add(v);
     });
-    checkOp(g, op, where);
+    checkOp(g, op, where, precision);
   }
   for (const v of g.outputs) {
     if (!ready.has(v)) fail(`graph output ${v} "${g.tensors[v]!.name}" is never written`);
@@ -105,9 +116,17 @@ function checkTensor(t: GraphTensor, i: number): void {
   }
 }
 
-// A tensor computed at run time: int8, quantised per tensor.
-function checkActivation(t: GraphTensor, where: string): void {
-  if (t.dtype === 'float32' || t.dtype === 'uint8') fail(`${where} is ${fmt(t)}; ${CONVERT_HINT}`);
+// A tensor computed at run time: int8, quantised per tensor (or float32 in a
+// float model).
+function checkActivation(t: GraphTensor, where: string, precision: GraphPrecision): void {
+  if (precision === 'float32') {
+    if (t.dtype !== 'float32') {
+      fail(`${where} is ${fmt(t)} in a float32 model; a model is either fully float32 (quantised by xstrain) or fully int8`);
+    }
+    return;
+  }
+  if (t.dtype === 'float32') fail(`${where} is ${fmt(t)}; ${FLOAT_HINT}`);
+  if (t.dtype === 'uint8') fail(`${where} is ${fmt(t)}; ${CONVERT_HINT}`);
   if (t.dtype !== 'int8') fail(`${where} is ${fmt(t)}; activations must be int8. ${CONVERT_HINT}`);
   if (t.quant === null) fail(`${where} is int8 without quantisation parameters; ${CONVERT_HINT}`);
   if (t.quant.scale.length !== 1) fail(`${where} is an activation with ${t.quant.scale.length} scales; activations are quantised per tensor`);
@@ -115,7 +134,7 @@ function checkActivation(t: GraphTensor, where: string): void {
   if (zp < -128 || zp > 127) fail(`${where} has zero point ${zp}, outside int8`);
 }
 
-function checkOp(g: Graph, op: GraphOp, where: string): void {
+function checkOp(g: Graph, op: GraphOp, where: string, precision: GraphPrecision): void {
   const tensor = (k: number): GraphTensor => {
     const v = op.inputs[k];
     if (v === undefined || v === -1) fail(`${where} is missing input ${k}`);
@@ -128,11 +147,13 @@ function checkOp(g: Graph, op: GraphOp, where: string): void {
   };
   if (op.outputs.length !== 1) fail(`${where} has ${op.outputs.length} outputs, expected 1`);
   const out = g.tensors[op.outputs[0]!]!;
-  checkActivation(out, `${where} output "${out.name}"`);
+  checkActivation(out, `${where} output "${out.name}"`, precision);
   const act = (k: number): GraphTensor => {
     const t = tensor(k);
-    if (t.data === null) checkActivation(t, `${where} input "${t.name}"`);
-    else if (t.dtype !== 'int8' || t.quant === null) fail(`${where} input "${t.name}" is a ${fmt(t)} constant; expected quantised int8`);
+    if (t.data === null) checkActivation(t, `${where} input "${t.name}"`, precision);
+    else if (precision === 'float32') {
+      fail(`${where} input "${t.name}" is a constant; xstrain quantises only computed tensors there (weights and biases are the constants)`);
+    } else if (t.dtype !== 'int8' || t.quant === null) fail(`${where} input "${t.name}" is a ${fmt(t)} constant; expected quantised int8`);
     return t;
   };
   const shapeIs = (t: GraphTensor, want: number[], what: string) => {
@@ -159,7 +180,7 @@ function checkOp(g: Graph, op: GraphOp, where: string): void {
       nIn(2, 3);
       const x = act(0);
       rank4(x, 'input');
-      const w = weights(g, op, where);
+      const w = weights(g, op, where, precision);
       rank4(w, 'weights');
       strides(op.strideH, op.strideW);
       if (op.dilationH !== 1 || op.dilationW !== 1) {
@@ -181,7 +202,7 @@ function checkOp(g: Graph, op: GraphOp, where: string): void {
         }
         perChannelAxis(w, 3, where);
       }
-      bias(g, op, cout, where);
+      bias(g, op, cout, where, precision);
       const [ho, wo] = spatial(x, kh, kw, op.strideH, op.strideW, op.padding);
       shapeIs(out, [x.shape[0]!, ho, wo, cout], 'output');
       break;
@@ -189,7 +210,7 @@ function checkOp(g: Graph, op: GraphOp, where: string): void {
     case 'fully_connected': {
       nIn(2, 3);
       const x = act(0);
-      const w = weights(g, op, where);
+      const w = weights(g, op, where, precision);
       if (w.shape.length !== 2) fail(`${where}: weights "${w.name}" have shape [${w.shape.join(',')}], expected [out, in]`);
       perChannelAxis(w, 0, where);
       const [nOut, nInF] = [w.shape[0]!, w.shape[1]!];
@@ -197,7 +218,7 @@ function checkOp(g: Graph, op: GraphOp, where: string): void {
       if (x.shape.length === 0 || x.shape[x.shape.length - 1] !== nInF && !(xe % nInF === 0 && !op.keepNumDims)) {
         fail(`${where}: input "${x.name}" has shape [${x.shape.join(',')}], weights "${w.name}" expect ${nInF} input features`);
       }
-      bias(g, op, nOut, where);
+      bias(g, op, nOut, where, precision);
       if (op.keepNumDims) shapeIs(out, [...x.shape.slice(0, -1), nOut], 'output');
       else shapeIs(out, [xe / nInF, nOut], 'output');
       break;
@@ -268,11 +289,26 @@ function checkOp(g: Graph, op: GraphOp, where: string): void {
   }
 }
 
-function weights(g: Graph, op: GraphOp, where: string): GraphTensor {
+// Every value of a float32 constant is finite (a NaN weight would quantise to nonsense).
+function checkFinite(t: GraphTensor, what: string): void {
+  const d = t.data!;
+  const dv = new DataView(d.buffer, d.byteOffset, d.byteLength);
+  for (let i = 0; i < d.length / 4; i++) {
+    const v = dv.getFloat32(4 * i, true);
+    if (!Number.isFinite(v)) fail(`${what} "${t.name}" holds ${v} at element ${i}; fix the model's weights before quantising it`);
+  }
+}
+
+function weights(g: Graph, op: GraphOp, where: string, precision: GraphPrecision): GraphTensor {
   const v = op.inputs[1]!;
   if (v === -1) fail(`${where} has no weights`);
   const w = g.tensors[v]!;
   if (w.data === null) fail(`${where}: weights "${w.name}" are not a constant; xstrain needs constant weights`);
+  if (precision === 'float32') {
+    if (w.dtype !== 'float32') fail(`${where}: weights "${w.name}" are ${fmt(w)} in a float32 model; expected float32`);
+    checkFinite(w, `${where}: weights`);
+    return w;
+  }
   if (w.dtype !== 'int8') fail(`${where}: weights "${w.name}" are ${fmt(w)}, expected int8; ${CONVERT_HINT}`);
   if (w.quant === null) fail(`${where}: weights "${w.name}" have no quantisation parameters; ${CONVERT_HINT}`);
   if (w.quant.zeroPoint.some((z) => z !== 0)) {
@@ -283,17 +319,23 @@ function weights(g: Graph, op: GraphOp, where: string): GraphTensor {
 }
 
 function perChannelAxis(w: GraphTensor, axis: number, where: string): void {
-  const q = w.quant!;
-  if (q.scale.length > 1 && q.axis !== axis) {
+  const q = w.quant;
+  if (q && q.scale.length > 1 && q.axis !== axis) {
     fail(`${where}: weights "${w.name}" are quantised per channel on axis ${q.axis}, expected axis ${axis}`);
   }
 }
 
-function bias(g: Graph, op: GraphOp, channels: number, where: string): void {
+function bias(g: Graph, op: GraphOp, channels: number, where: string, precision: GraphPrecision): void {
   const v = op.inputs[2];
   if (v === undefined || v === -1) return;
   const b = g.tensors[v]!;
   if (b.data === null) fail(`${where}: bias "${b.name}" is not a constant`);
+  if (precision === 'float32') {
+    if (b.dtype !== 'float32') fail(`${where}: bias "${b.name}" is ${fmt(b)} in a float32 model; expected float32`);
+    if (elements(b.shape) !== channels) fail(`${where}: bias "${b.name}" has ${elements(b.shape)} elements, the layer has ${channels} output channels`);
+    checkFinite(b, `${where}: bias`);
+    return;
+  }
   if (b.dtype !== 'int32') fail(`${where}: bias "${b.name}" is ${fmt(b)}, expected int32 (int8 models keep int32 biases); ${CONVERT_HINT}`);
   if (elements(b.shape) !== channels) fail(`${where}: bias "${b.name}" has ${elements(b.shape)} elements, the layer has ${channels} output channels`);
   if (b.quant === null) fail(`${where}: bias "${b.name}" has no quantisation parameters; ${CONVERT_HINT}`);
