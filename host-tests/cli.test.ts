@@ -1,11 +1,18 @@
-// `npx xstrain infer` as a developer runs it: one JSON line on success, one
-// actionable line and a nonzero status on bad input.
+// `npx xstrain infer` and `compile` as a developer runs them: one JSON line
+// (infer) or the plan and its report (compile) on success, an actionable
+// message and a nonzero status on bad input.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { repoRoot } from '../src/node/addon.js';
+import { parseSize } from '../src/cli/xstrain.js';
+import { SchemeFitter } from '../src/compiler/train/budget.js';
+import type { SparseUpdateScheme } from '../src/compiler/train/scheme.js';
+import { importTflite } from '../src/compiler/tflite/import.js';
+import { decodePlan } from '../src/core/plan-format.js';
+import { PlanRuntime, seededSample } from '../src/core/plan-runtime.js';
+import { NodeDispatch, repoRoot, validatePlanC } from '../src/node/addon.js';
 
 const cli = join(repoRoot, 'bin', 'xstrain.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'xstrain-cli-'));
@@ -51,4 +58,147 @@ describe('xstrain infer', () => {
     expect(target.status).toBe(2);
     expect(target.stderr).toContain('unknown target "esp32": use one of node, xs, cortex-m4, rv32');
   }, 60_000);
+});
+
+// `xstrain compile` as a developer runs it: the plan, the report and the
+// arena chart; an impossible budget and a bad scheme are errors that say
+// what to change.
+describe('xstrain compile', () => {
+  const scheme = (name: string, s: unknown) => {
+    const path = join(dir, name);
+    writeFileSync(path, typeof s === 'string' ? s : JSON.stringify(s));
+    return path;
+  };
+  const bytes = (text: string) => Number(text.replace(/,/g, ''));
+  const msScheme: SparseUpdateScheme = { biasLayers: 2, weights: [] };
+  const pdScheme: SparseUpdateScheme = { biasLayers: 10, weights: [{ layer: 26, ratio: 0.5 }, { layer: 24, ratio: 0.25 }, { layer: 22, ratio: 0.125 }] };
+
+  it('writes a plan the C validator accepts and whose training step runs, and a report that names the peak', () => {
+    const out = join(dir, 'ms.xstp');
+    const r = run(['compile', model('micro_speech_quantized.tflite'), '--board', 'moddable_four', '--scheme', scheme('ms.json', msScheme), '-o', out]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const blob = new Uint8Array(readFileSync(out));
+    const plan = decodePlan(blob);
+    expect(plan.arenaBytes).toBeLessThanOrEqual(131072);
+    expect(validatePlanC(blob, plan.arenaBytes)[0]).toBe(0); // PLAN_OK
+    expect(validatePlanC(blob, plan.arenaBytes - 16)[0]).not.toBe(0); // the arena it states is the arena it needs
+    const rt = PlanRuntime.load(new NodeDispatch(new ArrayBuffer(plan.arenaBytes), new ArrayBuffer(plan.flash.length)), blob);
+    const before = rt.regionsCrc();
+    for (let i = 0; i < 3; i++) {
+      const s = seededSample(plan, i, 7);
+      expect(rt.step(s.input, s.label)).not.toBeNull();
+    }
+    expect(rt.regionsCrc()).not.toBe(before);
+
+    // The report: the same peak the compiler plans, by role and per phase.
+    const g = importTflite(new Uint8Array(readFileSync(model('micro_speech_quantized.tflite'))), 'micro_speech_quantized.tflite');
+    const expected = new SchemeFitter(g, { budget: 131072 }).fit(msScheme).compiled.plan.report;
+    const text = readFileSync(join(dir, 'ms.memory.txt'), 'utf8');
+    expect(r.stdout).toContain(text);
+    expect(text).toContain(`arena: ${plan.arenaBytes.toLocaleString('en-US')} B of the 131,072 B budget (board moddable_four, Moddable Four): fits`);
+    expect(text).toContain(`peak: ${expected.peakLiveBytes.toLocaleString('en-US')} B live at step ${expected.peakStep} of ${expected.steps} ` +
+      `(${expected.peakPhase}): ${expected.peakOp}`);
+    expect(text).toMatch(/by role:\n +(weight|scratch|optimizer state|saved activation) +[\d,]+ B/);
+    expect(text).toContain(`  ${expected.peakTensors[0]!.name}`);
+    expect(text).toMatch(/peak per phase:\n  forward /);
+    const svg = readFileSync(join(dir, 'ms.memory.svg'), 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('arena offset (bytes)');
+    expect(svg).toContain('budget 131,072 B');
+  }, 120_000);
+
+  it('--classes gives a new classifier; without --scheme a scheme is chosen greedily to fit the board', () => {
+    const out = join(dir, 'pd3.xstp');
+    const r = run(['compile', model('person_detect.tflite'), '--board', 'moddable_four', '--classes', '3', '-o', out]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('person_detect.tflite, 3 classes (new classifier)');
+    expect(r.stdout).toContain('scheme (chosen greedily by bytes for the budget)');
+    const blob = new Uint8Array(readFileSync(out));
+    const plan = decodePlan(blob);
+    expect(plan.io.classes).toBe(3);
+    expect(plan.arenaBytes).toBeLessThanOrEqual(131072);
+    expect(validatePlanC(blob, plan.arenaBytes)[0]).toBe(0);
+  }, 120_000);
+
+  it('an impossible budget says by how much it is over, what is at the peak and a scheme that fits when applied', () => {
+    const r = run(['compile', model('person_detect.tflite'), '--budget', '60k', '--scheme', scheme('pd.json', pdScheme), '-o', join(dir, 'pd.xstp')]);
+    expect(r.status).toBe(1);
+    const over = /the plan needs ([\d,]+) B of arena, the budget is 61,440 B \(--budget 60k\): over by ([\d,]+) B/.exec(r.stderr);
+    expect(over, r.stderr).not.toBeNull();
+    expect(bytes(over![1]!) - 61440).toBe(bytes(over![2]!));
+    expect(r.stderr).toMatch(/At the peak \(step \d+ of \d+, .+\): MobilenetV1\/Conv2d_13_pointwise\/weights\/read\[\.\.\., 0:128\] 32,768 B \(weight\)/);
+    expect(r.stderr).toMatch(/ - (drop the weight update|update fewer input channels) of layer 26 .*: [\d,]+ B \(fits\)/);
+    const fit = /A scheme that fits in ([\d,]+) B.*\n {2}(\{.*\})\n/.exec(r.stderr);
+    expect(fit, r.stderr).not.toBeNull();
+    expect(bytes(fit![1]!)).toBeLessThanOrEqual(61440);
+    const applied = run(['compile', model('person_detect.tflite'), '--budget', '60k', '--scheme', scheme('pd-fit.json', fit![2]!), '-o', join(dir, 'pd-fit.xstp')]);
+    expect(applied.stderr).toBe('');
+    expect(applied.status).toBe(0);
+    const plan = decodePlan(new Uint8Array(readFileSync(join(dir, 'pd-fit.xstp'))));
+    expect(plan.arenaBytes).toBeLessThanOrEqual(61440);
+
+    // Below what the classifier alone needs: nothing to drop.
+    const tiny = run(['compile', model('person_detect.tflite'), '--budget', '4k', '--scheme', scheme('pd.json', pdScheme)]);
+    expect(tiny.status).toBe(1);
+    expect(tiny.stderr).toContain('over by');
+    expect(tiny.stderr).toMatch(/Even updating only the classifier needs [\d,]+ B/);
+  }, 120_000);
+
+  it('a bad scheme file lists every problem with its fix', () => {
+    const ms = model('micro_speech_quantized.tflite');
+    const notJson = run(['compile', ms, '--board', 'moddable_four', '--scheme', scheme('bad1.json', '{"biasLayers": 2,')]);
+    expect(notJson.status).toBe(1);
+    expect(notJson.stderr).toMatch(/^xstrain: scheme .*bad1\.json: not JSON: /);
+    const bad = run(['compile', ms, '--board', 'moddable_four', '--scheme',
+      scheme('bad2.json', { biasLayers: 5, weights: [{ layer: 1 }, { layer: 7, ratio: 2 }, { layer: 0, ratio: 0.5, channels: 1, step: 1 }], bias: 1 })]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('problems:');
+    for (const p of [
+      'unknown key "bias" (a scheme has biasLayers, weights, classifier, note)',
+      'weights[2] has unknown key "step" (use layer, ratio or channels)',
+      'biasLayers is 5; the graph has 2 layers',
+      'weights[0].layer 1 is the classifier, which always updates fully; remove it from weights',
+      'weights[1].layer is 7, outside [0, 1]',
+      'weights[2] gives both ratio and channels',
+    ]) expect(bad.stderr).toContain(p);
+    const missing = run(['compile', ms, '--board', 'moddable_four', '--scheme', scheme('bad3.json', { biasLayers: 2 })]);
+    expect(missing.stderr).toContain('weights is missing');
+    // A kernel that does not exist: the split 3x3 convolution a sliced stem needs.
+    const stem = run(['compile', 'mbv2-w0.35-32', '--budget', '200k', '--scheme', scheme('stem.json', { biasLayers: 0, weights: [{ layer: 0, ratio: 0.5 }] })]);
+    expect(stem.status).toBe(1);
+    expect(stem.stderr).toMatch(/the scheme needs .*conv2d_s8_forward_split.*, which do(es)? not exist yet, to update the weights of layer 0 \(conv2d 3x3\)/);
+  }, 120_000);
+
+  it('usage errors say what to give', () => {
+    const ms = model('micro_speech_quantized.tflite');
+    const cases: [string[], number, string][] = [
+      [['compile', ms], 2, 'compile needs --board BOARD or --budget SIZE'],
+      [['compile', ms, '--board', 'nrf52'], 2, 'unknown board "nrf52": use one of esp32c3, moddable_four, moddable_two'],
+      [['compile', ms, '--budget', '12q'], 2, '--budget 12q: give bytes, or a size with k or m (1k = 1024 bytes), e.g. 120k or 1.5m'],
+      [['compile', ms, '--budget', '100k', '--classes', '0'], 2, '--classes 0: give an integer from 1 to 128'],
+      [['compile', ms, '--budget', '100k', '--optimizer', 'adam'], 2, 'unknown optimizer "adam": use sgd or lqm'],
+      [['compile', 'resnet50', '--budget', '100k'], 2, '"resnet50" is neither a file nor a builtin architecture (mbv2-w<WIDTH>-<RESOLUTION>'],
+      [['compile', ms, '--budget', '100k', '--calibration', dir], 1, 'quantising a float32 model from calibration samples is coming'],
+    ];
+    for (const [args, status, message] of cases) {
+      const r = run(args);
+      expect(r.status, args.join(' ')).toBe(status);
+      expect(r.stderr).toContain(message);
+    }
+    const help = run(['compile', '--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('contribution');
+  }, 120_000);
+});
+
+describe('parseSize', () => {
+  it('reads bytes, k and m (1k = 1024)', () => {
+    expect(parseSize('131072')).toBe(131072);
+    expect(parseSize('120k')).toBe(122880);
+    expect(parseSize('1.5m')).toBe(1572864);
+    expect(parseSize('128KB')).toBe(131072);
+    expect(() => parseSize('-3k')).toThrow(/--budget -3k/);
+  });
 });

@@ -1,11 +1,7 @@
-// Plots of bench:optim: vega-lite specs rendered to SVG by vega in Node.
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+// Plots of bench:optim: vega-lite specs, rendered to SVG by src/node/plot.ts.
+import type { TopLevelSpec } from 'vega-lite';
 
-export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
-  return view.toSVG();
-}
+export { renderSvg } from '../../src/node/plot.js';
 
 const schema = 'https://vega.github.io/schema/vega-lite/v6.json';
 

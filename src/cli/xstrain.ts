@@ -5,28 +5,91 @@
 //     one JSON line {"output":[...int8 values...],"target":"..."}.
 //   xstrain inspect MODEL.tflite
 //     the imported graph: ops, shapes, MACs, constant bytes, arena needed.
+//   xstrain compile MODEL (--board BOARD | --budget SIZE) [--scheme FILE]
+//       [--classes N] [--optimizer sgd|lqm] [--lr X] [--calibration DIR] [-o PLAN.xstp]
+//     a training plan that fits the arena, and its memory report (text and
+//     an SVG of the arena over the step); see compileHelp below.
 //
 // Errors (bad model, wrong input size, unknown option) print one line that
 // says what to do, and exit with status 1 (2 for usage errors).
 
-import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
+import { buildMcunet5fps } from '../compiler/arch/mcunet.js';
+import { buildMobileNetV2 } from '../compiler/arch/mobilenetv2.js';
+import { CONVERT_HINT } from '../compiler/tflite/validate.js';
 import { importTflite, summarizeGraph } from '../compiler/tflite/import.js';
+import { SchemeFitter } from '../compiler/train/budget.js';
+import { type HeadOption, MAX_CLASSES, prepareHead } from '../compiler/train/head.js';
+import { type TrainableLayer, trainableLayers } from '../compiler/train/layers.js';
+import type { CompiledTraining } from '../compiler/train/compile.js';
+import { lowerTraining } from '../compiler/train/lower.js';
+import { arenaChartSpec, memoryReportText } from '../compiler/train/report.js';
+import { type SparseUpdateScheme, checkScheme } from '../compiler/train/scheme.js';
+import { tiledMacs } from '../compiler/train/tile.js';
+import type { Optimizer } from '../compiler/train/train-graph.js';
+import type { Graph } from '../core/graph.js';
+import { type Plan, encodePlan } from '../core/plan-format.js';
 import { ForwardRunner } from '../core/runner.js';
+import { repoRoot } from '../node/addon.js';
 import { infer, targets, type Target } from '../node/infer.js';
+import { renderSvg } from '../node/plot.js';
 
 const usage = `usage:
   xstrain infer MODEL.tflite --input FILE [--target ${targets.join('|')}]
-  xstrain inspect MODEL.tflite`;
+  xstrain inspect MODEL.tflite
+  xstrain compile MODEL (--board BOARD | --budget SIZE) [--scheme FILE] [--classes N] [--optimizer sgd|lqm]
+                  [--lr X] [--calibration DIR] [-o PLAN.xstp]     (xstrain compile --help: details)`;
+
+const compileHelp = `usage: xstrain compile MODEL (--board BOARD | --budget SIZE) [options]
+
+Compiles one training step of MODEL (forward, loss, pruned backward, updates fused
+where their gradients appear) into a plan blob that fits the arena, and writes a
+memory report beside it: PLAN.memory.txt (also printed) and PLAN.memory.svg (the
+arena over the step: one rectangle per tensor lifetime, coloured by role).
+
+MODEL             a fully int8 .tflite file, or a builtin architecture with seeded
+                  int8 weights (for planning and benchmarks, not accuracy):
+                  mbv2-w<WIDTH>-<RESOLUTION> (MobileNetV2 as the Tiny Training
+                  reference builds it, e.g. mbv2-w0.35-128), mcunet-5fps-<RESOLUTION>
+--board BOARD     boards/BOARD.json (${boardNames().join(', ')}); the budget is its arenaBytes
+--budget SIZE     the arena budget instead: bytes, or with k/m (1k = 1024 bytes): 120k, 1.5m
+--scheme FILE     the sparse-update scheme, JSON:
+                    {"biasLayers": 26, "weights": [{"layer": 48}, {"layer": 45, "ratio": 0.5},
+                     {"layer": 42, "channels": 8}]}
+                  layers are the convolutions (depthwise too) and fully-connected
+                  layers in forward order, 0-based; the classifier (the last) always
+                  updates; "note" may hold a comment. Without --scheme a scheme is
+                  chosen greedily by bytes: from the classifier backwards, each
+                  layer's bias, then its weights at the largest ratio of 1, 1/2, 1/4,
+                  1/8 that fits, until a bias does not fit. (Choosing by contribution,
+                  accuracy gain per byte, is the next step.)
+--classes N       a new classifier of N classes (1-${MAX_CLASSES}) on the model's features
+                  (builtins: the number of classes they are built with, default 10)
+--optimizer O     sgd (default) or lqm (log-quantised momentum) for the weights
+--lr X            learning rate of weights and biases (default 2^-10 = 0.0009765625)
+--calibration DIR calibration samples to quantise a float32 model (coming: this
+                  build takes fully int8 models only)
+-o PLAN.xstp      the plan (default: next to a .tflite, MODEL.xstp; a builtin in the
+                  current directory)
+
+Memory options are used only as far as the budget needs them, cheapest in
+compute first: reordered updates with trained weight slices, then one-row
+input-gradient scratch, then a row-tiled forward. A scheme over the budget is
+an error that says by how much, what occupies the peak, and a scheme that fits.`;
 
 class UsageError extends Error {}
 
-function parseOptions(argv: string[], allowed: string[]): { positional: string[]; options: Map<string, string> } {
+function parseOptions(argv: string[], allowed: string[], aliases: Record<string, string> = {}): { positional: string[]; options: Map<string, string> } {
   const positional: string[] = [];
   const options = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a.startsWith('--')) {
+    if (aliases[a] !== undefined) {
+      const value = argv[++i];
+      if (value === undefined) throw new UsageError(`option ${a} needs a value`);
+      options.set(aliases[a], value);
+    } else if (a.startsWith('--')) {
       const [name, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
       if (!allowed.includes(name)) throw new UsageError(`unknown option --${name}`);
       const value = inline ?? argv[++i];
@@ -69,11 +132,198 @@ function cmdInspect(argv: string[]): number {
   return 0;
 }
 
+// ---- compile ----------------------------------------------------------------------
+
+function boardNames(): string[] {
+  try {
+    return readdirSync(join(repoRoot, 'boards')).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+  } catch {
+    return [];
+  }
+}
+
+interface Board {
+  name: string;
+  arenaBytes: number;
+}
+
+function readBoard(name: string): Board {
+  const known = boardNames();
+  if (!known.includes(name)) throw new UsageError(`unknown board "${name}": use one of ${known.join(', ')} (boards/*.json)`);
+  const path = join(repoRoot, 'boards', `${name}.json`);
+  const b = JSON.parse(readFileSync(path, 'utf8')) as Partial<Board>;
+  if (!Number.isInteger(b.arenaBytes) || b.arenaBytes! <= 0) throw new Error(`${path}: arenaBytes must be a positive integer`);
+  return { name: b.name ?? name, arenaBytes: b.arenaBytes! };
+}
+
+// "131072", "120k", "1.5m" (k = 1024 bytes, m = 1024 k), optional trailing "b".
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kKmM]?)[bB]?$/.exec(text.trim());
+  const scale = m ? { '': 1, k: 1024, m: 1024 * 1024 }[m[2]!.toLowerCase() as '' | 'k' | 'm'] : 0;
+  const n = m ? Math.floor(Number(m[1]) * scale) : NaN;
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--budget ${text}: give bytes, or a size with k or m (1k = 1024 bytes), e.g. 120k or 1.5m`);
+  return n;
+}
+
+const BUILTINS = 'mbv2-w<WIDTH>-<RESOLUTION> (e.g. mbv2-w0.35-128) or mcunet-5fps-<RESOLUTION>';
+
+// A builtin architecture by name, seeded int8 weights (seed 1).
+function builtinModel(name: string, classes: number): Graph | null {
+  const mbv2 = /^mbv2-w(\d+(?:\.\d+)?)-(\d+)$/.exec(name);
+  if (mbv2) return buildMobileNetV2({ width: Number(mbv2[1]), resolution: Number(mbv2[2]), classes, seed: 1 });
+  const mcunet = /^mcunet-5fps-(\d+)$/.exec(name);
+  if (mcunet) return buildMcunet5fps({ resolution: Number(mcunet[1]), classes, seed: 1 });
+  return null;
+}
+
+// The int8 graph of a .tflite. Float32 models need post-training
+// quantisation from calibration samples, which is not in this build yet:
+// --calibration is accepted and refused with that message (the one place
+// to call the quantiser when it lands).
+function loadTflite(path: string, calibration: string | undefined): Graph {
+  const bytes = readInput(path, 'model');
+  if (calibration !== undefined) {
+    throw new Error(`--calibration ${calibration}: quantising a float32 model from calibration samples is coming; ` +
+      `this build compiles fully int8 models only. ${CONVERT_HINT}`);
+  }
+  try {
+    return importTflite(bytes, basename(path));
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (/float32/.test(msg)) throw new Error(`${msg} (quantising float32 models with --calibration DIR is coming)`);
+    throw e;
+  }
+}
+
+const SCHEME_KEYS = ['biasLayers', 'weights', 'classifier', 'note'];
+const WEIGHT_KEYS = ['layer', 'ratio', 'channels'];
+
+// A scheme file: JSON, only the known keys, then every problem checkScheme
+// finds against the model's layers; all of them in one error.
+function readScheme(path: string, layers: readonly TrainableLayer[]): SparseUpdateScheme {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`scheme ${path}: ${(e as NodeJS.ErrnoException).code ? `cannot read it: ${(e as Error).message}` : `not JSON: ${(e as Error).message}`}`);
+  }
+  const example = '{"biasLayers": 10, "weights": [{"layer": 26, "ratio": 0.5}]}';
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`scheme ${path}: must be a JSON object like ${example}`);
+  const o = raw as Record<string, unknown>;
+  const problems: string[] = [];
+  for (const k of Object.keys(o)) if (!SCHEME_KEYS.includes(k)) problems.push(`unknown key "${k}" (a scheme has ${SCHEME_KEYS.join(', ')})`);
+  if (o.biasLayers === undefined) problems.push(`biasLayers is missing: the number of last layers whose biases update (0 to ${layers.length})`);
+  if (o.weights === undefined) problems.push('weights is missing: a list of { "layer": N, "ratio": R } (may be [])');
+  if (Array.isArray(o.weights)) {
+    o.weights.forEach((w, i) => {
+      if (typeof w !== 'object' || w === null) problems.push(`weights[${i}] must be an object { "layer": N, "ratio"?: R, "channels"?: C }`);
+      else for (const k of Object.keys(w)) if (!WEIGHT_KEYS.includes(k)) problems.push(`weights[${i}] has unknown key "${k}" (use layer, ratio or channels)`);
+    });
+  }
+  if (o.biasLayers !== undefined && o.weights !== undefined) problems.push(...checkScheme(layers, o as unknown as SparseUpdateScheme));
+  if (problems.length) throw new Error(`scheme ${path}: ${problems.length} problem${problems.length > 1 ? 's' : ''}:\n  - ${problems.join('\n  - ')}`);
+  return { biasLayers: o.biasLayers as number, weights: o.weights as SparseUpdateScheme['weights'] };
+}
+
+// Lowering fails when the scheme needs a kernel that does not exist yet;
+// say which layers, in the CLI's terms (it always reorders and slices).
+function lowerOrExplain(graph: Graph, compiled: CompiledTraining, lr: number): Plan {
+  const modelled = compiled.graph.ops.filter((op) => op.modelled);
+  if (modelled.length) {
+    const layers = [...new Set(modelled.flatMap((op) => (op.layer === null ? [] : [op.layer])))].sort((a, b) => a - b);
+    const describe = (l: number) => `${l} (${compiled.graph.layers[l]!.kind} ${compiled.graph.layers[l]!.kH}x${compiled.graph.layers[l]!.kW})`;
+    throw new Error(`the scheme needs ${[...new Set(modelled.map((op) => op.kernel))].join(', ')}, which ${modelled.length > 1 ? 'do' : 'does'} not exist yet, ` +
+      `to update the weights of layer${layers.length > 1 ? 's' : ''} ${layers.map(describe).join(', ')} where their gradients appear; ` +
+      `remove ${layers.length > 1 ? 'them' : 'it'} from "weights" (biases can still update there; fully-connected and pointwise 1x1 layers have their kernels)`);
+  }
+  return lowerTraining(graph, compiled, { lr, lrBias: lr });
+}
+
+async function cmdCompile(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${compileHelp}\n`);
+    return 0;
+  }
+  const { positional, options } = parseOptions(argv, ['board', 'budget', 'scheme', 'classes', 'optimizer', 'lr', 'calibration', 'out'], { '-o': 'out' });
+  if (positional.length !== 1) throw new UsageError(`compile takes one MODEL (a .tflite file or a builtin: ${BUILTINS})`);
+  const boardName = options.get('board'), budgetText = options.get('budget');
+  if (boardName === undefined && budgetText === undefined) throw new UsageError('compile needs --board BOARD or --budget SIZE (the arena the plan must fit)');
+  const board = boardName === undefined ? null : readBoard(boardName);
+  const budget = budgetText === undefined ? board!.arenaBytes : parseSize(budgetText);
+  const budgetSource = budgetText !== undefined ? `--budget ${budgetText}` : `board ${boardName}, ${board!.name}`;
+  const optimizer = (options.get('optimizer') ?? 'sgd') as Optimizer;
+  if (optimizer !== 'sgd' && optimizer !== 'lqm') throw new UsageError(`unknown optimizer "${optimizer}": use sgd or lqm`);
+  const lr = Number(options.get('lr') ?? 2 ** -10);
+  if (!(lr > 0 && Number.isFinite(lr))) throw new UsageError(`--lr ${options.get('lr')}: give a positive number, e.g. 0.001`);
+  let classes: number | undefined;
+  if (options.has('classes')) {
+    classes = Number(options.get('classes'));
+    if (!Number.isInteger(classes) || classes < 1 || classes > MAX_CLASSES) {
+      throw new UsageError(`--classes ${options.get('classes')}: give an integer from 1 to ${MAX_CLASSES} (the softmax cross-entropy kernel's range)`);
+    }
+  }
+
+  // The model and its head.
+  const modelArg = positional[0]!;
+  const isFile = modelArg.endsWith('.tflite') || existsSync(modelArg);
+  let graph: Graph, head: HeadOption = 'keep', title: string, outDefault: string;
+  if (isFile) {
+    graph = loadTflite(modelArg, options.get('calibration'));
+    if (classes !== undefined) head = { classes };
+    title = `${basename(modelArg)}`;
+    outDefault = join(dirname(modelArg), `${basename(modelArg, extname(modelArg))}.xstp`);
+  } else {
+    if (options.has('calibration')) throw new UsageError('--calibration applies to a float32 .tflite; a builtin architecture is built int8');
+    const built = builtinModel(modelArg, classes ?? 10);
+    if (!built) throw new UsageError(`"${modelArg}" is neither a file nor a builtin architecture (${BUILTINS})`);
+    graph = built;
+    title = `${modelArg} (builtin, seeded int8 weights)`;
+    outDefault = `${modelArg}.xstp`;
+  }
+  const trainGraph = prepareHead(graph, head);
+  title += `, ${trainGraph.classes} classes${trainGraph.replaced ? ' (new classifier)' : ''}`;
+  const layers = trainableLayers(trainGraph.graph);
+  const schemePath = options.get('scheme');
+  const given = schemePath === undefined ? null : readScheme(schemePath, layers);
+
+  // Scheme, memory options, plan.
+  const fitter = new SchemeFitter(graph, { budget, budgetSource, head, optimizer });
+  const scheme = given ?? fitter.choose();
+  const fitted = fitter.fit(scheme);
+  const plan = lowerOrExplain(graph, fitted.compiled, lr);
+  if (plan.arenaBytes > budget) throw fitter.overBudget(scheme);
+  const blob = encodePlan(plan);
+
+  // Outputs.
+  const out = options.get('out') ?? outDefault;
+  const stem = out.endsWith('.xstp') ? out.slice(0, -5) : out;
+  const text = memoryReportText(fitted.compiled.plan, {
+    title, scheme, schemeOrigin: schemePath !== undefined ? `from ${schemePath}` : 'chosen greedily by bytes for the budget',
+    optimizer, memoryOptions: fitted.level.name, planArenaBytes: plan.arenaBytes, budget, budgetSource,
+    boardArenaBytes: budgetText !== undefined && board ? board.arenaBytes : null,
+    blobBytes: blob.length, flashBytes: plan.flash.length, tiled: tiledMacs(fitted.compiled.graph), layers,
+  });
+  const svg = await renderSvg(arenaChartSpec(fitted.compiled.plan, { title: `${title}: arena over one training step`, budget }));
+  const write = (path: string, data: string | Uint8Array) => {
+    try {
+      writeFileSync(path, data);
+    } catch (e) {
+      throw new Error(`cannot write ${path}: ${(e as Error).message}`);
+    }
+  };
+  write(out, blob);
+  write(`${stem}.memory.txt`, text);
+  write(`${stem}.memory.svg`, svg);
+  process.stdout.write(`${text}\nwrote ${out} (${blob.length} bytes), ${stem}.memory.txt, ${stem}.memory.svg\n`);
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   try {
     const [cmd, ...rest] = argv;
     if (cmd === 'infer') return await cmdInfer(rest);
     if (cmd === 'inspect') return cmdInspect(rest);
+    if (cmd === 'compile') return await cmdCompile(rest);
     if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
       process.stdout.write(usage + '\n');
       return 0;
