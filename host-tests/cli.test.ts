@@ -1,7 +1,7 @@
 // `npx xstrain infer` and `compile` as a developer runs them: one JSON line
 // (infer) or the plan and its report (compile) on success, an actionable
 // message and a nonzero status on bad input.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,8 @@ import { parseSize } from '../src/cli/xstrain.js';
 import { SchemeFitter } from '../src/compiler/train/budget.js';
 import type { SparseUpdateScheme } from '../src/compiler/train/scheme.js';
 import { importTflite } from '../src/compiler/tflite/import.js';
+import { writeTflite } from '../src/compiler/tflite/write.js';
+import { dequantizeGraph } from '../src/compiler/quantize/dequantize.js';
 import { decodePlan } from '../src/core/plan-format.js';
 import { PlanRuntime, seededSample } from '../src/core/plan-runtime.js';
 import { NodeDispatch, repoRoot, validatePlanC } from '../src/node/addon.js';
@@ -18,13 +20,20 @@ const cli = join(repoRoot, 'bin', 'xstrain.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'xstrain-cli-'));
 const model = (m: string) => join(repoRoot, 'models', m);
 
-function run(args: string[]) {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+// Asynchronous, so a long compile does not block the test worker's event loop
+// (vitest's RPC to the worker times out on a loaded machine otherwise).
+function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 describe('xstrain infer', () => {
-  it('prints the int8 output of hello_world for x = π/2 (sin = 1)', () => {
+  it('prints the int8 output of hello_world for x = π/2 (sin = 1)', async () => {
     // x = 1.5708 -> q = round(x / 0.024480) - 128 = -64
     const input = join(dir, 'x.bin');
     writeFileSync(input, Uint8Array.of(-64 & 0xff));
@@ -37,24 +46,24 @@ describe('xstrain infer', () => {
     expect(Math.abs(y - 1)).toBeLessThan(0.1);
   }, 60_000);
 
-  it('an input of the wrong size says the size the model needs', () => {
+  it('an input of the wrong size says the size the model needs', async () => {
     const input = join(dir, 'short.bin');
     writeFileSync(input, new Uint8Array(100));
-    const r = run(['infer', model('person_detect.tflite'), '--input', input]);
+    const r = await run(['infer', model('person_detect.tflite'), '--input', input]);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('input of "person_detect.tflite" is int8[1,96,96,1] = 9216 bytes, got 100 bytes');
   }, 60_000);
 
-  it('a file that is not a model, a missing option and an unknown target are clear errors', () => {
+  it('a file that is not a model, a missing option and an unknown target are clear errors', async () => {
     const junk = join(dir, 'junk.tflite');
     writeFileSync(junk, new Uint8Array(64).fill(7));
-    const bad = run(['infer', junk, '--input', junk]);
+    const bad = await run(['infer', junk, '--input', junk]);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/^xstrain: junk\.tflite: /);
-    const noInput = run(['infer', model('hello_world_int8.tflite')]);
+    const noInput = await run(['infer', model('hello_world_int8.tflite')]);
     expect(noInput.status).toBe(2);
     expect(noInput.stderr).toContain('infer needs --input FILE');
-    const target = run(['infer', model('hello_world_int8.tflite'), '--input', junk, '--target', 'esp32']);
+    const target = await run(['infer', model('hello_world_int8.tflite'), '--input', junk, '--target', 'esp32']);
     expect(target.status).toBe(2);
     expect(target.stderr).toContain('unknown target "esp32": use one of node, xs, cortex-m4, rv32');
   }, 60_000);
@@ -73,9 +82,9 @@ describe('xstrain compile', () => {
   const msScheme: SparseUpdateScheme = { biasLayers: 2, weights: [] };
   const pdScheme: SparseUpdateScheme = { biasLayers: 10, weights: [{ layer: 26, ratio: 0.5 }, { layer: 24, ratio: 0.25 }, { layer: 22, ratio: 0.125 }] };
 
-  it('writes a plan the C validator accepts and whose training step runs, and a report that names the peak', () => {
+  it('writes a plan the C validator accepts and whose training step runs, and a report that names the peak', async () => {
     const out = join(dir, 'ms.xstp');
-    const r = run(['compile', model('micro_speech_quantized.tflite'), '--board', 'moddable_four', '--scheme', scheme('ms.json', msScheme), '-o', out]);
+    const r = await run(['compile', model('micro_speech_quantized.tflite'), '--board', 'moddable_four', '--scheme', scheme('ms.json', msScheme), '-o', out]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const blob = new Uint8Array(readFileSync(out));
@@ -108,9 +117,9 @@ describe('xstrain compile', () => {
     expect(svg).toContain('budget 131,072 B');
   }, 120_000);
 
-  it('--classes gives a new classifier; without --scheme a scheme is chosen greedily to fit the board', () => {
+  it('--classes gives a new classifier; without --scheme a scheme is chosen greedily to fit the board', async () => {
     const out = join(dir, 'pd3.xstp');
-    const r = run(['compile', model('person_detect.tflite'), '--board', 'moddable_four', '--classes', '3', '-o', out]);
+    const r = await run(['compile', model('person_detect.tflite'), '--board', 'moddable_four', '--classes', '3', '-o', out]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('person_detect.tflite, 3 classes (new classifier)');
@@ -122,8 +131,8 @@ describe('xstrain compile', () => {
     expect(validatePlanC(blob, plan.arenaBytes)[0]).toBe(0);
   }, 120_000);
 
-  it('an impossible budget says by how much it is over, what is at the peak and a scheme that fits when applied', () => {
-    const r = run(['compile', model('person_detect.tflite'), '--budget', '60k', '--scheme', scheme('pd.json', pdScheme), '-o', join(dir, 'pd.xstp')]);
+  it('an impossible budget says by how much it is over, what is at the peak and a scheme that fits when applied', async () => {
+    const r = await run(['compile', model('person_detect.tflite'), '--budget', '60k', '--scheme', scheme('pd.json', pdScheme), '-o', join(dir, 'pd.xstp')]);
     expect(r.status).toBe(1);
     const over = /the plan needs ([\d,]+) B of arena, the budget is 61,440 B \(--budget 60k\): over by ([\d,]+) B/.exec(r.stderr);
     expect(over, r.stderr).not.toBeNull();
@@ -133,25 +142,25 @@ describe('xstrain compile', () => {
     const fit = /A scheme that fits in ([\d,]+) B.*\n {2}(\{.*\})\n/.exec(r.stderr);
     expect(fit, r.stderr).not.toBeNull();
     expect(bytes(fit![1]!)).toBeLessThanOrEqual(61440);
-    const applied = run(['compile', model('person_detect.tflite'), '--budget', '60k', '--scheme', scheme('pd-fit.json', fit![2]!), '-o', join(dir, 'pd-fit.xstp')]);
+    const applied = await run(['compile', model('person_detect.tflite'), '--budget', '60k', '--scheme', scheme('pd-fit.json', fit![2]!), '-o', join(dir, 'pd-fit.xstp')]);
     expect(applied.stderr).toBe('');
     expect(applied.status).toBe(0);
     const plan = decodePlan(new Uint8Array(readFileSync(join(dir, 'pd-fit.xstp'))));
     expect(plan.arenaBytes).toBeLessThanOrEqual(61440);
 
     // Below what the classifier alone needs: nothing to drop.
-    const tiny = run(['compile', model('person_detect.tflite'), '--budget', '4k', '--scheme', scheme('pd.json', pdScheme)]);
+    const tiny = await run(['compile', model('person_detect.tflite'), '--budget', '4k', '--scheme', scheme('pd.json', pdScheme)]);
     expect(tiny.status).toBe(1);
     expect(tiny.stderr).toContain('over by');
     expect(tiny.stderr).toMatch(/Even updating only the classifier needs [\d,]+ B/);
   }, 120_000);
 
-  it('a bad scheme file lists every problem with its fix', () => {
+  it('a bad scheme file lists every problem with its fix', async () => {
     const ms = model('micro_speech_quantized.tflite');
-    const notJson = run(['compile', ms, '--board', 'moddable_four', '--scheme', scheme('bad1.json', '{"biasLayers": 2,')]);
+    const notJson = await run(['compile', ms, '--board', 'moddable_four', '--scheme', scheme('bad1.json', '{"biasLayers": 2,')]);
     expect(notJson.status).toBe(1);
     expect(notJson.stderr).toMatch(/^xstrain: scheme .*bad1\.json: not JSON: /);
-    const bad = run(['compile', ms, '--board', 'moddable_four', '--scheme',
+    const bad = await run(['compile', ms, '--board', 'moddable_four', '--scheme',
       scheme('bad2.json', { biasLayers: 5, weights: [{ layer: 1 }, { layer: 7, ratio: 2 }, { layer: 0, ratio: 0.5, channels: 1, step: 1 }], bias: 1 })]);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('problems:');
@@ -163,15 +172,15 @@ describe('xstrain compile', () => {
       'weights[1].layer is 7, outside [0, 1]',
       'weights[2] gives both ratio and channels',
     ]) expect(bad.stderr).toContain(p);
-    const missing = run(['compile', ms, '--board', 'moddable_four', '--scheme', scheme('bad3.json', { biasLayers: 2 })]);
+    const missing = await run(['compile', ms, '--board', 'moddable_four', '--scheme', scheme('bad3.json', { biasLayers: 2 })]);
     expect(missing.stderr).toContain('weights is missing');
     // A kernel that does not exist: the split 3x3 convolution a sliced stem needs.
-    const stem = run(['compile', 'mbv2-w0.35-32', '--budget', '200k', '--scheme', scheme('stem.json', { biasLayers: 0, weights: [{ layer: 0, ratio: 0.5 }] })]);
+    const stem = await run(['compile', 'mbv2-w0.35-32', '--budget', '200k', '--scheme', scheme('stem.json', { biasLayers: 0, weights: [{ layer: 0, ratio: 0.5 }] })]);
     expect(stem.status).toBe(1);
     expect(stem.stderr).toMatch(/the scheme needs .*conv2d_s8_forward_split.*, which do(es)? not exist yet, to update the weights of layer 0 \(conv2d 3x3\)/);
   }, 120_000);
 
-  it('usage errors say what to give', () => {
+  it('usage errors say what to give', async () => {
     const ms = model('micro_speech_quantized.tflite');
     const cases: [string[], number, string][] = [
       [['compile', ms], 2, 'compile needs --board BOARD or --budget SIZE'],
@@ -180,21 +189,57 @@ describe('xstrain compile', () => {
       [['compile', ms, '--budget', '100k', '--classes', '0'], 2, '--classes 0: give an integer from 1 to 128'],
       [['compile', ms, '--budget', '100k', '--optimizer', 'adam'], 2, 'unknown optimizer "adam": use sgd or lqm'],
       [['compile', 'resnet50', '--budget', '100k'], 2, '"resnet50" is neither a file nor a builtin architecture (mbv2-w<WIDTH>-<RESOLUTION>'],
-      [['compile', ms, '--budget', '100k', '--calibration', dir], 1, 'quantising a float32 model from calibration samples is coming'],
+      [['compile', ms, '--budget', '100k', '--calibration', dir], 2, 'is already int8; calibration samples quantise a float32 model'],
     ];
     for (const [args, status, message] of cases) {
-      const r = run(args);
+      const r = await run(args);
       expect(r.status, args.join(' ')).toBe(status);
       expect(r.stderr).toContain(message);
     }
-    const help = run(['compile', '--help']);
+    const help = await run(['compile', '--help']);
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('contribution');
   }, 120_000);
 });
 
+// A float32 model, as a training framework exports it: micro_speech
+// dequantised and written as a float .tflite; the compiler quantises it from
+// calibration samples (raw float32 .bin files) and plans its training.
+describe('xstrain compile of a float32 model', () => {
+  const floatModel = join(dir, 'micro_speech_float.tflite');
+  const int8 = importTflite(readFileSync(model('micro_speech_quantized.tflite')), 'micro_speech');
+  writeFileSync(floatModel, writeTflite(dequantizeGraph(int8)));
+  const input = int8.tensors[int8.inputs[0]!]!, q = input.quant!;
+  const n = input.shape.reduce((a, b) => a * b, 1);
+
+  it('without calibration samples says what to give', async () => {
+    const r = await run(['compile', floatModel, '--budget', '100k']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('this is a float32 model');
+    expect(r.stderr).toContain('give calibration samples');
+  }, 60_000);
+
+  it('with --calibration DIR quantises it and writes a plan the C validator accepts', async () => {
+    const cal = mkdtempSync(join(tmpdir(), 'xstrain-cal-'));
+    let s = 12345;
+    for (let k = 0; k < 16; k++) {
+      const v = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        s = (s * 1103515245 + 12345) >>> 0;
+        v[i] = ((s >>> 16) % 256 - 128 - q.zeroPoint[0]!) * q.scale[0]!; // values the int8 input can hold
+      }
+      writeFileSync(join(cal, `sample${k}.bin`), new Uint8Array(v.buffer));
+    }
+    const out = join(dir, 'float.xstp');
+    const r = await run(['compile', floatModel, '--budget', '100k', '--calibration', cal, '-o', out]);
+    expect(r.status, r.stderr).toBe(0);
+    const blob = new Uint8Array(readFileSync(out));
+    expect(validatePlanC(blob, decodePlan(blob).arenaBytes)[0]).toBe(0); // PLAN_OK
+  }, 60_000);
+});
+
 describe('parseSize', () => {
-  it('reads bytes, k and m (1k = 1024)', () => {
+  it('reads bytes, k and m (1k = 1024)', async () => {
     expect(parseSize('131072')).toBe(131072);
     expect(parseSize('120k')).toBe(122880);
     expect(parseSize('1.5m')).toBe(1572864);

@@ -17,8 +17,9 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { buildMcunet5fps } from '../compiler/arch/mcunet.js';
 import { buildMobileNetV2 } from '../compiler/arch/mobilenetv2.js';
-import { CONVERT_HINT } from '../compiler/tflite/validate.js';
-import { importTflite, summarizeGraph } from '../compiler/tflite/import.js';
+import { importAnyTflite, importTflite, summarizeGraph } from '../compiler/tflite/import.js';
+import { importModel } from '../compiler/import-model.js';
+import { loadCalibrationDir } from '../node/calibration.js';
 import { SchemeFitter } from '../compiler/train/budget.js';
 import { type HeadOption, MAX_CLASSES, prepareHead } from '../compiler/train/head.js';
 import { type TrainableLayer, trainableLayers } from '../compiler/train/layers.js';
@@ -68,8 +69,9 @@ MODEL             a fully int8 .tflite file, or a builtin architecture with seed
                   (builtins: the number of classes they are built with, default 10)
 --optimizer O     sgd (default) or lqm (log-quantised momentum) for the weights
 --lr X            learning rate of weights and biases (default 2^-10 = 0.0009765625)
---calibration DIR calibration samples to quantise a float32 model (coming: this
-                  build takes fully int8 models only)
+--calibration DIR calibration samples to quantise a float32 model: .npy files
+                  (float32/float64, one sample or a batch) or raw .bin/.raw float32
+                  samples of the input's size (src/node/calibration.ts)
 -o PLAN.xstp      the plan (default: next to a .tflite, MODEL.xstp; a builtin in the
                   current directory)
 
@@ -176,23 +178,20 @@ function builtinModel(name: string, classes: number): Graph | null {
   return null;
 }
 
-// The int8 graph of a .tflite. Float32 models need post-training
-// quantisation from calibration samples, which is not in this build yet:
-// --calibration is accepted and refused with that message (the one place
-// to call the quantiser when it lands).
+// The int8 graph of a .tflite: an int8 model as it is; a float32 model
+// quantised from the calibration samples in DIR (src/compiler/import-model.ts,
+// samples read by src/node/calibration.ts).
 function loadTflite(path: string, calibration: string | undefined): Graph {
   const bytes = readInput(path, 'model');
-  if (calibration !== undefined) {
-    throw new Error(`--calibration ${calibration}: quantising a float32 model from calibration samples is coming; ` +
-      `this build compiles fully int8 models only. ${CONVERT_HINT}`);
+  const name = basename(path);
+  const { graph, precision } = importAnyTflite(bytes, name);
+  if (precision === 'int8') {
+    if (calibration !== undefined) throw new UsageError(`--calibration ${calibration}: ${name} is already int8; calibration samples quantise a float32 model`);
+    return graph;
   }
-  try {
-    return importTflite(bytes, basename(path));
-  } catch (e) {
-    const msg = (e as Error).message;
-    if (/float32/.test(msg)) throw new Error(`${msg} (quantising float32 models with --calibration DIR is coming)`);
-    throw e;
-  }
+  if (calibration === undefined) return importModel(bytes, name).graph; // the error says what to give
+  const input = graph.tensors[graph.inputs[0]!]!;
+  return importModel(bytes, name, { calibration: loadCalibrationDir(calibration, input) }).graph;
 }
 
 const SCHEME_KEYS = ['biasLayers', 'weights', 'classifier', 'note'];
