@@ -449,6 +449,55 @@ static int op_dw_backward_weight(const int32_t *a, const bind_mem *m) {
                                              (const int8_t *)t[1].ptr, (int32_t *)t[2].ptr);
 }
 
+/* ---- fused conv / depthwise weight gradient + SGD (ids 37-38) ------------ */
+
+static int op_conv2d_backward_weight_sgd(const int32_t *a, const bind_mem *m) {
+  xst_conv_dims d;
+  int st = conv_dims(a, &d);
+  if (st) return st;
+  xst_block b = {a[13], a[14], a[15], a[16]};
+  if (!block_ok(d.out_c, d.in_c, b.oc_begin, b.oc_end, b.ic_begin, b.ic_end)) return XST_ERR_RANGE;
+  uint64_t O = (uint64_t)d.out_c;
+  tref t[7] = {
+    REF(a[18], conv_out_elems(&d), 1, 0, 0), /* grad_out */
+    CELL(a[19], 0),                          /* grad_out_exp */
+    REF(a[20], conv_in_elems(&d), 1, 0, 0),  /* in */
+    REF(a[21], O * 4, 4, 0, 0),              /* lr multiplier */
+    REF(a[22], O * 4, 4, 0, 0),              /* lr shift */
+    REF(a[23], conv_w_elems(&d), 1, 1, 0),   /* w (updated in place) */
+    CELL(a[24], 1),                          /* rng */
+  };
+  st = bind(m, t, 7);
+  if (st) return st;
+  xst_lr lr = {(const int32_t *)t[3].ptr, (const int32_t *)t[4].ptr};
+  return conv2d_s8_backward_weight_sgd(&d, &b, a[17], (const int8_t *)t[0].ptr, (const int32_t *)t[1].ptr,
+                                       (const int8_t *)t[2].ptr, &lr, (int8_t *)t[5].ptr, (uint32_t *)t[6].ptr);
+}
+
+static int op_dw_backward_weight_sgd(const int32_t *a, const bind_mem *m) {
+  xst_dwconv_dims d;
+  int st = dw_dims(a, &d);
+  if (st) return st;
+  dw_sizes z = dw_size(&d);
+  xst_block b = {a[13], a[14], 0, d.in_c};
+  if (z.oc > MAX_DIM) return XST_ERR_DIMS;
+  if (!block_ok((int32_t)z.oc, 1, b.oc_begin, b.oc_end, 0, 1)) return XST_ERR_RANGE;
+  tref t[7] = {
+    REF(a[16], z.out, 1, 0, 0),    /* grad_out */
+    CELL(a[17], 0),                /* grad_out_exp */
+    REF(a[18], z.in, 1, 0, 0),     /* in */
+    REF(a[19], z.oc * 4, 4, 0, 0), /* lr multiplier */
+    REF(a[20], z.oc * 4, 4, 0, 0), /* lr shift */
+    REF(a[21], z.w, 1, 1, 0),      /* w (updated in place) */
+    CELL(a[22], 1),                /* rng */
+  };
+  st = bind(m, t, 7);
+  if (st) return st;
+  xst_lr lr = {(const int32_t *)t[3].ptr, (const int32_t *)t[4].ptr};
+  return depthwise_conv2d_s8_backward_weight_sgd(&d, &b, a[15], (const int8_t *)t[0].ptr, (const int32_t *)t[1].ptr,
+                                                 (const int8_t *)t[2].ptr, &lr, (int8_t *)t[5].ptr, (uint32_t *)t[6].ptr);
+}
+
 /* ---- average pool, global mean, add, softmax (ids 18-23) ---------------- */
 
 static int pool_dims(const int32_t *a, xst_pool_dims *d) {
@@ -826,6 +875,8 @@ static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
   [XST_OP_FC_BACKWARD_INPUT_ROWS] = {op_fc_backward_input_rows, 13},
   [XST_OP_DEPTHWISE_CONV2D_BACKWARD_INPUT_ROWS] = {op_dw_backward_input_rows, 21},
   [XST_OP_CHANNEL_SLICE] = {op_channel_slice, 6},
+  [XST_OP_CONV2D_BACKWARD_WEIGHT_SGD] = {op_conv2d_backward_weight_sgd, 25},
+  [XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT_SGD] = {op_dw_backward_weight_sgd, 23},
 };
 
 int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs, const xst_memory *mem) {
