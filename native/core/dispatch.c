@@ -78,6 +78,19 @@ static int bind(const bind_mem *m, tref *t, int n) {
 
 static int dim_ok(int32_t v) { return v >= 1 && v <= MAX_DIM; }
 
+/* a*b*c*d < 2^31 for factors in [1, MAX_DIM], each partial product checked
+ * before the next (four factors of 2^24 would wrap even a uint64). A tensor
+ * of 2^31 elements or more is XST_ERR_DIMS, as for conv2d. */
+static int elems4_ok(int32_t a, int32_t b, int32_t c, int32_t d) {
+  const uint64_t lim = 0x7FFFFFFFu;
+  uint64_t n = (uint64_t)a * (uint64_t)b;
+  if (n > lim) return 0;
+  n *= (uint64_t)c;
+  if (n > lim) return 0;
+  n *= (uint64_t)d;
+  return n <= lim;
+}
+
 static int block_ok(int32_t out, int32_t in, int32_t ob, int32_t oe, int32_t ib, int32_t ie) {
   return ob >= 0 && ob < oe && oe <= out && ib >= 0 && ib < ie && ie <= in;
 }
@@ -351,12 +364,19 @@ static int dw_dims(const int32_t *a, xst_dwconv_dims *d) {
     if (!dim_ok(a[k])) return XST_ERR_DIMS;
   }
   if (a[11] < 0 || a[11] > MAX_DIM || a[12] < 0 || a[12] > MAX_DIM) return XST_ERR_DIMS;
+  /* out_c = in_c * mult, then every tensor below 2^31 elements (the sizes
+   * below are then exact) */
+  if ((int64_t)a[3] * a[6] > MAX_DIM) return XST_ERR_DIMS;
+  if (!elems4_ok(a[0], a[1], a[2], a[3]) || !elems4_ok(a[0], a[4], a[5], a[3] * a[6]) || !elems4_ok(a[7], a[8], a[3] * a[6], 1)) {
+    return XST_ERR_DIMS;
+  }
   xst_dwconv_dims v = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]};
   *d = v;
   return XST_OK;
 }
 
-/* Element counts of the depthwise tensors, in uint64 (no wrap on 32-bit). */
+/* Element counts of the depthwise tensors, in uint64 (dw_dims keeps each
+ * below 2^31: no wrap). */
 typedef struct { uint64_t in, out, oc, w, pixels; } dw_sizes;
 
 static dw_sizes dw_size(const xst_dwconv_dims *d) {
@@ -506,6 +526,7 @@ static int pool_dims(const int32_t *a, xst_pool_dims *d) {
     if (!dim_ok(a[k])) return XST_ERR_DIMS;
   }
   if (a[10] < 0 || a[11] < 0) return XST_ERR_DIMS;
+  if (!elems4_ok(a[0], a[1], a[2], a[3]) || !elems4_ok(a[0], a[4], a[5], a[3])) return XST_ERR_DIMS;
   return XST_OK;
 }
 

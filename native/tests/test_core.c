@@ -128,6 +128,12 @@ static void test_rejections(void) {
   CHECK(xst_dispatch(XST_OP_FC_BACKWARD_WEIGHT, bw, 11, a, len) == XST_ERR_RANGE, "empty oc range");
   bw[4] = 5;
   CHECK(xst_dispatch(XST_OP_FC_BACKWARD_WEIGHT, bw, 11, a, len) == XST_ERR_RANGE, "oc_end > out");
+  /* four extents of 2^16: 2^64 elements, which a uint64 size would wrap to
+   * 0 bytes (and then pass the bounds check) */
+  int32_t dwbig[19] = {1 << 16, 1 << 16, 1 << 16, 1 << 16, 1 << 16, 1 << 16, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0};
+  CHECK(xst_dispatch(XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT, dwbig, 19, a, len) == XST_ERR_DIMS, "depthwise tensor of 2^64 elements");
+  int32_t poolbig[17] = {1 << 16, 1 << 16, 1 << 16, 1 << 16, 1 << 16, 1 << 16, 1, 1, 1, 1, 0, 0, -128, 127, 0, 0, -1};
+  CHECK(xst_dispatch(XST_OP_AVG_POOL_FORWARD, poolbig, 17, a, len) == XST_ERR_DIMS, "pool tensor of 2^64 elements");
   free(a);
 }
 
