@@ -8,7 +8,8 @@
 // Static analysis only (no kernels run): `npx tsx bench/train-memory.ts`
 // prints the tables and writes bench/results/train-memory.json.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { buildMobileNetV2 } from '../src/compiler/arch/mobilenetv2.js';
 import { type CompileOptions, compileTraining, trainingMemoryFigures } from '../src/compiler/train/compile.js';
 import type { TrainGraph } from '../src/compiler/train/train-graph.js';
@@ -43,7 +44,7 @@ function line(label: string, r: MemoryReport, bytes: number): string {
 // MobileNetV2-w0.35 at 128x128 (10 classes) with the reference's 99 KB
 // scheme: each step of the attack on a 128 KB arena, SGD and LQM, the peak
 // and what occupies it, and what the steps cost in forward MACs.
-const MBV2_99KB: SparseUpdateScheme = {
+export const MBV2_99KB: SparseUpdateScheme = {
   biasLayers: 26, // the last 25 convolutions and the classifier
   weights: [27, 30, 33, 36, 39, 42, 45, 48].map((layer, k) => ({ layer, ratio: [1, 1, 1, 1, 1, 0.125, 0.5, 1][k]! })),
 };
@@ -151,4 +152,5 @@ function main(): void {
   writeFileSync(join(repoRoot, 'bench', 'results', 'train-memory.json'), `${JSON.stringify(out, null, 1)}\n`);
 }
 
-main();
+// Run as a script; imported (bench/memory.ts), it only lends its schemes.
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) main();
