@@ -10,11 +10,15 @@
 //   - the full update: whether it lowers, and what it would need.
 // `npx tsx bench/train-plan.ts` prints the table and writes
 // bench/results/train-plan.json. Needs the images (npm run build:baremetal).
+// measureTrainingStep is the same count for any model and options, for the
+// other benchmarks (bench/memory.ts).
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { buildMobileNetV2 } from '../src/compiler/arch/mobilenetv2.js';
-import { compileTraining } from '../src/compiler/train/compile.js';
-import { compilePlan } from '../src/compiler/train/lower.js';
+import { type CompileOptions, compileTraining } from '../src/compiler/train/compile.js';
+import { type LowerOptions, compilePlan } from '../src/compiler/train/lower.js';
+import type { Graph } from '../src/core/graph.js';
 import type { SparseUpdateScheme } from '../src/compiler/train/scheme.js';
 import { tiledMacs } from '../src/compiler/train/tile.js';
 import { FLASH_BASE } from '../src/core/kernels.js';
@@ -22,13 +26,43 @@ import { Op, opName } from '../src/core/ops.js';
 import { recordPlanTrace, seededSample } from '../src/core/plan-runtime.js';
 import { TraceWriter } from '../src/core/trace.js';
 import { repoRoot } from '../src/node/addon.js';
-import { runTrace } from '../src/node/qemu.js';
+import { type BaremetalTarget, runTrace } from '../src/node/qemu.js';
 
 const model = () => buildMobileNetV2({ width: 0.35, resolution: 128, classes: 10, seed: 1 });
 const idx = [27, 30, 33, 36, 39, 42, 45, 48], ratio = [1, 1, 1, 1, 1, 0.125, 0.5, 1];
 const scheme: SparseUpdateScheme = { biasLayers: 26, weights: idx.map((layer, k) => ({ layer, ratio: ratio[k]! })) };
 const options = { reorder: true, sliceWeights: true, rowScratch: true, tile: true, lr: 2 ** -10, lrBias: 2 ** -10 } as const;
 const M = (n: number) => `${(n / 1e6).toFixed(1)} M`;
+
+export interface StepMeasurement {
+  instructions: number | null; // one training step (the first, on a seeded sample)
+  reason: string | null; // why there is no count
+  target: BaremetalTarget;
+  arenaBytes: number | null; // the plan's
+}
+
+// Instructions of one training step of the plan compiled from model with o,
+// on a bare-metal image (default: the target's, npm run build:baremetal).
+// A plan that does not lower (a kernel missing) or that the image cannot
+// hold (arena, flash) is null with the reason.
+export async function measureTrainingStep(model: Graph, o: CompileOptions & LowerOptions,
+  target: BaremetalTarget = 'cortex-m4', image?: string): Promise<StepMeasurement> {
+  let compiled;
+  try {
+    compiled = compilePlan(model, o);
+  } catch (e) {
+    return { instructions: null, reason: (e as Error).message, target, arenaBytes: null };
+  }
+  const { plan, blob } = compiled;
+  const trace = recordPlanTrace(blob, [seededSample(plan, 0, 7)]);
+  const r = await runTrace(target, trace, { timeoutMs: 30 * 60_000, ...(image ? { image } : {}) });
+  const step = r.parsed.steps.find((s) => s.which === 0);
+  if (r.exitCode !== 0 || !step) {
+    const said = `${r.stdout}${r.stderr}`.split('\n').filter((l) => /error|plan [1-9]/.test(l)).join('; ') || `exit ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}`;
+    return { instructions: null, reason: `the ${target} image cannot run the plan (arena ${plan.arenaBytes} B, blob ${blob.length} B): ${said}`, target, arenaBytes: plan.arenaBytes };
+  }
+  return { instructions: step.instructions, reason: null, target, arenaBytes: plan.arenaBytes };
+}
 
 async function main(): Promise<void> {
   const c = compilePlan(model(), { scheme, ...options });
@@ -107,4 +141,4 @@ async function main(): Promise<void> {
   writeFileSync(join(repoRoot, 'bench', 'results', 'train-plan.json'), `${JSON.stringify(out, null, 1)}\n`);
 }
 
-await main();
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) await main();
