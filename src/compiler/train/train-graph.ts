@@ -537,7 +537,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       // modelled with one output channel's int32 gradient as scratch.
       const fc = !fp32 && (l.kind === 'fully_connected' || (pointwise && (xs === savedFull || isSliced)));
       const modelled = fp32 || readsSlice || (!fc && opt !== 'sgd');
-      const tile = fc || !modelled ? [] : [b.tensor(`scratch weight-gradient tile ${who}`, 'int32', [perChannel], 'scratch')];
+      const tile = fc || fp32 || !modelled ? [] : [b.tensor(`scratch weight-gradient tile ${who}`, 'int32', [perChannel], 'scratch')];
       b.op({
         name: `backward_weight+${opt} ${who}${partial}`, kernel: `${fc ? 'fully_connected' : family}${gradSuffix}_backward_weight_${opt}`, modelled,
         phase: 'backward', layer: l.layer, reads: [...gradRefs(gy), xs, ...tables, w, ...state, ...rngT],
