@@ -413,8 +413,9 @@ int conv2d_s8_backward_weight(const xst_conv_dims *d, const xst_block *blk,
  * 1x1/stride 1/no padding runs fully_connected_s8_backward_weight_sgd.
  * Limits as conv2d_s8_backward_weight; lr multiplier >= 0 and shift in
  * [-62, 62] over the block, *rng != 0 (else XST_ERR_PARAM). Aliasing: w must
- * not overlap the other tensors. Scratch: none; stack: a 1 KB gradient tile
- * on top of conv2d_s8_backward_weight's. */
+ * not overlap the other tensors. Scratch: none. Stack (GCC 12 -O2
+ * -fstack-usage, Cortex-M4F DSP): 1,272 (a 1 KB gradient tile) + the
+ * conv2d_s8_backward_weight call's 1,440, or the FC kernel's for 1x1. */
 int conv2d_s8_backward_weight_sgd(const xst_conv_dims *d, const xst_block *blk, int32_t input_offset,
                                   const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
                                   const xst_lr *lr, int8_t *w, uint32_t *rng);
@@ -539,8 +540,9 @@ enum {
  * depthwise_conv2d_s8_backward_weight followed by sgd_s8_update on the
  * transposed (out_c, k_h*k_w) weights and gradient. Limits as
  * depthwise_conv2d_s8_backward_weight; lr and rng as the conv2d one.
- * Aliasing: w must not overlap the other tensors. Scratch: none; stack: a
- * 1 KB gradient tile on top of depthwise_conv2d_s8_backward_weight's. */
+ * Aliasing: w must not overlap the other tensors. Scratch: none. Stack
+ * (GCC 12 -O2 -fstack-usage, Cortex-M4F DSP): 1,272 (a 1 KB gradient tile)
+ * + the depthwise_conv2d_s8_backward_weight call's 312. */
 int depthwise_conv2d_s8_backward_weight_sgd(const xst_dwconv_dims *d, const xst_block *blk, int32_t input_offset,
                                             const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
                                             const xst_lr *lr, int8_t *w, uint32_t *rng);
