@@ -49,13 +49,15 @@ const mbv2 = (): Graph => buildMobileNetV2({ width: 0.35, resolution: 32, classe
 interface Case {
   name: string;
   model: () => Graph;
-  scheme: SparseUpdateScheme;
+  scheme: SparseUpdateScheme | 'full';
   reorder: boolean;
   optimizer: Optimizer;
 }
 
-// Schemes the existing kernels cover (no `modelled` op): fused FC updates
-// (FC and pointwise convs) with reorder, conv2d weights through
+// Schemes the existing kernels cover (no `modelled` op): fused updates with
+// reorder (FC and pointwise convs; conv and depthwise with SGD: the full
+// update of micro_speech, whose depthwise layer on one input channel then
+// runs as a depthwise kernel on its own weights), conv2d weights through
 // backward_weight + sgd/lqm update without it; biases anywhere.
 const cases: Case[] = [
   { name: 'micro_speech, 2 bias layers + classifier, reordered, SGD', model: () => tflite('micro_speech_quantized'),
@@ -64,6 +66,8 @@ const cases: Case[] = [
     scheme: { biasLayers: 2, weights: [] }, reorder: false, optimizer: 'sgd' },
   { name: 'micro_speech, 2 bias layers + classifier, gradient buffers, LQM', model: () => tflite('micro_speech_quantized'),
     scheme: { biasLayers: 2, weights: [] }, reorder: false, optimizer: 'lqm' },
+  { name: 'micro_speech, full update (every weight and bias), reordered, SGD', model: () => tflite('micro_speech_quantized'),
+    scheme: 'full', reorder: true, optimizer: 'sgd' },
   { name: 'person_detect, 4 bias layers + pointwise conv 26 + classifier, reordered, SGD', model: () => tflite('person_detect'),
     scheme: { biasLayers: 4, weights: [{ layer: 26 }] }, reorder: true, optimizer: 'sgd' },
   { name: 'MobileNetV2-w0.35-32, 8 bias layers (a residual fork) + convs 48, 50 + classifier, reordered, SGD', model: mbv2,
@@ -359,11 +363,11 @@ describe('bad plans are refused before anything runs', () => {
   }, 60_000);
 
   it('a scheme that needs a missing kernel is refused, naming it', () => {
-    // reorder: true on a 3x3 conv's weights: the fused conv update is not written yet
-    expect(() => compilePlan(mbv2(), { scheme: { biasLayers: 0, weights: [{ layer: 0 }] }, reorder: true, lr: LR, lrBias: LR }))
-      .toThrow(LoweringError);
-    expect(() => compilePlan(mbv2(), { scheme: { biasLayers: 0, weights: [{ layer: 0 }] }, reorder: true, lr: LR, lrBias: LR }))
-      .toThrow(/needs a kernel that does not exist yet: conv2d_s8_backward_weight_sgd \(backward_weight\+sgd L0/);
+    // reorder: true with LQM on a 3x3 conv's weights: only the SGD conv update is written
+    const lqm = { scheme: { biasLayers: 0, weights: [{ layer: 0 }] }, reorder: true, optimizer: 'lqm', lr: LR, lrBias: LR } as const;
+    expect(() => compilePlan(mbv2(), lqm)).toThrow(LoweringError);
+    expect(() => compilePlan(mbv2(), lqm)).toThrow(/needs a kernel that does not exist yet: conv2d_s8_backward_weight_lqm \(backward_weight\+lqm L0/);
+    expect(() => compilePlan(mbv2(), { ...lqm, optimizer: 'sgd' })).not.toThrow();
     expect(() => compilePlan(mbv2(), { scheme: { biasLayers: 0, weights: [{ layer: 49 }, { layer: 50, ratio: 0.5 }] }, reorder: false, lr: LR, lrBias: LR }))
       .toThrow(/conv2d_s8_backward_weight \(backward_weight L50 .*ic 0:\d+\]\); sgd_s8_update \(update weights L49 \(depthwise_conv2d\)\)/);
   });

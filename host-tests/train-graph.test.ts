@@ -304,6 +304,21 @@ describe.each(Object.keys(schemes))('%s', (name) => {
     compileChecked(g, { scheme: 'full', reorder: false, numeric: 'fp32' });
   });
 
+  it('a full update with reordering is made of existing kernels: fused weight updates, no weight-gradient buffer', () => {
+    const { graph } = compileChecked(g, { scheme: 'full', reorder: true });
+    expect(graph.ops.filter((o) => o.modelled).map((o) => o.name)).toEqual([]);
+    expect(graph.tensors.filter((t) => t.role === 'weight_gradient')).toEqual([]);
+    const updates = graph.ops.filter((o) => /backward_weight/.test(o.kernel)).map((o) => o.kernel);
+    expect(updates).toHaveLength(graph.layers.length);
+    // (pointwise convs and classifiers are FC kernels; MobileNetV2's kxk stem: host-tests/plan.test.ts)
+    expect(new Set(updates)).toEqual(new Set(['depthwise_conv2d_s8_backward_weight_sgd', 'fully_connected_s8_backward_weight_sgd']));
+    // Both stems are depthwise layers on one input channel (multiplier 8): trained, they keep their own
+    // (1, kh, kw, 8) weights and every kernel of the layer is the depthwise one (untrained, they run as conv2d).
+    expect(graph.ops.filter((o) => o.layer === 0).map((o) => o.kernel)).toEqual(
+      ['depthwise_conv2d_s8_forward', 'activation_s8_backward', 'depthwise_conv2d_s8_backward_weight_sgd', 'depthwise_conv2d_s8_backward_bias', 'sgd_s32_update']);
+    expect(compileChecked(g, { scheme, reorder: true }).graph.ops.find((o) => o.layer === 0 && o.phase === 'forward')!.kernel).toBe('conv2d_s8_forward');
+  });
+
   it('sparse <= full, reordered <= sparse, and fp32 above all', () => {
     const f = trainingMemoryFigures(g, scheme);
     expect(f.sparse.arenaBytes).toBeLessThanOrEqual(f.full.arenaBytes);

@@ -471,14 +471,15 @@ int depthwise_conv2d_s8_backward_bias(const xst_dwconv_dims *d, const xst_block 
   return XST_OK;
 }
 
-#if XST_MM_DSP
 /* Output rows/columns [*lo, *hi) whose tap k reads inside [0, in) on one axis:
- * o*s - pad + k in [0, in). */
+ * o*s - pad + k in [0, in). (*hi may be below *lo: no output.) */
 static void tap_outputs(int32_t k, int32_t s, int32_t pad, int32_t in, int32_t out, int32_t *lo, int32_t *hi) {
   const int32_t first = pad - k, last = in - 1 + pad - k; /* o*s in [first, last] */
   *lo = first > 0 ? (first + s - 1) / s : 0;
   *hi = last < 0 ? 0 : (last / s + 1 < out ? last / s + 1 : out);
 }
+
+#if XST_MM_DSP
 
 /* Depth multiplier 1, channels [c, c + 4) (gw columns [col, col + 4)): for
  * each tap, the sum over the output pixels whose tap lies in the image (a
@@ -569,6 +570,73 @@ int depthwise_conv2d_s8_backward_weight(const xst_dwconv_dims *d,
           }
         }
       }
+    }
+  }
+  return XST_OK;
+}
+
+/* ---- fused weight gradient + integer SGD ------------------------------------
+ * The gradient of depthwise_conv2d_s8_backward_weight, per output channel
+ * oc of the block and then per tap (ky, kx), applied at once with the
+ * update of sgd_s8_update and the channel's learning rate (xst_sgd_s8_run):
+ * no gradient buffer in the arena, a tile of XST_DW_WGS_TILE int32 on the
+ * stack. k_h*k_w <= XST_DW_WGS_TILE: as many channels per tile as fit (a
+ * multiple of 4 when there are at least 4: the DSP path's channel groups),
+ * each tile through depthwise_conv2d_s8_backward_weight; larger kernels: one
+ * channel and up to the tile's size of taps at a time. */
+#define XST_DW_WGS_TILE 256
+
+int depthwise_conv2d_s8_backward_weight_sgd(const xst_dwconv_dims *d, const xst_block *blk, int32_t input_offset,
+                                            const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
+                                            const xst_lr *lr, int8_t *w, uint32_t *rng) {
+  int st = check_dims(d);
+  if (!st) st = check_oc_range(d, blk);
+  if (st) return st;
+  if (input_offset < -127 || input_offset > 128) return XST_ERR_PARAM;
+  for (int32_t c = blk->oc_begin; c < blk->oc_end; c++) {
+    if (lr->multiplier[c] < 0 || lr->shift[c] < -62 || lr->shift[c] > 62) return XST_ERR_PARAM;
+  }
+  if (*rng == 0) return XST_ERR_PARAM;
+  if ((int64_t)d->batch * d->out_h * d->out_w > XST_DW_MAX_PIXELS) return XST_ERR_DIMS;
+  const int32_t H = d->in_h, W = d->in_w, C = d->in_c, M = d->mult, OC = C * M, T = d->k_h * d->k_w;
+  const int32_t e = *grad_out_exp;
+  int32_t tile[XST_DW_WGS_TILE];
+  if (T <= XST_DW_WGS_TILE) {
+    int32_t per = XST_DW_WGS_TILE / T;
+    if (per >= 4) per &= ~3;
+    for (int32_t c0 = blk->oc_begin; c0 < blk->oc_end; c0 += per) {
+      const xst_block sub = {c0, blk->oc_end - c0 < per ? blk->oc_end : c0 + per, 0, 1};
+      const int32_t n = sub.oc_end - sub.oc_begin;
+      depthwise_conv2d_s8_backward_weight(d, &sub, input_offset, grad_out, in, tile); /* checked above: XST_OK */
+      for (int32_t j = 0; j < n; j++) {
+        const int32_t c = c0 + j;
+        xst_sgd_s8_run(w + c, (size_t)OC, tile + j, (size_t)n, T, lr->multiplier[c], lr->shift[c], e, rng);
+      }
+    }
+    return XST_OK;
+  }
+  for (int32_t c = blk->oc_begin; c < blk->oc_end; c++) {
+    const int32_t ic = c / M;
+    for (int32_t t0 = 0; t0 < T; t0 += XST_DW_WGS_TILE) {
+      const int32_t n = T - t0 < XST_DW_WGS_TILE ? T - t0 : XST_DW_WGS_TILE;
+      for (int32_t j = 0; j < n; j++) {
+        const int32_t ky = (t0 + j) / d->k_w, kx = (t0 + j) % d->k_w;
+        int32_t oy0, oy1, ox0, ox1, s = 0; /* |s| < 2^31: the pixel limit */
+        tap_outputs(ky, d->stride_h, d->pad_h, H, d->out_h, &oy0, &oy1);
+        tap_outputs(kx, d->stride_w, d->pad_w, W, d->out_w, &ox0, &ox1);
+        for (int32_t b = 0; b < d->batch; b++) {
+          for (int32_t oy = oy0; oy < oy1; oy++) {
+            const int32_t iy = oy * d->stride_h - d->pad_h + ky;
+            for (int32_t ox = ox0; ox < ox1; ox++) {
+              const int32_t ix = ox * d->stride_w - d->pad_w + kx;
+              const int32_t g = grad_out[(((size_t)b * d->out_h + oy) * d->out_w + ox) * OC + c];
+              s += g * ((int32_t)in[(((size_t)b * H + iy) * W + ix) * C + ic] + input_offset);
+            }
+          }
+        }
+        tile[j] = s;
+      }
+      xst_sgd_s8_run(w + (size_t)t0 * OC + c, (size_t)OC, tile, 1, n, lr->multiplier[c], lr->shift[c], e, rng);
     }
   }
   return XST_OK;

@@ -78,6 +78,19 @@ static int bind(const bind_mem *m, tref *t, int n) {
 
 static int dim_ok(int32_t v) { return v >= 1 && v <= MAX_DIM; }
 
+/* a*b*c*d < 2^31 for factors in [1, MAX_DIM], each partial product checked
+ * before the next (four factors of 2^24 would wrap even a uint64). A tensor
+ * of 2^31 elements or more is XST_ERR_DIMS, as for conv2d. */
+static int elems4_ok(int32_t a, int32_t b, int32_t c, int32_t d) {
+  const uint64_t lim = 0x7FFFFFFFu;
+  uint64_t n = (uint64_t)a * (uint64_t)b;
+  if (n > lim) return 0;
+  n *= (uint64_t)c;
+  if (n > lim) return 0;
+  n *= (uint64_t)d;
+  return n <= lim;
+}
+
 static int block_ok(int32_t out, int32_t in, int32_t ob, int32_t oe, int32_t ib, int32_t ie) {
   return ob >= 0 && ob < oe && oe <= out && ib >= 0 && ib < ie && ie <= in;
 }
@@ -351,12 +364,19 @@ static int dw_dims(const int32_t *a, xst_dwconv_dims *d) {
     if (!dim_ok(a[k])) return XST_ERR_DIMS;
   }
   if (a[11] < 0 || a[11] > MAX_DIM || a[12] < 0 || a[12] > MAX_DIM) return XST_ERR_DIMS;
+  /* out_c = in_c * mult, then every tensor below 2^31 elements (the sizes
+   * below are then exact) */
+  if ((int64_t)a[3] * a[6] > MAX_DIM) return XST_ERR_DIMS;
+  if (!elems4_ok(a[0], a[1], a[2], a[3]) || !elems4_ok(a[0], a[4], a[5], a[3] * a[6]) || !elems4_ok(a[7], a[8], a[3] * a[6], 1)) {
+    return XST_ERR_DIMS;
+  }
   xst_dwconv_dims v = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]};
   *d = v;
   return XST_OK;
 }
 
-/* Element counts of the depthwise tensors, in uint64 (no wrap on 32-bit). */
+/* Element counts of the depthwise tensors, in uint64 (dw_dims keeps each
+ * below 2^31: no wrap). */
 typedef struct { uint64_t in, out, oc, w, pixels; } dw_sizes;
 
 static dw_sizes dw_size(const xst_dwconv_dims *d) {
@@ -449,6 +469,55 @@ static int op_dw_backward_weight(const int32_t *a, const bind_mem *m) {
                                              (const int8_t *)t[1].ptr, (int32_t *)t[2].ptr);
 }
 
+/* ---- fused conv / depthwise weight gradient + SGD (ids 37-38) ------------ */
+
+static int op_conv2d_backward_weight_sgd(const int32_t *a, const bind_mem *m) {
+  xst_conv_dims d;
+  int st = conv_dims(a, &d);
+  if (st) return st;
+  xst_block b = {a[13], a[14], a[15], a[16]};
+  if (!block_ok(d.out_c, d.in_c, b.oc_begin, b.oc_end, b.ic_begin, b.ic_end)) return XST_ERR_RANGE;
+  uint64_t O = (uint64_t)d.out_c;
+  tref t[7] = {
+    REF(a[18], conv_out_elems(&d), 1, 0, 0), /* grad_out */
+    CELL(a[19], 0),                          /* grad_out_exp */
+    REF(a[20], conv_in_elems(&d), 1, 0, 0),  /* in */
+    REF(a[21], O * 4, 4, 0, 0),              /* lr multiplier */
+    REF(a[22], O * 4, 4, 0, 0),              /* lr shift */
+    REF(a[23], conv_w_elems(&d), 1, 1, 0),   /* w (updated in place) */
+    CELL(a[24], 1),                          /* rng */
+  };
+  st = bind(m, t, 7);
+  if (st) return st;
+  xst_lr lr = {(const int32_t *)t[3].ptr, (const int32_t *)t[4].ptr};
+  return conv2d_s8_backward_weight_sgd(&d, &b, a[17], (const int8_t *)t[0].ptr, (const int32_t *)t[1].ptr,
+                                       (const int8_t *)t[2].ptr, &lr, (int8_t *)t[5].ptr, (uint32_t *)t[6].ptr);
+}
+
+static int op_dw_backward_weight_sgd(const int32_t *a, const bind_mem *m) {
+  xst_dwconv_dims d;
+  int st = dw_dims(a, &d);
+  if (st) return st;
+  dw_sizes z = dw_size(&d);
+  xst_block b = {a[13], a[14], 0, d.in_c};
+  if (z.oc > MAX_DIM) return XST_ERR_DIMS;
+  if (!block_ok((int32_t)z.oc, 1, b.oc_begin, b.oc_end, 0, 1)) return XST_ERR_RANGE;
+  tref t[7] = {
+    REF(a[16], z.out, 1, 0, 0),    /* grad_out */
+    CELL(a[17], 0),                /* grad_out_exp */
+    REF(a[18], z.in, 1, 0, 0),     /* in */
+    REF(a[19], z.oc * 4, 4, 0, 0), /* lr multiplier */
+    REF(a[20], z.oc * 4, 4, 0, 0), /* lr shift */
+    REF(a[21], z.w, 1, 1, 0),      /* w (updated in place) */
+    CELL(a[22], 1),                /* rng */
+  };
+  st = bind(m, t, 7);
+  if (st) return st;
+  xst_lr lr = {(const int32_t *)t[3].ptr, (const int32_t *)t[4].ptr};
+  return depthwise_conv2d_s8_backward_weight_sgd(&d, &b, a[15], (const int8_t *)t[0].ptr, (const int32_t *)t[1].ptr,
+                                                 (const int8_t *)t[2].ptr, &lr, (int8_t *)t[5].ptr, (uint32_t *)t[6].ptr);
+}
+
 /* ---- average pool, global mean, add, softmax (ids 18-23) ---------------- */
 
 static int pool_dims(const int32_t *a, xst_pool_dims *d) {
@@ -457,6 +526,7 @@ static int pool_dims(const int32_t *a, xst_pool_dims *d) {
     if (!dim_ok(a[k])) return XST_ERR_DIMS;
   }
   if (a[10] < 0 || a[11] < 0) return XST_ERR_DIMS;
+  if (!elems4_ok(a[0], a[1], a[2], a[3]) || !elems4_ok(a[0], a[4], a[5], a[3])) return XST_ERR_DIMS;
   return XST_OK;
 }
 
@@ -826,6 +896,8 @@ static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
   [XST_OP_FC_BACKWARD_INPUT_ROWS] = {op_fc_backward_input_rows, 13},
   [XST_OP_DEPTHWISE_CONV2D_BACKWARD_INPUT_ROWS] = {op_dw_backward_input_rows, 21},
   [XST_OP_CHANNEL_SLICE] = {op_channel_slice, 6},
+  [XST_OP_CONV2D_BACKWARD_WEIGHT_SGD] = {op_conv2d_backward_weight_sgd, 25},
+  [XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT_SGD] = {op_dw_backward_weight_sgd, 23},
 };
 
 int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs, const xst_memory *mem) {

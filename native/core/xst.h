@@ -191,8 +191,9 @@ enum {
   XST_OP_SOFTMAX_XENT_BACKWARD = 9,
   /* ids 10-13 conv2d, 14-17 depthwise conv2d, 18-27 pooling, mean, add,
    * softmax, 24-27 LQM, 28-32 optimizer baselines, 33-35 split weights and
-   * row-scratch input gradients, 36 channel slice: see the kernel-library
-   * sections below */
+   * row-scratch input gradients, 36 channel slice, 37-38 fused conv and
+   * depthwise weight gradient + SGD: see the kernel-library sections
+   * below; 39 is free */
   XST_OP_COUNT = 40 /* one past the largest id the table may hold */
 };
 
@@ -399,6 +400,26 @@ int conv2d_s8_backward_weight(const xst_conv_dims *d, const xst_block *blk,
                               int32_t input_offset, const int8_t *grad_out,
                               const int8_t *in, int32_t *grad_w);
 
+/* Fused weight gradient + integer SGD (Tiny Training Engine in-place
+ * update, as fully_connected_s8_backward_weight_sgd): for each
+ * (c, ky, kx, i) of the block in that (row-major) order, g = the gradient
+ * of conv2d_s8_backward_weight and, when g != 0,
+ *   w[c][ky][kx][i] = clamp(w - floor((g*M[c] + r) / 2^R), -127, 127),
+ * R = 31 - shift[c] - *grad_out_exp, r from one xorshift32 draw (QAS lives
+ * in the per-channel lr, computed on the host). w is the whole (out_c, k_h,
+ * k_w, in_c) tensor. Bit-identical to conv2d_s8_backward_weight followed by
+ * sgd_s8_update on the (out_c, k_h*k_w*in_c) view of w, one call per output
+ * channel and tap when the block's input channels are not all of in_c.
+ * 1x1/stride 1/no padding runs fully_connected_s8_backward_weight_sgd.
+ * Limits as conv2d_s8_backward_weight; lr multiplier >= 0 and shift in
+ * [-62, 62] over the block, *rng != 0 (else XST_ERR_PARAM). Aliasing: w must
+ * not overlap the other tensors. Scratch: none. Stack (GCC 12 -O2
+ * -fstack-usage, Cortex-M4F DSP): 1,272 (a 1 KB gradient tile) + the
+ * conv2d_s8_backward_weight call's 1,440, or the FC kernel's for 1x1. */
+int conv2d_s8_backward_weight_sgd(const xst_conv_dims *d, const xst_block *blk, int32_t input_offset,
+                                  const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
+                                  const xst_lr *lr, int8_t *w, uint32_t *rng);
+
 /* Dispatcher ops. "dims" below is the 13 int32 of xst_conv_dims in order:
  * batch, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, stride_h,
  * stride_w, pad_h, pad_w.
@@ -509,6 +530,22 @@ enum {
   XST_OP_DEPTHWISE_CONV2D_BACKWARD_BIAS = 16,
   XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT = 17
 };
+
+/* Fused weight gradient + integer SGD, per channel: for each output
+ * channel oc of blk (in order) and each tap (ky, kx) (row-major), g = the
+ * gradient of depthwise_conv2d_s8_backward_weight and, when g != 0,
+ *   w[ky][kx][oc] = clamp(w - floor((g*M[oc] + r) / 2^R), -127, 127),
+ * R = 31 - shift[oc] - *grad_out_exp, one xorshift32 draw per nonzero g.
+ * w is the whole (1, k_h, k_w, out_c) tensor. Bit-identical to
+ * depthwise_conv2d_s8_backward_weight followed by sgd_s8_update on the
+ * transposed (out_c, k_h*k_w) weights and gradient. Limits as
+ * depthwise_conv2d_s8_backward_weight; lr and rng as the conv2d one.
+ * Aliasing: w must not overlap the other tensors. Scratch: none. Stack
+ * (GCC 12 -O2 -fstack-usage, Cortex-M4F DSP): 1,272 (a 1 KB gradient tile)
+ * + the depthwise_conv2d_s8_backward_weight call's 312. */
+int depthwise_conv2d_s8_backward_weight_sgd(const xst_dwconv_dims *d, const xst_block *blk, int32_t input_offset,
+                                            const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
+                                            const xst_lr *lr, int8_t *w, uint32_t *rng);
 
 /* Argument layouts (count). DW = the 13 dims of xst_dwconv_dims in order:
  * batch, in_h, in_w, in_c, out_h, out_w, mult, k_h, k_w, stride_h, stride_w,
@@ -889,6 +926,23 @@ enum {
 int channel_slice_s8(int32_t rows, int32_t channels, int32_t begin, int32_t end, const int8_t *in, int8_t *out);
 
 enum { XST_OP_CHANNEL_SLICE = 36 };
+
+/* ---- kernel library: fused conv / depthwise weight gradient + SGD
+ * (conv2d_s8.c, depthwise_conv2d_s8.c, ids 37-38; see the kernels above) */
+enum {
+  XST_OP_CONV2D_BACKWARD_WEIGHT_SGD = 37,
+  XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT_SGD = 38
+};
+
+/* Argument layouts (count):
+ *  CONV2D_BACKWARD_WEIGHT_SGD (25): the 13 conv dims, oc_begin, oc_end,
+ *    ic_begin, ic_end, input_offset, grad_out, grad_out_exp(cell), in,
+ *    lr_multiplier(i32[out_c]), lr_shift(i32[out_c]),
+ *    w(i8[out_c][k_h][k_w][in_c]), rng(cell)
+ *  DEPTHWISE_CONV2D_BACKWARD_WEIGHT_SGD (23): the 13 depthwise dims,
+ *    oc_begin, oc_end, input_offset, grad_out, grad_out_exp(cell), in,
+ *    lr_multiplier(i32[out_c]), lr_shift(i32[out_c]),
+ *    w(i8[k_h][k_w][out_c]), rng(cell) */
 
 /* Argument layout (count):
  *  CHANNEL_SLICE (6): rows, channels, begin, end, in(rows x channels),

@@ -9,6 +9,7 @@
 #ifndef XST_FIXED_H
 #define XST_FIXED_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* floor(x / 2^n) for n in [0, 31]. */
@@ -199,5 +200,40 @@ static inline int8_t xst_sgd_s8_dsp(int8_t w, int32_t g, int32_t m, int32_t s, i
 #else
 #define XST_SGD_DSP 0
 #endif
+
+/* sgd_s8_update along one run of n weights that share a learning rate:
+ * for k < n with g[k*gs] != 0, in k order (one xorshift32 draw each),
+ *   w[k*ws] = clamp(w[k*ws] - floor((g*m + r) / 2^R), -127, 127),
+ * R = 31 - shift - grad_exp (xst_sgd_step; the DSP and fast forms where R
+ * allows, bit-identical to it). The fused conv and depthwise weight-gradient
+ * updates apply a gradient tile through it. */
+static inline void xst_sgd_s8_run(int8_t *w, size_t ws, const int32_t *g, size_t gs, int32_t n, int32_t m,
+                                  int32_t shift, int32_t grad_exp, uint32_t *rng) {
+  const int64_t R = 31 - (int64_t)shift - (int64_t)grad_exp;
+#if XST_SGD_DSP
+  if (xst_sgd_dsp_ok(R)) {
+    uint32_t state = *rng;
+    const int32_t s = (int32_t)R - 32, s32 = 64 - (int32_t)R;
+    for (int32_t k = 0; k < n; k++, w += ws, g += gs) {
+      if (*g != 0) *w = xst_sgd_s8_dsp(*w, *g, m, s, s32, &state);
+    }
+    *rng = state;
+    return;
+  }
+#endif
+  if (xst_sgd_fast_ok(R)) {
+    uint32_t state = *rng;
+    for (int32_t k = 0; k < n; k++, w += ws, g += gs) {
+      if (*g != 0) *w = xst_sgd_s8_fast(*w, *g, m, (int)R, &state);
+    }
+    *rng = state;
+    return;
+  }
+  for (int32_t k = 0; k < n; k++, w += ws, g += gs) {
+    if (*g == 0) continue;
+    const int64_t v = (int64_t)*w - xst_sgd_step(*g, m, shift, grad_exp, rng);
+    *w = (int8_t)(v < -127 ? -127 : (v > 127 ? 127 : v));
+  }
+}
 
 #endif /* XST_FIXED_H */

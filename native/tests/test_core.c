@@ -128,6 +128,12 @@ static void test_rejections(void) {
   CHECK(xst_dispatch(XST_OP_FC_BACKWARD_WEIGHT, bw, 11, a, len) == XST_ERR_RANGE, "empty oc range");
   bw[4] = 5;
   CHECK(xst_dispatch(XST_OP_FC_BACKWARD_WEIGHT, bw, 11, a, len) == XST_ERR_RANGE, "oc_end > out");
+  /* four extents of 2^16: 2^64 elements, which a uint64 size would wrap to
+   * 0 bytes (and then pass the bounds check) */
+  int32_t dwbig[19] = {1 << 16, 1 << 16, 1 << 16, 1 << 16, 1 << 16, 1 << 16, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0};
+  CHECK(xst_dispatch(XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT, dwbig, 19, a, len) == XST_ERR_DIMS, "depthwise tensor of 2^64 elements");
+  int32_t poolbig[17] = {1 << 16, 1 << 16, 1 << 16, 1 << 16, 1 << 16, 1 << 16, 1, 1, 1, 1, 0, 0, -128, 127, 0, 0, -1};
+  CHECK(xst_dispatch(XST_OP_AVG_POOL_FORWARD, poolbig, 17, a, len) == XST_ERR_DIMS, "pool tensor of 2^64 elements");
   free(a);
 }
 
@@ -837,6 +843,122 @@ static void test_channel_slice(int iterations) {
   CHECK(ran > iterations / 2, "channel slice fuzz reached the kernel (%d ran)", ran);
 }
 
+
+/* ---- fused conv / depthwise weight gradient + SGD (ops 37-38) ----------
+ * On random geometries and channel blocks: the fused op equals its
+ * backward_weight op followed by sgd_s8_update (conv: on the (out_c,
+ * k_h*k_w*in_c) view of the weights, one call per channel and tap when the
+ * block leaves input channels out; depthwise: on the transposed (out_c,
+ * k_h*k_w) weights and gradient), weights and rng state; then hostile
+ * arguments through the dispatcher. */
+static void fuzz_fused_weight_sgd(int iterations) {
+  int compared = 0, bad = 0, ran_hostile = 0;
+  for (int it = 0; it < iterations; it++) {
+    const int dw = (int)(rnd() & 1);
+    const int big = rnd() % 8 == 0; /* patches beyond the 256-entry tile */
+    int32_t B = 1 + (int32_t)(rnd() % 2), H = 1 + (int32_t)(rnd() % 7), W = 1 + (int32_t)(rnd() % 7);
+    int32_t C = 1 + (int32_t)(rnd() % (big && !dw ? 40 : 9)), M = dw ? 1 + (int32_t)(rnd() % 3) : 1;
+    int32_t KH = 1 + (int32_t)(rnd() % (big && dw ? 18 : 5)), KW = 1 + (int32_t)(rnd() % (big && dw ? 18 : 5));
+    int32_t SH = 1 + (int32_t)(rnd() % 3), SW = 1 + (int32_t)(rnd() % 3);
+    int32_t OH = (H + SH - 1) / SH, OW = (W + SW - 1) / SW; /* SAME */
+    int32_t th = (OH - 1) * SH + KH - H, tw = (OW - 1) * SW + KW - W;
+    int32_t PH = th > 0 ? th / 2 : 0, PW = tw > 0 ? tw / 2 : 0;
+    if (!dw && rnd() % 4 == 0) KH = KW = 1, SH = SW = 1, OH = H, OW = W, PH = PW = 0; /* the FC path */
+    const int32_t OC = dw ? C * M : 1 + (int32_t)(rnd() % 9);
+    const int32_t ob = (int32_t)(rnd() % (uint32_t)OC), oe = ob + 1 + (int32_t)(rnd() % (uint32_t)(OC - ob));
+    const int32_t ib = dw ? 0 : (int32_t)(rnd() % (uint32_t)C), ie = dw ? C : ib + 1 + (int32_t)(rnd() % (uint32_t)(C - ib));
+    const int32_t noc = oe - ob, nic = ie - ib, T = KH * KW;
+    const uint32_t nin = (uint32_t)(B * H * W * C), nout = (uint32_t)(B * OH * OW * OC);
+    const uint32_t nw = (uint32_t)(dw ? T * OC : OC * T * C), ngw = (uint32_t)(dw ? T * noc : noc * T * nic);
+    uint32_t top = 0;
+#define FW_PLACE(bytes) (top = (top + 3u) & ~3u, top += (uint32_t)(bytes), (int32_t)(top - (uint32_t)(bytes)))
+    const int32_t o_go = FW_PLACE(nout), o_ge = FW_PLACE(4), o_in = FW_PLACE(nin), o_m = FW_PLACE(OC * 4);
+    const int32_t o_s = FW_PLACE(OC * 4), o_w = FW_PLACE(nw), o_rng = FW_PLACE(4), o_gw = FW_PLACE(ngw * 4);
+    const int32_t o_wt = FW_PLACE(nw); /* depthwise: transposed weights (out_c, k_h*k_w) */
+#undef FW_PLACE
+    uint8_t *a = arena_new(top);
+    fill_arena(a, top);
+    const int sparse = rnd() % 3 == 0;
+    for (uint32_t k = 0; k < nout; k++) a[o_go + (int32_t)k] = (uint8_t)(sparse && rnd() % 4 ? 0 : rnd());
+    for (uint32_t k = 0; k < nw; k++) a[o_w + (int32_t)k] = (uint8_t)(int8_t)((int32_t)(rnd() % 255) - 127);
+    for (int32_t c = 0; c < OC; c++) {
+      put_i32(a, (uint32_t)(o_m + 4 * c), (int32_t)(rnd() >> 1));
+      put_i32(a, (uint32_t)(o_s + 4 * c), (int32_t)(rnd() % 125) - 62);
+    }
+    put_i32(a, (uint32_t)o_ge, (int32_t)(rnd() % 60) - 40);
+    put_i32(a, (uint32_t)o_rng, (int32_t)(rnd() | 1u));
+    const int32_t ioff = (int32_t)(rnd() % 256) - 127;
+    const int32_t dims[13] = {B, H, W, C, OH, OW, dw ? M : OC, KH, KW, SH, SW, PH, PW};
+    int32_t args[32], bw[32];
+    int32_t op, n, bop, bn;
+    memcpy(args, dims, sizeof dims);
+    memcpy(bw, dims, sizeof dims);
+    if (dw) {
+      const int32_t rest[10] = {ob, oe, ioff, o_go, o_ge, o_in, o_m, o_s, o_w, o_rng};
+      const int32_t brest[6] = {ob, oe, ioff, o_go, o_in, o_gw};
+      memcpy(args + 13, rest, sizeof rest);
+      memcpy(bw + 13, brest, sizeof brest);
+      op = XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT_SGD, n = 23, bop = XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT, bn = 19;
+    } else {
+      const int32_t rest[12] = {ob, oe, ib, ie, ioff, o_go, o_ge, o_in, o_m, o_s, o_w, o_rng};
+      const int32_t brest[8] = {ob, oe, ib, ie, ioff, o_go, o_in, o_gw};
+      memcpy(args + 13, rest, sizeof rest);
+      memcpy(bw + 13, brest, sizeof brest);
+      op = XST_OP_CONV2D_BACKWARD_WEIGHT_SGD, n = 25, bop = XST_OP_CONV2D_BACKWARD_WEIGHT, bn = 21;
+    }
+    uint8_t *b = arena_new(top);
+    memcpy(b, a, top);
+    const int st = xst_dispatch(op, args, n, a, top);
+    CHECK(st == XST_OK, "fused weight sgd (%s) status %d", dw ? "depthwise" : "conv2d", st);
+    /* the reference path on b: gradient buffer, then sgd_s8_update */
+    int ok = xst_dispatch(bop, bw, bn, b, top) == XST_OK;
+    if (dw) {
+      for (int32_t c = 0; c < OC; c++) {
+        for (int32_t t = 0; t < T; t++) b[o_wt + c * T + t] = b[o_w + t * OC + c];
+      }
+      for (int32_t t = 0; t < T; t++) { /* grad_w (T, noc) -> (noc, T), in the gw buffer via a copy */
+        for (int32_t c = 0; c < noc; c++) put_i32(a, (uint32_t)o_gw + 4u * (uint32_t)(c * T + t), get_i32(b, (uint32_t)o_gw + 4u * (uint32_t)(t * noc + c)));
+      }
+      memcpy(b + o_gw, a + o_gw, ngw * 4); /* (a's gw area is scratch: the fused op never touches it) */
+      const int32_t sargs[12] = {T, OC, ob, oe, 0, T, o_gw, o_ge, o_m, o_s, o_wt, o_rng};
+      ok = ok && xst_dispatch(XST_OP_SGD_S8_UPDATE, sargs, 12, b, top) == XST_OK;
+      for (int32_t c = 0; c < OC; c++) {
+        for (int32_t t = 0; t < T; t++) b[o_w + t * OC + c] = b[o_wt + c * T + t];
+      }
+    } else if (nic == C) {
+      const int32_t sargs[12] = {T * C, OC, ob, oe, 0, T * C, o_gw, o_ge, o_m, o_s, o_w, o_rng};
+      ok = ok && xst_dispatch(XST_OP_SGD_S8_UPDATE, sargs, 12, b, top) == XST_OK;
+    } else {
+      for (int32_t c = ob; c < oe && ok; c++) {
+        for (int32_t t = 0; t < T && ok; t++) {
+          const int32_t g = o_gw + 4 * ((c - ob) * T * nic + t * nic);
+          const int32_t sargs[12] = {T * C, OC, c, c + 1, t * C + ib, t * C + ie, g, o_ge, o_m, o_s, o_w, o_rng};
+          ok = xst_dispatch(XST_OP_SGD_S8_UPDATE, sargs, 12, b, top) == XST_OK;
+        }
+      }
+    }
+    CHECK(ok, "unfused path ran (%s)", dw ? "depthwise" : "conv2d");
+    if (st == XST_OK && ok) {
+      compared++;
+      const int diff = memcmp(a + o_w, b + o_w, nw) != 0 || get_i32(a, (uint32_t)o_rng) != get_i32(b, (uint32_t)o_rng);
+      if (diff && bad < 5) {
+        printf("fused != unfused: %s dims %d %d %d %d %d %d %d %d %d %d %d %d %d block oc [%d,%d) ic [%d,%d)\n", dw ? "dw" : "conv",
+               B, H, W, C, OH, OW, dims[6], KH, KW, SH, SW, PH, PW, ob, oe, ib, ie);
+      }
+      bad += diff;
+    }
+    /* hostile: one argument replaced */
+    memcpy(a, b, top);
+    args[rnd() % (uint32_t)n] = rand_arg(top);
+    if (xst_dispatch(op, args, n, a, top) == XST_OK) ran_hostile++;
+    free(b);
+    free(a);
+  }
+  printf("fused weight sgd: %d compared with the unfused ops, %d hostile calls ran\n", compared, ran_hostile);
+  CHECK(bad == 0, "fused weight sgd differs from backward_weight + sgd_s8_update in %d cases", bad);
+  CHECK(compared == iterations, "every fused call ran (%d of %d)", compared, iterations);
+}
+
 int main(int argc, char **argv) {
   int iterations = argc > 1 ? atoi(argv[1]) : 200000;
   test_fixed_point();
@@ -854,6 +976,7 @@ int main(int argc, char **argv) {
   test_optim_known();
   fuzz_optim(iterations / 4);
   test_channel_slice(iterations / 10);
+  fuzz_fused_weight_sgd(iterations / 40);
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

@@ -184,6 +184,23 @@ export interface DepthwiseConv2dBackwardWeightArgs extends DepthwiseConv2dShape 
   gradWeights: Tensor;
 }
 
+// Fused weight gradient + integer SGD per channel (op 38): for each output
+// channel of the range, each tap in order, the gradient of
+// depthwiseConv2dBackwardWeight and the update of sgdS8Update with the
+// channel's learning rate. weights: the whole int8 (1, kH, kW, outC) tensor.
+export interface DepthwiseConv2dBackwardWeightSgdArgs extends DepthwiseConv2dShape {
+  ocBegin: number;
+  ocEnd: number;
+  inputOffset: number;
+  gradOut: Tensor;
+  gradOutExp: Tensor;
+  input: Tensor;
+  lrMultiplier: Tensor; // int32 [outC]
+  lrShift: Tensor; // int32 [outC]
+  weights: Tensor;
+  rng: Tensor;
+}
+
 // Scratch bytes of depthwise_conv2d_s8_backward_input (native/core).
 export function depthwiseConv2dBackwardInputScratchBytes(s: DepthwiseConv2dShape): number {
   return s.batch * s.inH * s.inW * s.inC * 4 + s.inC * s.depthMultiplier * 2;
@@ -329,6 +346,21 @@ export interface Conv2dBackwardWeightArgs extends ConvShape, ChannelBlock {
   gradOut: Tensor;
   input: Tensor;
   gradWeights: Tensor; // int32 (noc, kH, kW, nic)
+}
+
+// Fused weight gradient + integer SGD (op 37): the gradient of
+// conv2dBackwardWeight applied at once, element by element in (c, ky, kx, i)
+// order, with the update of sgdS8Update and the channel's learning rate (QAS
+// folded in on the host). weights: the whole int8 (outC, kH, kW, inC) tensor.
+export interface Conv2dBackwardWeightSgdArgs extends ConvShape, ChannelBlock {
+  inputOffset: number;
+  gradOut: Tensor;
+  gradOutExp: Tensor;
+  input: Tensor;
+  lrMultiplier: Tensor; // int32 [outC]
+  lrShift: Tensor; // int32 [outC]
+  weights: Tensor;
+  rng: Tensor;
 }
 
 // Scratch bytes of conv2d_s8_backward_input (native/core).
@@ -1051,6 +1083,27 @@ export class Kernels {
     );
   }
 
+  conv2dBackwardWeightSgd(a: Conv2dBackwardWeightSgdArgs): void {
+    const op = Op.Conv2dBackwardWeightSgd;
+    expectConvShape(op, a);
+    expectDims(op, 'batch*out_h*out_w', a.batch * a.outH * a.outW, 1, 65535);
+    expectBlock(op, { inFeatures: a.inC, outFeatures: a.outC }, a);
+    const O = a.outC;
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', a.batch * a.outH * a.outW * O, `${a.batch}x${a.outH}x${a.outW}x${O}`);
+    expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
+    expectTensor(op, 'input', a.input, 'int8', a.batch * a.inH * a.inW * a.inC, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
+    expectTensor(op, 'lr multiplier', a.lrMultiplier, 'int32', O, `${O}`);
+    expectTensor(op, 'lr shift', a.lrShift, 'int32', O, `${O}`);
+    expectTensor(op, 'weights', a.weights, 'int8', O * a.kH * a.kW * a.inC, `${O}x${a.kH}x${a.kW}x${a.inC}`);
+    expectTensor(op, 'rng state', a.rng, 'int32', 1, '1');
+    expectDims(op, 'input_offset', a.inputOffset, -127, 128);
+    this.dispatch.call(
+      op,
+      Int32Array.of(...convDimArgs(a), a.ocBegin, a.ocEnd, a.icBegin, a.icEnd, a.inputOffset, a.gradOut.offset,
+        a.gradOutExp.offset, a.input.offset, a.lrMultiplier.offset, a.lrShift.offset, a.weights.offset, a.rng.offset),
+    );
+  }
+
   // ---- depthwise conv2d ----
   depthwiseConv2dForward(a: DepthwiseConv2dForwardArgs): void {
     const op = Op.DepthwiseConv2dForward;
@@ -1133,6 +1186,26 @@ export class Kernels {
       op,
       Int32Array.of(...dwDimArgs(a), a.ocBegin, a.ocEnd, a.inputOffset, a.gradOut.offset, a.input.offset,
         a.gradWeights.offset),
+    );
+  }
+  depthwiseConv2dBackwardWeightSgd(a: DepthwiseConv2dBackwardWeightSgdArgs): void {
+    const op = Op.DepthwiseConv2dBackwardWeightSgd;
+    expectDwShape(op, a);
+    expectDwOcRange(op, a, a.ocBegin, a.ocEnd);
+    expectDims(op, 'batch*out_h*out_w', a.batch * a.outH * a.outW, 1, 65535);
+    const OC = a.inC * a.depthMultiplier;
+    expectTensor(op, 'grad_out', a.gradOut, 'int8', a.batch * a.outH * a.outW * OC, `${a.batch}x${a.outH}x${a.outW}x${OC}`);
+    expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
+    expectTensor(op, 'input', a.input, 'int8', a.batch * a.inH * a.inW * a.inC, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
+    expectTensor(op, 'lr multiplier', a.lrMultiplier, 'int32', OC, `${OC}`);
+    expectTensor(op, 'lr shift', a.lrShift, 'int32', OC, `${OC}`);
+    expectTensor(op, 'weights', a.weights, 'int8', a.kH * a.kW * OC, `1x${a.kH}x${a.kW}x${OC}`);
+    expectTensor(op, 'rng state', a.rng, 'int32', 1, '1');
+    expectDims(op, 'input_offset', a.inputOffset, -127, 128);
+    this.dispatch.call(
+      op,
+      Int32Array.of(...dwDimArgs(a), a.ocBegin, a.ocEnd, a.inputOffset, a.gradOut.offset, a.gradOutExp.offset, a.input.offset,
+        a.lrMultiplier.offset, a.lrShift.offset, a.weights.offset, a.rng.offset),
     );
   }
   // ---- end depthwise conv2d ----

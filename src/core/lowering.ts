@@ -175,14 +175,18 @@ export function weightScales(g: Graph, op: LayerOp, what: string): number[] {
 
 // ---- forward lowering, one function per op -----------------------------------
 
-export function lowerForwardOp(ctx: LoweringContext, op: GraphOp, mask: Tensor | null = null): LoweredOp {
+// depthwiseAsConv: false runs a depthwise layer on one input channel as the
+// depthwise kernel on its own (1, kh, kw, out) weights (a training plan
+// whose step updates them) instead of conv2d on an OHWI copy in flash.
+export function lowerForwardOp(ctx: LoweringContext, op: GraphOp, mask: Tensor | null = null,
+  o: { depthwiseAsConv?: boolean } = {}): LoweredOp {
   const what = `operator ${op.index} (${op.kind})`;
   switch (op.kind) {
     case 'fully_connected':
       return lowerFullyConnected(ctx, op, what, mask);
     case 'conv2d':
     case 'depthwise_conv2d':
-      return lowerConv(ctx, op, what, mask);
+      return lowerConv(ctx, op, what, mask, o.depthwiseAsConv ?? true);
     case 'average_pool2d':
       return lowerAveragePool(ctx, op, what, mask);
     case 'mean':
@@ -283,16 +287,18 @@ function biasOf(ctx: LoweringContext, op: LayerOp, what: string): Tensor | null 
   return op.inputs[2] !== undefined && op.inputs[2] >= 0 ? ctx.tensor(op.inputs[2], what) : null;
 }
 
-function lowerConv(ctx: LoweringContext, op: Extract<GraphOp, { kind: 'conv2d' | 'depthwise_conv2d' }>, what: string, mask: Tensor | null): LoweredOp {
+function lowerConv(ctx: LoweringContext, op: Extract<GraphOp, { kind: 'conv2d' | 'depthwise_conv2d' }>, what: string, mask: Tensor | null,
+  asConv: boolean): LoweredOp {
   const s = convShapeOf(ctx.graph, op, what);
   const x = activation(ctx, op.inputs[0]!, what), y = activation(ctx, op.outputs[0]!, what);
   const bias = biasOf(ctx, op, what);
   const { multiplier, shift } = requantTables(ctx, op, what);
   const [actMin, actMax] = activationRange(op.activation, y.q.scale[0]!, y.q.zeroPoint[0]!);
   const quant = { inputOffset: -x.q.zeroPoint[0]!, outputOffset: y.q.zeroPoint[0]!, actMin, actMax, multiplier, shift };
-  const weights = convWeights(ctx, op, what);
+  const conv = op.kind === 'conv2d' || (asConv && depthwiseAsConv(ctx.graph, op));
+  const weights = conv ? convWeights(ctx, op, what) : ctx.tensor(op.inputs[1]!, what);
   const tensors = { input: x.t, weights, bias, output: y.t, mask };
-  if (op.kind === 'conv2d' || depthwiseAsConv(ctx.graph, op)) {
+  if (conv) {
     const { depthMultiplier: _, ...shape } = s;
     const args = { ...shape, ...quant, ...tensors };
     const perOutput = op.kind === 'conv2d' ? s.kH * s.kW * s.inC : s.kH * s.kW;

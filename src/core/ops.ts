@@ -42,6 +42,9 @@ export const Op = {
   DepthwiseConv2dBackwardInputRows: 35,
   // saved input channels of an activation (id 36: channel_slice_s8.c)
   ChannelSlice: 36,
+  // fused conv / depthwise weight gradient + SGD (ids 37-38: conv2d_s8.c, depthwise_conv2d_s8.c)
+  Conv2dBackwardWeightSgd: 37,
+  DepthwiseConv2dBackwardWeightSgd: 38,
 } as const;
 export type OpId = (typeof Op)[keyof typeof Op];
 
@@ -81,6 +84,8 @@ export const opNargs: Readonly<Record<OpId, number>> = {
   34: 13,
   35: 21,
   36: 6,
+  37: 25,
+  38: 23,
 };
 
 export const opName: Readonly<Record<OpId, string>> = {
@@ -119,6 +124,8 @@ export const opName: Readonly<Record<OpId, string>> = {
   34: 'fully_connected_s8_backward_input_rows',
   35: 'depthwise_conv2d_s8_backward_input_rows',
   36: 'channel_slice_s8',
+  37: 'conv2d_s8_backward_weight_sgd',
+  38: 'depthwise_conv2d_s8_backward_weight_sgd',
 };
 
 // Status codes of the C core, in order (xst_status).

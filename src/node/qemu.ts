@@ -5,6 +5,9 @@
 //              25 MHz, 64 ns per instruction: exact instruction counts)
 //   cortex-m4-portable: the same machine, the image built with XST_PORTABLE
 //              (the portable C instead of the DSP/SMLAD paths)
+//   cortex-m4-big: the same machine and the cortex-m4 image's code with a
+//              4 MB arena in the machine's PSRAM (bench only: full-update
+//              plans; no board has that RAM, see native/baremetal/Makefile)
 //   rv32:      qemu-system-riscv32 -M virt -bios none, -icount shift=0
 //              (minstret)
 import { spawn } from 'node:child_process';
@@ -16,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 
 import { parseTraceOutput, type TraceOutput } from '../core/trace.js';
 
-export type BaremetalTarget = 'cortex-m4' | 'cortex-m4-portable' | 'rv32';
+export type BaremetalTarget = 'cortex-m4' | 'cortex-m4-portable' | 'rv32' | 'cortex-m4-big';
 
 export interface RunTraceOptions {
   /** Image to run instead of imagePath(target). */

@@ -25,7 +25,10 @@
 // multiplier + shift; LQM: the weight factor rounded to a power of two.
 //
 // An op the training graph marks `modelled` (no kernel yet) cannot be
-// lowered: the whole list of missing kernels is one error.
+// lowered: the whole list of missing kernels is one error. Weight updates
+// with reordering: fully_connected_s8_backward_weight_{sgd,lqm} (FC and
+// pointwise layers), conv2d_s8_backward_weight_sgd and
+// depthwise_conv2d_s8_backward_weight_sgd (a full update lowers).
 
 import { type DType, type Tensor, dtypeBytes } from '../../core/arena.js';
 import { type Graph, GraphError, type GraphOp, tensorElements } from '../../core/graph.js';
@@ -101,9 +104,9 @@ function missingKernels(tg: TrainGraph): string | null {
   const kernels = [...new Set(modelled.map((o) => o.kernel))];
   return `training graph "${tg.name}" needs ${kernels.length === 1 ? 'a kernel that does' : 'kernels that do'} not exist yet: ` +
     kernels.map((k) => `${k} (${modelled.filter((o) => o.kernel === k).map((o) => o.name).join(', ')})`).join('; ') +
-    '. Choose a scheme the existing kernels cover: with reorder: true weight updates only on fully-connected or ' +
-    'pointwise (1x1, stride 1) layers; with reorder: false conv2d weights update too, depthwise weights do not; ' +
-    'a ratio below 1 on a pointwise layer needs sliceWeights: true';
+    '. Choose a scheme the existing kernels cover: with reorder: true any layer\'s weights update with SGD, ' +
+    'with LQM only fully-connected and pointwise (1x1, stride 1) layers; with reorder: false depthwise weights ' +
+    'do not update; a ratio below 1 needs a pointwise layer and sliceWeights: true';
 }
 
 export function lowerTraining(model: Graph, compiled: CompiledTraining, o: LowerOptions): Plan {
@@ -262,10 +265,14 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
       case 'add_s8_forward': {
         const gop = op.source === null ? null : g.ops[op.source]!;
         if (!gop) throw new LoweringError(`plan lowering: ${w} has no model op`);
-        if (depthwiseAsConv(g, gop) && tg.tensors[op.slots.w!]!.home === 'arena') {
-          throw new LoweringError(`plan lowering: ${w}: training the weights of a depthwise layer on one input channel is not supported`);
+        // A depthwise layer on one input channel whose weights train runs as
+        // the depthwise kernel on them (train-graph.ts familyOf), else as a
+        // conv2d on an OHWI copy in flash.
+        const asConv = op.kernel !== 'depthwise_conv2d_s8_forward';
+        if (asConv && depthwiseAsConv(g, gop) && tg.tensors[op.slots.w!]!.home === 'arena') {
+          throw new LoweringError(`plan lowering: ${w}: a depthwise layer with trained weights must run as ${'depthwise_conv2d_s8_forward'}`);
         }
-        lowerForwardOp(ctx, gop, mask('mask')).run(k);
+        lowerForwardOp(ctx, gop, mask('mask'), { depthwiseAsConv: asConv }).run(k);
         return;
       }
       case 'fully_connected_s8_forward_split': {
@@ -374,7 +381,7 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
             ...s, ...ws, ...grads, gradOut: as(grads.gradOut, [s.rows, s.outFeatures]), gradIn: as(grads.gradIn, [s.rows, s.inFeatures]),
             weights: as(ctx.tensor(n.inputs[1]!, w), [s.outFeatures, s.inFeatures]),
           });
-        } else if (n.kind === 'conv2d' || depthwiseAsConv(g, n)) {
+        } else if (op.kernel === 'conv2d_s8_backward_input') {
           const { depthMultiplier: _, ...s } = convShapeOf(g, n, w);
           k.conv2dBackwardInput({ ...s, ...ws, ...grads, weights: convWeights(ctx, n, w) });
         } else {
@@ -426,7 +433,7 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
         if (n.kind === 'fully_connected') {
           const s = fcShapeOf(g, n, w);
           k.fcBackwardBias({ ...s, ocBegin: 0, ocEnd: s.outFeatures, gradOut: as(gy, [s.rows, s.outFeatures]), gradBias: gb });
-        } else if (n.kind === 'conv2d' || depthwiseAsConv(g, n)) {
+        } else if (op.kernel === 'conv2d_s8_backward_bias') {
           const { depthMultiplier: _, ...s } = convShapeOf(g, n, w);
           k.conv2dBackwardBias({ ...s, ocBegin: 0, ocEnd: s.outC, gradOut: gy, gradBias: gb });
         } else {
@@ -485,6 +492,28 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
           lqmCheck(op, state, outF, inF);
           k.lqmS8Update({ ...common, ...lqm, lqmShift: lqmShiftTable(n, w), state });
         }
+        break;
+      }
+      case 'conv2d_s8_backward_weight_sgd': {
+        // A sliced layer: the weights and the saved input hold channels [0, n).
+        const n = layerOp(op);
+        if (n.kind !== 'conv2d') throw new LoweringError(`plan lowering: ${w} is not a conv2d layer`);
+        const { depthMultiplier: _, ...s } = convShapeOf(g, n, w);
+        k.conv2dBackwardWeightSgd({
+          ...s, inC: weightChannels(op, s.inC), ...blockOf(op), inputOffset: inputOffsetOf(n, w), gradOut: slot(op, 'gy'),
+          gradOutExp: slot(op, 'gyExp'), input: slot(op, 'x'), ...lrTables(n, 'w', w), weights: slot(op, 'w'), rng: slot(op, 'rng'),
+        });
+        break;
+      }
+      case 'depthwise_conv2d_s8_backward_weight_sgd': {
+        const n = layerOp(op);
+        if (n.kind !== 'depthwise_conv2d') throw new LoweringError(`plan lowering: ${w} is not a depthwise layer`);
+        const blk = blockOf(op);
+        k.depthwiseConv2dBackwardWeightSgd({
+          ...depthwiseShape(convShapeOf(g, n, w)), ocBegin: blk.ocBegin, ocEnd: blk.ocEnd, inputOffset: inputOffsetOf(n, w),
+          gradOut: slot(op, 'gy'), gradOutExp: slot(op, 'gyExp'), input: slot(op, 'x'), ...lrTables(n, 'w', w),
+          weights: slot(op, 'w'), rng: slot(op, 'rng'),
+        });
         break;
       }
       case 'fully_connected_s8_backward_weight_sgd':

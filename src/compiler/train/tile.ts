@@ -35,6 +35,7 @@
 
 import { dtypeBytes } from '../../core/arena.js';
 import { GraphError } from '../../core/graph.js';
+import { depthwiseAsConv } from '../../core/lowering.js';
 import { type BandOrder, inPlaceBytes, inPlaceShift, planSegment, type SegmentPlan, type SegmentShape, segmentFromGraph } from '../../core/tiled-block.js';
 import { renumber } from './prune.js';
 import type { TrainGraph, TrainOp } from './train-graph.js';
@@ -102,6 +103,9 @@ export function tileForward(tg: TrainGraph, opts: TileOptions = {}): TrainGraph 
     if (!PLAIN_KERNELS.has(op.kernel)) return false;
     const gop = g.ops[op.source]!;
     if (gop.kind !== 'conv2d' && gop.kind !== 'depthwise_conv2d' && gop.kind !== 'add') return false;
+    // The band calls run a depthwise layer on one input channel as a conv2d on
+    // its frozen OHWI copy: not one whose weights train (it runs as depthwise).
+    if (depthwiseAsConv(g, gop) && op.kernel !== 'conv2d_s8_forward') return false;
     const y = g.tensors[gop.outputs[0]!]!, x = g.tensors[gop.inputs[0]!]!;
     if (y.shape.length !== 4 || y.shape[0] !== 1 || x.shape.length !== 4 || x.shape[0] !== 1) return false;
     trainOf.set(gop.outputs[0]!, op.writes[0]!);

@@ -28,12 +28,13 @@
 //          gradient is an int32 buffer that lives until the update phase
 //          after the whole backward.
 //   true   each update runs where its gradient is produced: FC weights with
-//          the fused fully_connected_s8_backward_weight_{sgd,lqm} (no
-//          gradient buffer); conv and depthwise weights modelled as the
-//          weight-gradient kernel applying the update one output channel
-//          at a time (an int32 tile of one channel's gradient as scratch;
-//          that fused kernel is not written yet: `modelled`); biases as the
-//          bias gradient followed at once by sgd_s32_update.
+//          the fused fully_connected_s8_backward_weight_{sgd,lqm}, conv and
+//          depthwise weights with {conv2d,depthwise_conv2d}_s8_backward_weight_sgd
+//          (no gradient buffer: their gradient tile is on the stack); biases
+//          as the bias gradient followed at once by sgd_s32_update. Still
+//          `modelled` (no kernel): LQM on a conv or depthwise layer, and a
+//          conv or depthwise update that reads a saved channel slice against
+//          whole weights (modelled with a one-channel int32 gradient tile).
 // The input gradient of a layer is computed before its update (it must see
 // the old weights).
 //
@@ -290,6 +291,12 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     if (!opts.sliceWeights || fp32 || !blk || l.kind !== 'conv2d') return null;
     return blk.icBegin === 0 && blk.icEnd < l.inC && blk.ocBegin === 0 && blk.ocEnd === l.outC ? blk : null;
   };
+  // A depthwise layer on one input channel runs as a conv2d (runner.ts), on
+  // its weights transposed to OHWI in flash; when its weights train, they
+  // stay in the model's (1, kh, kw, out) layout in the arena and every
+  // kernel of the layer is the depthwise one.
+  const familyOf = (l: TrainableLayer): string =>
+    l.kind === 'depthwise_conv2d' && l.inC === 1 && l.depthMultiplier > 1 && !updates[l.layer]!.weights ? 'conv2d' : l.kind;
   const pointwiseOp = (op: GraphOp): boolean => op.kind === 'conv2d' && g.tensors[op.inputs[1]!]!.shape[1] === 1 &&
     g.tensors[op.inputs[1]!]!.shape[2] === 1 && op.strideH === 1 && op.strideW === 1;
 
@@ -344,7 +351,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
       const tables = fp32 ? [] : [b.constant(`${l.name}.multiplier`, 'int32', l.outC), b.constant(`${l.name}.shift`, 'int32', l.outC)];
       const kernel = fp32 ? `${l.kind}_f32_forward` : l.kind === 'fully_connected' ? 'fully_connected_s8_forward'
         : slice ? `${modelled ? 'conv2d' : 'fully_connected'}_s8_forward_split`
-        : l.kind === 'depthwise_conv2d' && l.inC === 1 && l.depthMultiplier > 1 ? 'conv2d_s8_forward' : `${l.kind}_s8_forward${split}`;
+        : `${familyOf(l)}_s8_forward${split}`;
       const tableSlots: Record<string, number> = fp32 ? {} : { multiplier: tables[0]!, shift: tables[1]! };
       const frozen = slice ? frozenPart.get(l.layer)! : null;
       b.op({
@@ -452,8 +459,7 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     const w = params.get(op.inputs[1]!)!;
     const bias = op.inputs[2] !== undefined && op.inputs[2] >= 0 ? params.get(op.inputs[2]!)! : null;
     const xt = b.tensors[x]!;
-    // A depthwise layer on one input channel runs as a conv2d (runner.ts).
-    const family = l.kind === 'depthwise_conv2d' && l.inC === 1 && l.depthMultiplier > 1 ? 'conv2d' : l.kind;
+    const family = familyOf(l);
     // Input gradient (pruned later when nothing below needs it). With
     // rowScratch, FC, pointwise and depthwise layers use the kernels with one
     // row of scratch (*_backward_input_rows); a sliced layer always does (it
@@ -524,13 +530,16 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     if (opts.reorder) {
       // The update fused into the op that produces the gradient: the FC
       // kernels (also for a pointwise conv that keeps its whole input, since
-      // they read the full [rows][in] input); otherwise modelled, one output
-      // channel's int32 gradient at a time.
-      // A sliced pointwise weight is an FC over the saved slice: [out][n] x [rows][n].
+      // they read the full [rows][in] input), the conv and depthwise SGD
+      // kernels (their gradient tile on the stack). A sliced pointwise
+      // weight is an FC over the saved slice: [out][n] x [rows][n]. What has
+      // no kernel (LQM on a conv, a slice read against whole weights) is
+      // modelled with one output channel's int32 gradient as scratch.
       const fc = !fp32 && (l.kind === 'fully_connected' || (pointwise && (xs === savedFull || isSliced)));
-      const tile = fc || fp32 ? [] : [b.tensor(`scratch weight-gradient tile ${who}`, 'int32', [perChannel], 'scratch')];
+      const modelled = fp32 || readsSlice || (!fc && opt !== 'sgd');
+      const tile = fc || fp32 || !modelled ? [] : [b.tensor(`scratch weight-gradient tile ${who}`, 'int32', [perChannel], 'scratch')];
       b.op({
-        name: `backward_weight+${opt} ${who}${partial}`, kernel: `${fc ? 'fully_connected' : family}${gradSuffix}_backward_weight_${opt}`, modelled: !fc || readsSlice,
+        name: `backward_weight+${opt} ${who}${partial}`, kernel: `${fc ? 'fully_connected' : family}${gradSuffix}_backward_weight_${opt}`, modelled,
         phase: 'backward', layer: l.layer, reads: [...gradRefs(gy), xs, ...tables, w, ...state, ...rngT],
         writes: [w, ...state, ...rngT], scratch: tile, source: l.op,
         slots: { ...gradSlots('gy', gy), x: xs, ...updateSlots, ...(tile.length ? { tile: tile[0]! } : {}) },

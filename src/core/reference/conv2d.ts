@@ -9,8 +9,8 @@
 // output pixels whose taps read it), the C kernel as a scatter: two
 // formulations of one transposed convolution.
 
-import { clamp, requantize, bitLength, normalizeToInt8, storeActivation } from './fixed.js';
-import type { Block, FcQuant } from './kernels.js';
+import { clamp, requantize, bitLength, normalizeToInt8, sgdStep, storeActivation } from './fixed.js';
+import type { Block, FcQuant, Lr } from './kernels.js';
 
 export interface ConvDims {
   batch: number;
@@ -136,6 +136,43 @@ export function conv2dBackwardWeight(d: ConvDims, blk: Block, inputOffset: numbe
             }
           }
           gradW[(((c - blk.ocBegin) * d.kH + ky) * d.kW + kx) * nic + (i - blk.icBegin)] = s;
+        }
+      }
+    }
+  }
+}
+
+// One element of the weight gradient: sum over the output pixels whose tap
+// (ky, kx) lies in the image.
+function weightGradient(d: ConvDims, inputOffset: number, gradOut: Int8Array, input: Int8Array, c: number, ky: number,
+  kx: number, i: number): number {
+  let s = 0;
+  for (let b = 0; b < d.batch; b++) {
+    for (let oy = 0; oy < d.outH; oy++) {
+      for (let ox = 0; ox < d.outW; ox++) {
+        const y = oy * d.strideH - d.padH + ky, x = ox * d.strideW - d.padW + kx;
+        if (!inside(d, y, x)) continue;
+        s += gradOut[outIndex(d, b, oy, ox, c)]! * (input[inIndex(d, b, y, x, i)]! + inputOffset);
+      }
+    }
+  }
+  return s;
+}
+
+// Fused weight gradient + integer SGD: every element of the block in
+// (c, ky, kx, i) order, its gradient, and (when nonzero) the stochastically
+// rounded step of sgd_s8_update with the channel's learning rate. w is the
+// whole (outC, kH, kW, inC) tensor.
+export function conv2dBackwardWeightSgd(d: ConvDims, blk: Block, inputOffset: number, gradOut: Int8Array, gradOutExp: number,
+  input: Int8Array, lr: Lr, w: Int8Array, rng: { state: number }): void {
+  for (let c = blk.ocBegin; c < blk.ocEnd; c++) {
+    for (let ky = 0; ky < d.kH; ky++) {
+      for (let kx = 0; kx < d.kW; kx++) {
+        for (let i = blk.icBegin; i < blk.icEnd; i++) {
+          const g = weightGradient(d, inputOffset, gradOut, input, c, ky, kx, i);
+          if (g === 0) continue;
+          const k = wIndex(d, c, ky, kx, i);
+          w[k] = clamp(w[k]! - sgdStep(g, lr.multiplier[c]!, lr.shift[c]!, gradOutExp, rng), -127, 127);
         }
       }
     }

@@ -6,8 +6,8 @@
 // outC = inC * mult and oc = ic * mult + m, output (batch, outH, outW, outC).
 // Taps outside the image are skipped (they contribute as the zero point).
 
-import { clamp, requantize, bitLength, normalizeToInt8, storeActivation } from './fixed.js';
-import type { Block, FcQuant } from './kernels.js';
+import { clamp, requantize, bitLength, normalizeToInt8, sgdStep, storeActivation } from './fixed.js';
+import type { Block, FcQuant, Lr } from './kernels.js';
 
 export interface DwDims {
   batch: number;
@@ -139,6 +139,34 @@ export function dwBackwardWeight(d: DwDims, blk: Pick<Block, 'ocBegin' | 'ocEnd'
           }
         }
         gradW[(ky * d.kW + kx) * noc + (oc - blk.ocBegin)] = g;
+      }
+    }
+  }
+}
+
+// Fused weight gradient + integer SGD, per channel: for each output channel
+// of the block, each tap (ky, kx) in order, the gradient of dwBackwardWeight
+// and (when nonzero) the stochastically rounded step of sgd_s8_update with
+// the channel's learning rate. w is the whole (1, kH, kW, outC) tensor.
+export function dwBackwardWeightSgd(d: DwDims, blk: Pick<Block, 'ocBegin' | 'ocEnd'>, inputOffset: number, gradOut: Int8Array,
+  gradOutExp: number, input: Int8Array, lr: Lr, w: Int8Array, rng: { state: number }): void {
+  for (let oc = blk.ocBegin; oc < blk.ocEnd; oc++) {
+    const ic = Math.floor(oc / d.mult);
+    for (let ky = 0; ky < d.kH; ky++) {
+      for (let kx = 0; kx < d.kW; kx++) {
+        let g = 0;
+        for (let b = 0; b < d.batch; b++) {
+          for (let oy = 0; oy < d.outH; oy++) {
+            for (let ox = 0; ox < d.outW; ox++) {
+              const iy = oy * d.strideH - d.padH + ky, ix = ox * d.strideW - d.padW + kx;
+              if (!inside(d, iy, ix)) continue;
+              g += gradOut[outIndex(d, b, oy, ox, oc)]! * (input[inIndex(d, b, iy, ix, ic)]! + inputOffset);
+            }
+          }
+        }
+        if (g === 0) continue;
+        const k = wIndex(d, ky, kx, oc);
+        w[k] = clamp(w[k]! - sgdStep(g, lr.multiplier[oc]!, lr.shift[oc]!, gradOutExp, rng), -127, 127);
       }
     }
   }

@@ -82,6 +82,19 @@ export class ReferenceDispatch extends BufferDispatch {
     return shift;
   }
 
+  // A per-channel learning rate as the fused conv/depthwise updates check it
+  // (ops 37-38): multiplier >= 0, shift in [-62, 62] over the block.
+  private lr(op: OpId, mOff: number, sOff: number, O: number, b: { ocBegin: number; ocEnd: number }): k.Lr {
+    const multiplier = this.i32(mOff, O), shift = this.i32(sOff, O);
+    for (let c = b.ocBegin; c < b.ocEnd; c++) {
+      if (multiplier[c]! < 0 || shift[c]! < -62 || shift[c]! > 62) {
+        throw new KernelArgumentError(`${opName[op]}: lr[${c}] is multiplier ${multiplier[c]}, shift ${shift[c]}; ` +
+          'expected a multiplier >= 0 and a shift in [-62, 62]');
+      }
+    }
+    return { multiplier, shift };
+  }
+
   // W = [wLo | wHi] (out x in) of a split weight (ops 33-34): the
   // reference is the whole-weight kernel on the joined weights.
   private joined(O: number, I: number, S: number, lo: number, hi: number): Int8Array {
@@ -256,6 +269,27 @@ export class ReferenceDispatch extends BufferDispatch {
         const blk = { ocBegin: a[13]!, ocEnd: a[14]! };
         dw.dwBackwardWeight(d, blk, a[15]!, this.i8(a[16]!, OUT), this.i8(a[17]!, IN),
           this.i32(a[18]!, d.kH * d.kW * (blk.ocEnd - blk.ocBegin)));
+        return;
+      }
+      case Op.Conv2dBackwardWeightSgd: {
+        const d = conv.convDimsFromArgs(a);
+        const b = { ocBegin: a[13]!, ocEnd: a[14]!, icBegin: a[15]!, icEnd: a[16]! };
+        const lr = this.lr(op, a[21]!, a[22]!, d.outC, b);
+        const rng = this.rng(a[24]!);
+        conv.conv2dBackwardWeightSgd(d, b, a[17]!, this.i8(a[18]!, d.batch * d.outH * d.outW * d.outC), this.getCell(a[19]!),
+          this.i8(a[20]!, d.batch * d.inH * d.inW * d.inC), lr, this.i8(a[23]!, d.outC * d.kH * d.kW * d.inC), rng);
+        rng.store();
+        return;
+      }
+      case Op.DepthwiseConv2dBackwardWeightSgd: {
+        const d = dwDims(a);
+        const [IN, OUT, OC, W] = dwSizes(d);
+        const b = { ocBegin: a[13]!, ocEnd: a[14]! };
+        const lr = this.lr(op, a[19]!, a[20]!, OC, b);
+        const rng = this.rng(a[22]!);
+        dw.dwBackwardWeightSgd(d, b, a[15]!, this.i8(a[16]!, OUT), this.getCell(a[17]!), this.i8(a[18]!, IN), lr,
+          this.i8(a[21]!, W), rng);
+        rng.store();
         return;
       }
       // ---- log-quantized momentum (ids 24-26): the C checks, then the reference ----
