@@ -28,8 +28,9 @@
 //  4. Verification (`fitBudget`): bytes do not add up (the peak is a
 //     maximum over the step; options share the backward path down to their
 //     layer), so the selection is compiled by the real planner. Over the
-//     budget: solve again with the capacity cut by the overshoot (repair),
-//     and as a last resort drop options, least gain per byte first, until
+//     budget: solve again within the selection's own estimate less the
+//     overshoot, so the next selection differs (repair), and as a last
+//     resort drop options, least gain per byte first, until
 //     it fits (the classifier alone fits: step 1). Under the budget: try a
 //     few more options (or larger ratios), best gain per byte first, each
 //     kept only if the real planner still fits it (fill).
@@ -173,7 +174,8 @@ export function fitBudget(items: readonly BudgetItem[], budget: number, baseByte
   let chosen = solveBudget(items, capacity, granule);
   let bytes = chosen.length ? arenaOf(chosen) : baseBytes;
   for (let round = 0; bytes > budget && round < (o.repairRounds ?? 8); round++) {
-    capacity -= Math.max(bytes - budget, granule);
+    // below this selection's own estimate by the overshoot: the next selection differs
+    capacity = Math.min(capacity, chosen.reduce((a, i) => a + items[i]!.bytes, 0)) - Math.max(bytes - budget, granule);
     notes.push(`repair: ${chosen.length} options need ${bytes} B (additive estimate ${baseBytes + chosen.reduce((a, i) => a + items[i]!.bytes, 0)} B); ` +
       `solving again within ${Math.max(capacity, 0)} B above the classifier`);
     chosen = solveBudget(items, capacity, granule);
