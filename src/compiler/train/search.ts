@@ -17,7 +17,12 @@
 //     listed as unsupported, one whose own bytes exceed the budget as over
 //     budget; the rest are probed like the baseline. Its gain is its
 //     probe's correct eval samples minus the baseline's (the paper's
-//     Δacc_b,k and Δacc_W,i,r, counted in samples so sums are exact).
+//     Δacc_b,k and Δacc_W,i,r, counted in eval samples). The baseline is
+//     probed with several sample orders: gains count against the mean of
+//     its correct counts, and one not above `noise` times their standard
+//     deviation is not counted (measured: one order's baseline was 8
+//     samples in 100 below the other two, which made every option look
+//     good against it).
 //  3. Selection (`solveBudget`): at most one option per group (the bias
 //     options are one group, each layer's ratios another), maximising the
 //     sum of gains with the sum of bytes within the budget less the
@@ -34,6 +39,15 @@
 //     it fits (the classifier alone fits: step 1). Under the budget: try a
 //     few more options (or larger ratios), best gain per byte first, each
 //     kept only if the real planner still fits it (fill).
+//  5. Verification of the gain (`verify`): gains do not add up either
+//     (measured on the bench: tens of small gains summed to more than 100
+//     accuracy points, and updating all those layers together trained worse
+//     than the classifier alone). The selection's options, best gain per
+//     byte first, are probed together as prefixes of 1, 2, 4, ... options
+//     and the whole; the prefix with the most correct eval samples is the
+//     answer, the classifier alone if none beats it. Its measured gain is
+//     the expected gain. (Measured on the same eval samples as the options:
+//     a choice among a few candidates, a small optimistic bias.)
 //
 // Probes cost `steps` training steps and one pass over the eval samples
 // each; compile and probe counts are in the result. The runtime is a
@@ -70,8 +84,11 @@ export interface SearchOptions {
   ratios?: readonly number[]; // weight ratios to probe (default [0.25, 0.5, 1])
   biasChoices?: readonly number[]; // biasLayers values to probe (default 1 + 2^j, and all layers)
   weightLayers?: readonly number[]; // layers whose weights may update (default every layer but the classifier)
-  fillTries?: number; // see ChooseOptions
-  repairRounds?: number;
+  baselineRepeats?: number; // baseline probes, each with another sample order: the probe noise (default 3)
+  noise?: number; // gains up to noise x the baseline's standard deviation are not counted (default 1)
+  verify?: number; // most combination probes when choosing (default 6; 0: trust the additive sum)
+  fillTries?: number; // real-planner tries to add options after the selection fits (default 12)
+  repairRounds?: number; // re-solves with a smaller capacity before dropping options (default 8)
   onProbe?: (row: SearchRow) => void; // progress: each option as it is measured
 }
 
@@ -91,16 +108,40 @@ export interface SearchRow {
   status: 'probed' | 'unsupported' | 'over budget';
   note?: string;
   probe?: ProbeResult;
-  gain?: number; // correct eval samples more than the baseline
+  gain?: number; // correct eval samples more than the baseline's mean
   chosen: boolean;
+}
+
+export interface Baseline {
+  arenaBytes: number;
+  probe: ProbeResult; // with the options' sample order
+  repeats: ProbeResult[]; // with other sample orders
+  correct: number; // mean correct count of probe and repeats: what gains are counted against
+  sd: number; // standard deviation of `correct` over probe and repeats (0 with no repeats)
+}
+
+// A combination of options probed together (step 5 of the header).
+export interface Combination {
+  options: string[];
+  scheme: SparseUpdateScheme;
+  bytes: number; // arena by the real planner
+  additiveGain: number; // the options' gains summed (eval samples)
+  probe: ProbeResult | null; // null: over the budget, not probed
+  gain: number | null; // measured: correct eval samples more than the baseline's mean
 }
 
 export interface SearchResult {
   scheme: SparseUpdateScheme;
-  expectedGain: number; // accuracy points (fraction of data.eval) the chosen options add up to
+  // Accuracy points (fraction of data.eval) over the classifier alone:
+  // measured on the chosen combination when verified, else the additive sum.
+  expectedGain: number;
+  additiveGain: number; // the chosen options' gains summed, as a fraction
   bytes: number; // the chosen scheme's arena by the real planner (<= the budget)
   budgetBytes: number;
-  baseline: { arenaBytes: number; probe: ProbeResult };
+  evalSamples: number;
+  baseline: Baseline;
+  threshold: number; // option gains at or below it (eval samples) were not counted
+  combinations: Combination[];
   table: SearchRow[];
   compiles: number;
   probes: number;
@@ -221,7 +262,7 @@ export function defaultBiasChoices(layers: number): number[] {
   return [...ks, layers];
 }
 
-function probe(c: CompiledPlan, data: SearchData, order: Uint32Array, steps: number,
+function probeRun(c: CompiledPlan, data: SearchData, order: Uint32Array, steps: number,
   dispatch: SearchOptions['dispatch']): ProbeResult {
   const rt = PlanRuntime.load(dispatch(c.plan.arenaBytes, c.plan.flash.length), c.blob);
   for (let s = 0; s < steps; s++) {
@@ -262,32 +303,48 @@ function checkData(data: SearchData): void {
 export interface ContributionTable {
   budgetBytes: number; // options over this alone were not probed
   evalSamples: number;
-  baseline: { arenaBytes: number; probe: ProbeResult };
+  baseline: Baseline;
   rows: SearchRow[];
   compiles: number;
   probes: number;
 }
 
+// Compiles and probes of one model, data and options, counted.
+class Prober {
+  compiles = 0;
+  probes = 0;
+  constructor(private readonly model: Graph, private readonly data: SearchData, private readonly o: SearchOptions) {}
+
+  compile(scheme: SparseUpdateScheme): CompiledPlan {
+    this.compiles++;
+    return compilePlan(this.model, { ...this.o.compile, scheme });
+  }
+
+  // repeat 0: the sample order of every option; k: another one
+  run(c: CompiledPlan, repeat = 0): ProbeResult {
+    this.probes++;
+    const order = shuffledIndices(this.data.train.length, ((this.o.seed ?? 1) + Math.imul(repeat, 0x9e3779b1)) >>> 0 || 1);
+    return probeRun(c, this.data, order, this.o.steps ?? 300, this.o.dispatch);
+  }
+}
+
 // Steps 1-2 of the header: the baseline and every option's bytes and gain.
 export function measureContributions(model: Graph, data: SearchData, budgetBytes: number, o: SearchOptions): ContributionTable {
   checkData(data);
-  const steps = o.steps ?? 300, seed = o.seed ?? 1;
   const L = trainableLayers(prepareHead(model, o.compile.head).graph).length;
-  const order = shuffledIndices(data.train.length, seed);
-  let compiles = 0, probes = 0;
-  const compile = (scheme: SparseUpdateScheme): CompiledPlan => {
-    compiles++;
-    return compilePlan(model, { ...o.compile, scheme });
-  };
-  const run = (c: CompiledPlan): ProbeResult => {
-    probes++;
-    return probe(c, data, order, steps, o.dispatch);
-  };
+  const p = new Prober(model, data, o);
+  const compile = (scheme: SparseUpdateScheme) => p.compile(scheme);
+  const run = (c: CompiledPlan) => p.run(c);
 
   const base = compile(schemeOf(0, []));
   const baseBytes = base.plan.arenaBytes;
   checkBudget(budgetBytes, baseBytes);
-  const baseline = { arenaBytes: baseBytes, probe: run(base) };
+  const first = run(base);
+  const repeats = Array.from({ length: Math.max(0, (o.baselineRepeats ?? 3) - 1) }, (_, k) => p.run(base, k + 1));
+  const all = [first, ...repeats].map((r) => r.correct);
+  const mean = all.reduce((a, b) => a + b, 0) / all.length;
+  const sd = all.length > 1 ? Math.sqrt(all.reduce((a, b) => a + (b - mean) ** 2, 0) / (all.length - 1)) : 0;
+  const baseline: Baseline = { arenaBytes: baseBytes, probe: first, repeats, correct: mean, sd };
 
   const rows: SearchRow[] = [];
   const consider = (row: Omit<SearchRow, 'arenaBytes' | 'bytes' | 'status' | 'chosen'>, scheme: SparseUpdateScheme): SearchRow => {
@@ -298,7 +355,7 @@ export function measureContributions(model: Graph, data: SearchData, budgetBytes
       r = { ...row, arenaBytes, bytes: Math.max(0, arenaBytes - baseBytes), status: arenaBytes > budgetBytes ? 'over budget' : 'probed', chosen: false };
       if (r.status === 'probed') {
         r.probe = run(c);
-        r.gain = r.probe.correct - baseline.probe.correct;
+        r.gain = r.probe.correct - baseline.correct;
       }
     } catch (e) {
       if (!(e instanceof LoweringError)) throw e;
@@ -320,7 +377,7 @@ export function measureContributions(model: Graph, data: SearchData, budgetBytes
       if (r.status === 'unsupported' && ratio === 1) break; // no kernel for this layer's weights at any ratio
     }
   }
-  return { budgetBytes, evalSamples: data.eval.length, baseline, rows, compiles, probes };
+  return { budgetBytes, evalSamples: data.eval.length, baseline, rows, compiles: p.compiles, probes: p.probes };
 }
 
 function checkBudget(budgetBytes: number, baseBytes: number): void {
@@ -330,51 +387,74 @@ function checkBudget(budgetBytes: number, baseBytes: number): void {
   }
 }
 
-export interface ChooseOptions {
-  compile: SearchCompileOptions; // as measured
-  fillTries?: number; // real-planner tries to add options after the selection fits (default 12)
-  repairRounds?: number; // re-solves with a smaller capacity before dropping options (default 8)
-}
-
-// Steps 3-4 of the header: the scheme for one budget from a measured table.
-export function chooseScheme(model: Graph, table: ContributionTable, budgetBytes: number, o: ChooseOptions): SearchResult {
+// Steps 3-5 of the header: the scheme for one budget from a measured table
+// (the same data and options it was measured with).
+export function chooseScheme(model: Graph, data: SearchData, table: ContributionTable, budgetBytes: number, o: SearchOptions): SearchResult {
   const baseBytes = table.baseline.arenaBytes;
   checkBudget(budgetBytes, baseBytes);
   if (budgetBytes > table.budgetBytes) {
     throw new SearchError(`budget ${budgetBytes} B is above the ${table.budgetBytes} B the contributions were measured for ` +
       '(larger options were not probed); measure again with the larger budget');
   }
+  const p = new Prober(model, data, o);
+  const threshold = (o.noise ?? 1) * table.baseline.sd;
   const rows = table.rows.map((r) => ({ ...r, chosen: false }));
-  const probed = rows.filter((r) => r.status === 'probed');
-  const items: BudgetItem[] = probed.map((r) => ({ group: r.group, gain: r.gain!, bytes: r.bytes! }));
+  const counted = rows.filter((r) => r.status === 'probed' && r.gain! > threshold);
+  const items: BudgetItem[] = counted.map((r) => ({ group: r.group, gain: r.gain!, bytes: r.bytes! }));
   const schemeOfItems = (chosen: readonly number[]): SparseUpdateScheme => {
-    const bias = chosen.map((i) => probed[i]!.biasLayers).find((k) => k !== undefined) ?? 0;
-    return schemeOf(bias, chosen.flatMap((i) => (probed[i]!.weight ? [probed[i]!.weight!] : [])));
+    const bias = chosen.map((i) => counted[i]!.biasLayers).find((k) => k !== undefined) ?? 0;
+    return schemeOf(bias, chosen.flatMap((i) => (counted[i]!.weight ? [counted[i]!.weight!] : [])));
   };
-  let compiles = 0;
   const notes: string[] = [];
   const arenaCache = new Map<string, number>();
   const arenaOf = (chosen: readonly number[]): number => {
     const scheme = schemeOfItems(chosen), key = JSON.stringify(scheme);
     let bytes = arenaCache.get(key);
-    if (bytes === undefined) {
-      compiles++;
-      arenaCache.set(key, (bytes = compilePlan(model, { ...o.compile, scheme }).plan.arenaBytes));
-    }
+    if (bytes === undefined) arenaCache.set(key, (bytes = chosen.length ? p.compile(scheme).plan.arenaBytes : baseBytes));
     return bytes;
   };
   const fit = fitBudget(items, budgetBytes, baseBytes, arenaOf, { repairRounds: o.repairRounds, fillTries: o.fillTries, notes });
-  for (const i of fit.chosen) probed[i]!.chosen = true;
-  const gain = fit.chosen.reduce((a, i) => a + items[i]!.gain, 0);
+  const additive = (c: readonly number[]) => c.reduce((a, i) => a + items[i]!.gain, 0);
+
+  // 5. Probe the selection's best-per-byte prefixes together; keep the best measured.
+  let chosen = fit.chosen, bytes = fit.bytes, gain = additive(chosen);
+  const combinations: Combination[] = [];
+  const tries = o.verify ?? 6;
+  if (tries > 0 && chosen.length) {
+    const ranked = [...chosen].sort((a, b) => items[b]!.gain / Math.max(items[b]!.bytes, 1) - items[a]!.gain / Math.max(items[a]!.bytes, 1) || a - b);
+    const sizes = new Set<number>();
+    for (let n = 1; n < ranked.length && sizes.size < tries - 1; n *= 2) sizes.add(n);
+    sizes.add(ranked.length);
+    let best: { chosen: number[]; bytes: number; gain: number } = { chosen: [], bytes: baseBytes, gain: 0 };
+    for (const n of [...sizes].sort((a, b) => a - b)) {
+      const subset = ranked.slice(0, n).sort((a, b) => a - b);
+      const scheme = schemeOfItems(subset);
+      let arena: number, probe: ProbeResult | null;
+      if (n === 1) {
+        [arena, probe] = [counted[subset[0]!]!.arenaBytes!, counted[subset[0]!]!.probe!]; // probed alone already, same order
+      } else {
+        const c = p.compile(scheme);
+        arena = c.plan.arenaBytes;
+        probe = arena <= budgetBytes ? p.run(c) : null;
+      }
+      const measured = probe ? probe.correct - table.baseline.correct : null;
+      combinations.push({ options: subset.map((i) => counted[i]!.option), scheme, bytes: arena, additiveGain: additive(subset), probe, gain: measured });
+      if (measured !== null && measured > best.gain) best = { chosen: subset, bytes: arena, gain: measured };
+    }
+    if (!best.chosen.length) notes.push('verify: no combination beat the classifier alone; keeping the classifier alone');
+    ({ chosen, bytes, gain } = best);
+  }
+  for (const i of chosen) counted[i]!.chosen = true;
   return {
-    scheme: schemeOfItems(fit.chosen), expectedGain: gain / table.evalSamples, bytes: fit.bytes, budgetBytes, baseline: table.baseline,
-    table: rows, compiles: table.compiles + compiles, probes: table.probes, notes,
+    scheme: schemeOfItems(chosen), expectedGain: gain / table.evalSamples, additiveGain: additive(chosen) / table.evalSamples, bytes,
+    budgetBytes, evalSamples: table.evalSamples, baseline: table.baseline, threshold, combinations, table: rows, compiles: table.compiles + p.compiles,
+    probes: table.probes + p.probes, notes,
   };
 }
 
-// The whole search (steps 1-4 of the header) for one budget.
+// The whole search (steps 1-5 of the header) for one budget.
 export function searchScheme(model: Graph, data: SearchData, budgetBytes: number, o: SearchOptions): SearchResult {
-  return chooseScheme(model, measureContributions(model, data, budgetBytes, o), budgetBytes, o);
+  return chooseScheme(model, data, measureContributions(model, data, budgetBytes, o), budgetBytes, o);
 }
 
 // ---- printing ------------------------------------------------------------------------
@@ -386,8 +466,10 @@ export function formatSearch(r: SearchResult): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const lines = [
     `scheme search: budget ${r.budgetBytes} B (${kb(r.budgetBytes)}); classifier alone ${r.baseline.arenaBytes} B, ` +
-      `eval accuracy ${pct(r.baseline.probe.accuracy)} after the probe`,
-    'option              bytes   accuracy  gain  gain/KB  chosen',
+      `eval accuracy ${pct(r.baseline.probe.accuracy)} after the probe` +
+      (r.baseline.repeats.length ? ` (${[r.baseline.probe, ...r.baseline.repeats].map((p) => pct(p.accuracy)).join(', ')} ` +
+        `over ${r.baseline.repeats.length + 1} sample orders: gains up to ${r.threshold.toFixed(1)} samples not counted)` : ''),
+    'option              bytes   accuracy   gain  gain/KB  chosen',
   ];
   for (const row of r.table) {
     const left = row.option.padEnd(18);
@@ -396,12 +478,16 @@ export function formatSearch(r: SearchResult): string {
       continue;
     }
     const perKb = row.bytes! > 0 ? (row.gain! / (row.bytes! / 1024)).toFixed(2) : row.gain! > 0 ? 'free' : '0';
-    lines.push(`${left} ${String(row.bytes).padStart(7)}   ${pct(row.probe!.accuracy).padStart(6)}  ${String(row.gain).padStart(4)}  ` +
-      `${perKb.padStart(7)}  ${row.chosen ? 'yes' : ''}`);
+    lines.push(`${left} ${String(row.bytes).padStart(7)}   ${pct(row.probe!.accuracy).padStart(6)}  ${row.gain!.toFixed(1).padStart(5)}  ` +
+      `${perKb.padStart(7)}  ${row.chosen ? 'yes' : row.gain! > r.threshold ? '' : '(noise)'}`);
   }
-  for (const n of r.notes) lines.push(n);
+  for (const note of r.notes) lines.push(note);
+  for (const c of r.combinations) {
+    lines.push(`together: ${c.options.length} options, ${c.bytes} B: ` +
+      (c.gain === null ? 'over the budget' : `gain ${c.gain.toFixed(1)} measured, ${c.additiveGain.toFixed(1)} summed`));
+  }
   lines.push(`chosen: ${r.bytes} B of arena (${kb(r.bytes)}), expected gain ${pct(r.expectedGain)} over the classifier alone ` +
-    `(${r.probes} probes, ${r.compiles} compiles)`);
+    `(${(r.additiveGain * r.evalSamples).toFixed(1)} samples summed over its options; ${r.probes} probes, ${r.compiles} compiles)`);
   lines.push(`scheme: ${JSON.stringify(r.scheme)}`);
   return lines.join('\n');
 }
