@@ -16,7 +16,7 @@
 //     the last expansion convs, as many as fit; fewer biases when even
 //     none fit), over several sample orders.
 //
-//   npx tsx bench/scheme-search.ts            (about 15 minutes on a loaded 2-core machine)
+//   npx tsx bench/scheme-search.ts            (about 5 minutes on a loaded 2-core machine)
 //   npx tsx bench/scheme-search.ts --quick    (a smoke run: short everything)
 // Writes bench/results/scheme-search.json (not in --quick).
 import { mkdirSync, writeFileSync } from 'node:fs';
