@@ -28,8 +28,8 @@
 //     sum of gains with the sum of bytes within the budget less the
 //     baseline: a multiple-choice knapsack, solved exactly by dynamic
 //     programming over bytes (in units of the planner's 16-byte alignment).
-//     Options with no positive gain are never chosen. This assumes gains
-//     and bytes add up; the paper assumes the same of gains.
+//     Options with no gain above the noise are never chosen. This assumes
+//     gains and bytes add up; the paper assumes the same of gains.
 //  4. Verification (`fitBudget`): bytes do not add up (the peak is a
 //     maximum over the step; options share the backward path down to their
 //     layer), so the selection is compiled by the real planner. Over the
@@ -207,9 +207,10 @@ export function solveBudget(items: readonly BudgetItem[], capacity: number, gran
 // arena they need.
 export function fitBudget(items: readonly BudgetItem[], budget: number, baseBytes: number,
   arenaOf: (chosen: readonly number[]) => number,
-  o: { granule?: number; repairRounds?: number; fillTries?: number; notes?: string[] } = {}): { chosen: number[]; bytes: number } {
+  o: { granule?: number; repairRounds?: number; fillTries?: number; notes?: string[]; label?: (item: number) => string } = {},
+): { chosen: number[]; bytes: number } {
   if (baseBytes > budget) throw new SearchError(`the classifier alone needs ${baseBytes} B of arena, more than the budget of ${budget} B`);
-  const granule = o.granule ?? 16, notes = o.notes ?? [];
+  const granule = o.granule ?? 16, notes = o.notes ?? [], label = o.label ?? ((i: number) => `option ${i}`);
   const gainOf = (s: readonly number[]) => s.reduce((a, i) => a + items[i]!.gain, 0);
   let capacity = budget - baseBytes;
   let chosen = solveBudget(items, capacity, granule);
@@ -225,7 +226,7 @@ export function fitBudget(items: readonly BudgetItem[], budget: number, baseByte
   while (bytes > budget) {
     const worst = [...chosen].sort((a, b) => items[a]!.gain / Math.max(items[a]!.bytes, 1) - items[b]!.gain / Math.max(items[b]!.bytes, 1))[0]!;
     chosen = chosen.filter((i) => i !== worst);
-    notes.push(`repair: dropped option ${worst} (least gain per byte)`);
+    notes.push(`repair: dropped ${label(worst)} (least gain per byte)`);
     bytes = chosen.length ? arenaOf(chosen) : baseBytes;
   }
   // Fill: options whose group adds gain, best gain per additional byte first.
@@ -245,7 +246,7 @@ export function fitBudget(items: readonly BudgetItem[], budget: number, baseByte
     const next = [...chosen.filter((j) => j !== cur), i].sort((a, b) => a - b);
     const need = arenaOf(next);
     if (need <= budget && gainOf(next) > gainOf(chosen)) {
-      notes.push(`fill: option ${i} fits too (${need} B)`);
+      notes.push(`fill: ${label(i)} fits too (${need} B)`);
       [chosen, bytes] = [next, need];
     }
   }
@@ -413,7 +414,9 @@ export function chooseScheme(model: Graph, data: SearchData, table: Contribution
     if (bytes === undefined) arenaCache.set(key, (bytes = chosen.length ? p.compile(scheme).plan.arenaBytes : baseBytes));
     return bytes;
   };
-  const fit = fitBudget(items, budgetBytes, baseBytes, arenaOf, { repairRounds: o.repairRounds, fillTries: o.fillTries, notes });
+  const fit = fitBudget(items, budgetBytes, baseBytes, arenaOf, {
+    repairRounds: o.repairRounds, fillTries: o.fillTries, notes, label: (i) => counted[i]!.option,
+  });
   const additive = (c: readonly number[]) => c.reduce((a, i) => a + items[i]!.gain, 0);
 
   // 5. Probe the selection's best-per-byte prefixes together; keep the best measured.
