@@ -165,15 +165,18 @@ describe('scheme search on MobileNetV2-w0.35-32, MNIST 5-9 with a new head', () 
     seed: 5,
     ratios: [0.5, 1],
     biasChoices: [5, 17],
-    weightLayers: [42, 43, 45, 48],
+    weightLayers: [0, 42, 43, 45, 48],
   };
   const MEASURED = 40 * 1024;
   const table = measureContributions(model, data, MEASURED, options);
 
-  it('measures the baseline and every option (a depthwise layer has no weight kernel: unsupported)', () => {
+  it('measures the baseline and every option (a slice of the 3x3 stem has no split kernel: unsupported)', () => {
     const byOption = Object.fromEntries(table.rows.map((r) => [r.option, r]));
-    expect(Object.keys(byOption)).toEqual(['bias 5', 'bias 17', 'weight 42 r=1', 'weight 42 r=0.5', 'weight 43 r=1', 'weight 45 r=1', 'weight 45 r=0.5', 'weight 48 r=1', 'weight 48 r=0.5']);
-    expect(byOption['weight 43 r=1']!.status).toBe('unsupported'); // layer 43 is depthwise
+    expect(Object.keys(byOption)).toEqual(['bias 5', 'bias 17', 'weight 0 r=1', 'weight 0 r=0.5', 'weight 42 r=1', 'weight 42 r=0.5',
+      'weight 43 r=1', 'weight 43 r=0.5', 'weight 45 r=1', 'weight 45 r=0.5', 'weight 48 r=1', 'weight 48 r=0.5']);
+    expect(byOption['weight 0 r=1']!.status).toBe('probed'); // the fused 3x3 conv weight update (op 37)
+    expect(byOption['weight 0 r=0.5']!.status).toBe('unsupported'); // conv2d_s8_forward_split does not exist
+    expect(byOption['weight 43 r=1']!.status).toBe('probed'); // depthwise: the fused depthwise update (op 38)
     for (const r of table.rows.filter((x) => x.status === 'probed')) {
       expect(r.bytes!).toBeGreaterThan(0);
       expect(r.gain).toBe(r.probe!.correct - table.baseline.correct);
