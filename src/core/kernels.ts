@@ -253,6 +253,24 @@ export interface ChannelSliceArgs {
 
 export class KernelArgumentError extends Error {}
 
+// A 4-aligned scratch tensor of at least `needs` bytes.
+function expectScratch(op: OpId, scratch: Tensor, needs: number): void {
+  if (scratch.bytes < needs || scratch.offset % 4) {
+    throw new KernelArgumentError(`${opName[op]}: scratch tensor "${scratch.name}" has ${scratch.bytes} bytes, needs ${needs} (4-aligned)`);
+  }
+}
+
+// Weights split at input channel S: [O][S] in w_lo (the trained slice) and
+// [O][I-S] in w_hi (the frozen rest), which must be given when S < I.
+function expectSplitWeights(op: OpId, wLo: Tensor, wHi: Tensor | null | undefined, O: number, I: number, S: number): void {
+  expectDims(op, 'split', S, 1, I);
+  expectTensor(op, 'w_lo', wLo, 'int8', O * S, `${O}x${S}`);
+  if (S < I || wHi) {
+    if (!wHi) throw new KernelArgumentError(`${opName[op]}: split ${S} < in_features ${I} needs the w_hi tensor`);
+    expectTensor(op, 'w_hi', wHi, 'int8', O * (I - S), `${O}x${I - S}`);
+  }
+}
+
 function expectTensor(op: OpId, role: string, t: Tensor, dtype: DType, count: number, dims: string): void {
   const want = count * dtypeBytes[dtype];
   if (t.dtype !== dtype || t.bytes !== want || elementCount(t.shape) * dtypeBytes[t.dtype] !== t.bytes) {
@@ -777,12 +795,7 @@ export class Kernels {
     expectTensor(op, 'weights', a.weights, 'int8', O * I, `${O}x${I}`);
     expectTensor(op, 'grad_in', a.gradIn, 'int8', R * I, `${R}x${I}`);
     expectTensor(op, 'grad_in exponent', a.gradInExp, 'int32', 1, '1');
-    const sb = fcBackwardInputScratchBytes(a);
-    if (a.scratch.bytes < sb || a.scratch.offset % 4) {
-      throw new KernelArgumentError(
-        `${opName[op]}: scratch tensor "${a.scratch.name}" has ${a.scratch.bytes} bytes, needs ${sb} (4-aligned)`,
-      );
-    }
+    expectScratch(op, a.scratch, fcBackwardInputScratchBytes(a));
     expectDims(op, 'wscale exponent', a.wscaleExp, -64, 64);
     this.dispatch.call(
       op,
@@ -795,13 +808,8 @@ export class Kernels {
     const op = Op.FcForwardSplit;
     expectShape(op, a);
     const { rows: R, inFeatures: I, outFeatures: O, split: S } = a;
-    expectDims(op, 'split', S, 1, I);
     expectTensor(op, 'input', a.input, 'int8', R * I, `${R}x${I}`);
-    expectTensor(op, 'w_lo', a.wLo, 'int8', O * S, `${O}x${S}`);
-    if (S < I || a.wHi) {
-      if (!a.wHi) throw new KernelArgumentError(`${opName[op]}: split ${S} < in_features ${I} needs the w_hi tensor`);
-      expectTensor(op, 'w_hi', a.wHi, 'int8', O * (I - S), `${O}x${I - S}`);
-    }
+    expectSplitWeights(op, a.wLo, a.wHi, O, I, S);
     const tail = forwardTail(op, { ...a, weights: a.wLo }, O, R * O, `${R}x${O}`);
     // forwardTail: offsets, acts, in, w, bias, out, mask, multiplier, shift
     this.dispatch.call(op, Int32Array.of(R, I, O, S, ...tail.slice(0, 5), a.wLo.offset, S < I ? a.wHi!.offset : -1, ...tail.slice(6)));
@@ -811,21 +819,13 @@ export class Kernels {
     const op = Op.FcBackwardInputRows;
     expectShape(op, a);
     const { rows: R, inFeatures: I, outFeatures: O, split: S } = a;
-    expectDims(op, 'split', S, 1, I);
     expectTensor(op, 'wscale mantissa', a.wscaleMantissa, 'int16', O, `${O}`);
     expectTensor(op, 'grad_out', a.gradOut, 'int8', R * O, `${R}x${O}`);
     expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
-    expectTensor(op, 'w_lo', a.wLo, 'int8', O * S, `${O}x${S}`);
-    if (S < I || a.wHi) {
-      if (!a.wHi) throw new KernelArgumentError(`${opName[op]}: split ${S} < in_features ${I} needs the w_hi tensor`);
-      expectTensor(op, 'w_hi', a.wHi, 'int8', O * (I - S), `${O}x${I - S}`);
-    }
+    expectSplitWeights(op, a.wLo, a.wHi, O, I, S);
     expectTensor(op, 'grad_in', a.gradIn, 'int8', R * I, `${R}x${I}`);
     expectTensor(op, 'grad_in exponent', a.gradInExp, 'int32', 1, '1');
-    const sb = fcBackwardInputRowsScratchBytes(a);
-    if (a.scratch.bytes < sb || a.scratch.offset % 4) {
-      throw new KernelArgumentError(`${opName[op]}: scratch tensor "${a.scratch.name}" has ${a.scratch.bytes} bytes, needs ${sb} (4-aligned)`);
-    }
+    expectScratch(op, a.scratch, fcBackwardInputRowsScratchBytes(a));
     expectDims(op, 'wscale exponent', a.wscaleExp, -64, 64);
     this.dispatch.call(op, Int32Array.of(R, I, O, S, a.wscaleMantissa.offset, a.wscaleExp, a.gradOut.offset, a.gradOutExp.offset,
       a.wLo.offset, S < I ? a.wHi!.offset : -1, a.gradIn.offset, a.gradInExp.offset, a.scratch.offset));
@@ -1039,12 +1039,7 @@ export class Kernels {
     expectTensor(op, 'weights', a.weights, 'int8', O * a.kH * a.kW * a.inC, `${O}x${a.kH}x${a.kW}x${a.inC}`);
     expectTensor(op, 'grad_in', a.gradIn, 'int8', a.batch * a.inH * a.inW * a.inC, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
     expectTensor(op, 'grad_in exponent', a.gradInExp, 'int32', 1, '1');
-    const sb = conv2dBackwardInputScratchBytes(a);
-    if (a.scratch.bytes < sb || a.scratch.offset % 4) {
-      throw new KernelArgumentError(
-        `${opName[op]}: scratch tensor "${a.scratch.name}" has ${a.scratch.bytes} bytes, needs ${sb} (4-aligned)`,
-      );
-    }
+    expectScratch(op, a.scratch, conv2dBackwardInputScratchBytes(a));
     expectDims(op, 'wscale exponent', a.wscaleExp, -64, 64);
     this.dispatch.call(
       op,
@@ -1115,32 +1110,17 @@ export class Kernels {
   }
 
   depthwiseConv2dBackwardInput(a: DepthwiseConv2dBackwardInputArgs): void {
-    const op = Op.DepthwiseConv2dBackwardInput;
-    expectDwShape(op, a);
-    const OC = a.inC * a.depthMultiplier, IN = a.batch * a.inH * a.inW * a.inC, OUT = a.batch * a.outH * a.outW * OC;
-    expectTensor(op, 'wscale mantissa', a.wscaleMantissa, 'int16', OC, `${OC}`);
-    expectTensor(op, 'grad_out', a.gradOut, 'int8', OUT, `${a.batch}x${a.outH}x${a.outW}x${OC}`);
-    expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
-    expectTensor(op, 'weights', a.weights, 'int8', a.kH * a.kW * OC, `1x${a.kH}x${a.kW}x${OC}`);
-    expectTensor(op, 'grad_in', a.gradIn, 'int8', IN, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
-    expectTensor(op, 'grad_in exponent', a.gradInExp, 'int32', 1, '1');
-    const sb = depthwiseConv2dBackwardInputScratchBytes(a);
-    if (a.scratch.bytes < sb || a.scratch.offset % 4) {
-      throw new KernelArgumentError(
-        `${opName[op]}: scratch tensor "${a.scratch.name}" has ${a.scratch.bytes} bytes, needs ${sb} (4-aligned)`,
-      );
-    }
-    expectDims(op, 'wscale exponent', a.wscaleExp, -64, 64);
-    this.dispatch.call(
-      op,
-      Int32Array.of(...dwDimArgs(a), a.wscaleMantissa.offset, a.wscaleExp, a.gradOut.offset, a.gradOutExp.offset,
-        a.weights.offset, a.gradIn.offset, a.gradInExp.offset, a.scratch.offset),
-    );
+    this.dwBackwardInput(Op.DepthwiseConv2dBackwardInput, a, depthwiseConv2dBackwardInputScratchBytes(a));
   }
 
   // The same call as depthwiseConv2dBackwardInput with a one-row scratch.
   depthwiseConv2dBackwardInputRows(a: DepthwiseConv2dBackwardInputArgs): void {
-    const op = Op.DepthwiseConv2dBackwardInputRows;
+    this.dwBackwardInput(Op.DepthwiseConv2dBackwardInputRows, a, depthwiseConv2dBackwardInputRowsScratchBytes(a));
+  }
+
+  // Both depthwise input-gradient ops: one argument list, one set of checks;
+  // they differ only in the scratch they need (sb bytes).
+  private dwBackwardInput(op: OpId, a: DepthwiseConv2dBackwardInputArgs, sb: number): void {
     expectDwShape(op, a);
     const OC = a.inC * a.depthMultiplier, IN = a.batch * a.inH * a.inW * a.inC, OUT = a.batch * a.outH * a.outW * OC;
     expectTensor(op, 'wscale mantissa', a.wscaleMantissa, 'int16', OC, `${OC}`);
@@ -1149,10 +1129,7 @@ export class Kernels {
     expectTensor(op, 'weights', a.weights, 'int8', a.kH * a.kW * OC, `1x${a.kH}x${a.kW}x${OC}`);
     expectTensor(op, 'grad_in', a.gradIn, 'int8', IN, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
     expectTensor(op, 'grad_in exponent', a.gradInExp, 'int32', 1, '1');
-    const sb = depthwiseConv2dBackwardInputRowsScratchBytes(a);
-    if (a.scratch.bytes < sb || a.scratch.offset % 4) {
-      throw new KernelArgumentError(`${opName[op]}: scratch tensor "${a.scratch.name}" has ${a.scratch.bytes} bytes, needs ${sb} (4-aligned)`);
-    }
+    expectScratch(op, a.scratch, sb);
     expectDims(op, 'wscale exponent', a.wscaleExp, -64, 64);
     this.dispatch.call(
       op,
@@ -1232,12 +1209,7 @@ export class Kernels {
     expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
     expectTensor(op, 'grad_in', a.gradIn, 'int8', I, `${a.batches}x${a.inH}x${a.inW}x${a.channels}`);
     expectTensor(op, 'grad_in exponent', a.gradInExp, 'int32', 1, '1');
-    const sb = avgPoolBackwardScratchBytes(a);
-    if (a.scratch.bytes < sb || a.scratch.offset % 4) {
-      throw new KernelArgumentError(
-        `${opName[op]}: scratch tensor "${a.scratch.name}" has ${a.scratch.bytes} bytes, needs ${sb} (4-aligned)`,
-      );
-    }
+    expectScratch(op, a.scratch, avgPoolBackwardScratchBytes(a));
     this.dispatch.call(op, Int32Array.of(...poolArgs(a), a.gradOut.offset, a.gradOutExp.offset, a.gradIn.offset,
       a.gradInExp.offset, a.scratch.offset));
   }
