@@ -805,8 +805,10 @@ int momentum_f32_update(int32_t n, float lr, float momentum, const float *grad,
                         float *velocity, float *param);
 int adam_f32_update(int32_t n, const xst_adam_f32 *h, const float *grad,
                     float *m, float *v, float *beta_powers, float *param);
-/* Correctly rounded binary32 square root (what sqrtf gives). */
+/* Correctly rounded binary32 square root (what sqrtf gives): the SSE
+ * instruction on x86-64, xst_sqrt_f32_soft (integers only) elsewhere. */
 float xst_sqrt_f32(float x);
+float xst_sqrt_f32_soft(float x);
 float xst_f32_from_bits(int32_t bits);
 int xst_f32_finite(float x);
 

@@ -684,6 +684,10 @@ static void test_sqrt_f32(int n) {
     if (((u >> 23) & 0xFF) == 0xFF || u == 0) continue;
     const float x = f32_of_bits(u), r = xst_sqrt_f32(x);
     const uint32_t rb = (uint32_t)bits_of_f32(r);
+    if (bits_of_f32(xst_sqrt_f32_soft(x)) != (int32_t)rb) { /* the integer path, whatever the host uses */
+      bad++;
+      CHECK(0, "sqrt of %08x: %08x, integer path %08x", (unsigned)u, (unsigned)rb, (unsigned)bits_of_f32(xst_sqrt_f32_soft(x)));
+    }
     const double ulp = (double)f32_of_bits(rb + 1) - (double)r, h = ulp / 2;
     const double lo = ((double)r - h) * ((double)r - h), hi = ((double)r + h) * ((double)r + h);
     if (!(lo < (double)x && (double)x < hi)) {
@@ -695,6 +699,65 @@ static void test_sqrt_f32(int n) {
   CHECK(bits_of_f32(xst_sqrt_f32(4.0f)) == bits_of_f32(2.0f), "sqrt 4");
   CHECK(bits_of_f32(xst_sqrt_f32(-0.0f)) == bits_of_f32(-0.0f), "sqrt -0");
   CHECK(xst_sqrt_f32(-1.0f) != xst_sqrt_f32(-1.0f), "sqrt -1 is NaN");
+  CHECK(xst_sqrt_f32_soft(-1.0f) != xst_sqrt_f32_soft(-1.0f), "integer sqrt -1 is NaN");
+  CHECK(bits_of_f32(xst_sqrt_f32_soft(-0.0f)) == bits_of_f32(-0.0f), "integer sqrt -0");
+}
+
+/* The fp32 updates equal plain float32 arithmetic (this file is compiled
+ * -std=c99: no contraction) to the bit, over magnitudes that reach the
+ * subnormals: the host build computes some elements in double (optim_f32.c
+ * f32_mul) and this checks that choice changes no bit. */
+static float f32_any(void) {
+  const uint32_t r = rnd();
+  if (r % 5 == 0) return 0.0f;
+  const uint32_t e = r % 7 == 0 ? 0u : (r % 3 == 0 ? 1u + rnd() % 40u : 80u + rnd() % 50u);
+  return f32_of_bits((rnd() & 0x807FFFFFu) | (e << 23));
+}
+static void test_f32_updates_bits(int rounds) {
+  enum { N = 64 };
+  float g[N], m[N], v[N], p[N], rm[N], rv[N], rp[N], bp[2];
+  int bad = 0;
+  for (int r = 0; r < rounds && !bad; r++) {
+    for (int i = 0; i < N; i++) {
+      g[i] = f32_any();
+      m[i] = rm[i] = f32_any();
+      v[i] = rv[i] = f32_of_bits((uint32_t)bits_of_f32(f32_any()) & 0x7FFFFFFFu);
+      p[i] = rp[i] = f32_any();
+    }
+    const float lr = 0.001f * (float)(1 + rnd() % 100), mu = 0.9f;
+    /* momentum */
+    float vm[N], pm[N], rvm[N], rpm[N];
+    memcpy(vm, m, sizeof vm); memcpy(rvm, m, sizeof vm); memcpy(pm, p, sizeof pm); memcpy(rpm, p, sizeof pm);
+    CHECK(momentum_f32_update(N, lr, mu, g, vm, pm) == XST_OK, "momentum f32 runs");
+    for (int i = 0; i < N; i++) {
+      rvm[i] = mu * rvm[i] + g[i];
+      rpm[i] = rpm[i] - lr * rvm[i];
+    }
+    /* sgd */
+    float ps[N], rps[N];
+    memcpy(ps, p, sizeof ps); memcpy(rps, p, sizeof ps);
+    CHECK(sgd_f32_update(N, lr, g, ps) == XST_OK, "sgd f32 runs");
+    for (int i = 0; i < N; i++) rps[i] = rps[i] - lr * g[i];
+    /* adam */
+    const xst_adam_f32 h = {lr, 0.9f, 0.999f, 1e-8f};
+    bp[0] = 0.5f; bp[1] = 0.75f;
+    CHECK(adam_f32_update(N, &h, g, m, v, bp, p) == XST_OK, "adam f32 runs");
+    const float p1 = 0.5f * 0.9f, p2 = 0.75f * 0.999f, c1 = 1.0f - p1, c2 = 1.0f - p2;
+    for (int i = 0; i < N; i++) {
+      rm[i] = 0.9f * rm[i] + (1.0f - 0.9f) * g[i];
+      rv[i] = 0.999f * rv[i] + (1.0f - 0.999f) * (g[i] * g[i]);
+      rp[i] = rp[i] - (lr * (rm[i] / c1)) / (xst_sqrt_f32_soft(rv[i] / c2) + 1e-8f); /* checked against the FPU above */
+    }
+    for (int i = 0; i < N && bad < 5; i++) {
+      if (bits_of_f32(vm[i]) != bits_of_f32(rvm[i]) || bits_of_f32(pm[i]) != bits_of_f32(rpm[i]) ||
+          bits_of_f32(ps[i]) != bits_of_f32(rps[i]) || bits_of_f32(m[i]) != bits_of_f32(rm[i]) ||
+          bits_of_f32(v[i]) != bits_of_f32(rv[i]) || bits_of_f32(p[i]) != bits_of_f32(rp[i])) {
+        bad++;
+        CHECK(0, "f32 update differs from float32 arithmetic at round %d element %d (g %08x)", r, i, (unsigned)bits_of_f32(g[i]));
+      }
+    }
+  }
+  CHECK(bad == 0, "fp32 sgd, momentum and adam: the bits of plain float32 arithmetic, subnormals included");
 }
 
 static void test_optim_known(void) {
@@ -973,6 +1036,7 @@ int main(int argc, char **argv) {
   fuzz_poolops(iterations / 4);
   fuzz_lqm(iterations / 4);
   test_sqrt_f32(iterations * 5);
+  test_f32_updates_bits(iterations / 20);
   test_optim_known();
   fuzz_optim(iterations / 4);
   test_channel_slice(iterations / 10);
