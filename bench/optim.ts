@@ -15,8 +15,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../src/node/addon.js';
 import type { JobResult } from './optim/mnist-job.js';
-import { optimizerFactories, mnistCentres, mnistOptimizers, qasOptimizer, qasCentres, stepCost } from './optim/registry.js';
-import { COMMON_LR, runFunctions } from './optim/run-functions.js';
+import { mnistCentres, mnistOptimizers, qasOptimizer, qasCentres, stepCost } from './optim/registry.js';
+import { COMMON_LR, type FunctionResult } from './optim/run-functions.js';
 import { accuracyCurves, functionBars, renderSvg } from './optim/plots.js';
 import type { TrainerSpec } from './optim/trainers.js';
 
@@ -31,34 +31,43 @@ const SEEDS = (process.env.OPTIM_SEEDS ?? '1,2,3').split(',').map(Number);
 const FIXED_LR = process.env.OPTIM_FIXED_LR === '1';
 const protocol = { seeds: SEEDS, passes: PASSES, lrFromGrid: !FIXED_LR, gridPasses: 1, gridSeed: 1, evalEvery: 500, evalSubset: 2000 };
 
-function runJob(spec: TrainerSpec): Promise<JobResult> {
+// Runs bench/optim/NAME.ts as its own process; resolves with its JSON line.
+function runChild<T>(name: string, args: string[], what: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'optim', 'mnist-job.ts'), JSON.stringify(spec)],
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'optim', `${name}.ts`), ...args],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';
     child.stdout.on('data', (b: Buffer) => (out += b));
     child.stderr.on('data', (b: Buffer) => (err += b));
     child.on('close', (code) => {
       const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (code !== 0 || !line) reject(new Error(`mnist job ${JSON.stringify(spec)} failed (${code}): ${err.slice(-800)}`));
-      else resolve(JSON.parse(line) as JobResult);
+      if (code !== 0 || !line) reject(new Error(`${what} failed (${code}): ${err.slice(-800)}`));
+      else resolve(JSON.parse(line) as T);
     });
   });
 }
 
-// At most two training processes at a time (this is a 2-core machine), in
-// the order they were asked for; every part of the benchmark shares them.
+const runJob = (spec: TrainerSpec) => runChild<JobResult>('mnist-job', [JSON.stringify(spec)], `mnist job ${JSON.stringify(spec)}`);
+
+// At most two training processes at a time (this is a 2-core machine);
+// every part of the benchmark shares them. A free worker takes the longest
+// waiting run (cost: estimated CPU time), so the two finish together.
 const WORKERS = 2;
 let busy = 0;
-const waiting: (() => void)[] = [];
-async function limited<T>(f: () => Promise<T>): Promise<T> {
-  while (busy >= WORKERS) await new Promise<void>((r) => waiting.push(r));
+const waiting: { cost: number; go: () => void }[] = [];
+async function limited<T>(cost: number, f: () => Promise<T>): Promise<T> {
+  if (busy >= WORKERS) {
+    await new Promise<void>((go) => {
+      waiting.push({ cost, go });
+      waiting.sort((a, b) => b.cost - a.cost);
+    });
+  }
   busy++;
   try {
     return await f();
   } finally {
     busy--;
-    waiting.shift()?.();
+    waiting.shift()?.go();
   }
 }
 
@@ -88,14 +97,30 @@ function pickLr(grid: JobResult[]): number {
 }
 
 // Runs are cached by their spec within one invocation: the QAS ablation's
-// "with QAS" arm is the same LQM runs as the MNIST comparison.
+// "with QAS" arm is the same LQM runs as the MNIST comparison. A run of P
+// passes also answers for its first p < P passes (the same steps in the same
+// order: pass k's order is seeded by seed * 1000 + k), cut at the end of pass
+// p (firstPasses): the grid runs its centre rate at full length, and when the
+// centre is picked that run is the final protocol's seed-1 run.
 const jobCache = new Map<string, Promise<JobResult>>();
+const keyOf = (spec: TrainerSpec) => JSON.stringify({ ...spec, qas: spec.qas ?? true });
 const job = (spec: TrainerSpec): Promise<JobResult> => {
-  const key = JSON.stringify({ ...spec, qas: spec.qas ?? true });
+  const longer = keyOf({ ...spec, passes: PASSES });
+  if (spec.passes < PASSES && jobCache.has(longer)) return jobCache.get(longer)!.then((r) => firstPasses(r, spec.passes));
+  const key = keyOf(spec);
   let p = jobCache.get(key);
-  if (!p) jobCache.set(key, (p = limited(() => runJob(spec))));
+  if (!p) jobCache.set(key, (p = limited(costOf(spec.optimizer) * spec.passes, () => runJob(spec))));
   return p;
 };
+const STEPS_PER_PASS = 60_000;
+function firstPasses(r: JobResult, passes: number): JobResult {
+  const last = passes * STEPS_PER_PASS;
+  const cut = (v: number | null) => (v !== null && v <= last ? v : null);
+  return {
+    ...r, passes, curve: r.curve.filter(([step]) => step <= last), itersTo95: cut(r.itersTo95), itersTo97: cut(r.itersTo97),
+    finalAccuracy: r.passAccuracy[passes - 1]!, passAccuracy: r.passAccuracy.slice(0, passes),
+  };
+}
 
 // The power-of-two grid, adaptively: the three rates around the centre
 // first, then one more step outward while the best rate is at an edge of
@@ -103,56 +128,45 @@ const job = (spec: TrainerSpec): Promise<JobResult> => {
 // is therefore always bracketed by two worse ones unless it is at the reach.
 const GRID_REACH = 3;
 const costOf = (o: string) => stepCost[o] ?? 1;
-async function gridSearch(names: string[], centres: Record<string, number>, qas: boolean): Promise<Record<string, JobResult[]>> {
-  const tried: Record<string, JobResult[]> = Object.fromEntries(names.map((o) => [o, []]));
-  let todo = names.flatMap((o) => [-1, 0, 1].map((d) => ({ o, e: centres[o]! + d })));
+async function gridSearch(o: string, centre: number, qas: boolean): Promise<JobResult[]> {
+  const tried: JobResult[] = [];
+  let todo = [centre - 1, centre, centre + 1];
   while (todo.length) {
-    todo.sort((a, b) => costOf(b.o) - costOf(a.o));
-    const done = await all(todo, ({ o, e }) => job({ optimizer: o, lr: 2 ** e, seed: 1, passes: 1, qas }));
-    todo.forEach(({ o }, i) => tried[o]!.push(done[i]!));
-    todo = names.flatMap((o) => {
-      const es = tried[o]!.map((r) => Math.log2(r.lr)), best = Math.log2(pickLr(tried[o]!));
-      const lo = Math.min(...es), hi = Math.max(...es), c = centres[o]!;
-      if (best === lo && c - lo < GRID_REACH) return [{ o, e: lo - 1 }];
-      if (best === hi && hi - c < GRID_REACH) return [{ o, e: hi + 1 }];
-      return [];
-    });
+    tried.push(...await all(todo, (e) => e === centre
+      ? job({ optimizer: o, lr: 2 ** e, seed: 1, passes: PASSES, qas }).then((r) => firstPasses(r, 1))
+      : job({ optimizer: o, lr: 2 ** e, seed: 1, passes: 1, qas })));
+    const es = tried.map((r) => Math.log2(r.lr)), best = Math.log2(pickLr(tried));
+    const lo = Math.min(...es), hi = Math.max(...es);
+    todo = best === lo && centre - lo < GRID_REACH ? [lo - 1] : best === hi && hi - centre < GRID_REACH ? [hi + 1] : [];
   }
-  for (const o of names) tried[o]!.sort((a, b) => b.lr - a.lr);
-  return tried;
+  return tried.sort((a, b) => b.lr - a.lr);
 }
 
+// Each optimizer on its own: its grid, then its seeds at the picked rate.
 async function mnistPart(names: string[], centres: Record<string, number>, qas = true) {
-  const grids = FIXED_LR ? null : await gridSearch(names, centres, qas);
-  const chosen = Object.fromEntries(names.map((o) => [o, grids ? pickLr(grids[o]!) : 2 ** centres[o]!]));
-  const runs = names.flatMap((o) => SEEDS.map((seed) => ({ optimizer: o, lr: chosen[o]!, seed, passes: PASSES, qas })));
-  const final = await all(runs.sort((a, b) => costOf(b.optimizer) - costOf(a.optimizer)), job);
-  return Object.fromEntries(names.map((o) => {
-    const runs = final.filter((r) => r.optimizer === o);
+  return Object.fromEntries(await Promise.all(names.map(async (o) => {
+    const grid = FIXED_LR ? null : await gridSearch(o, centres[o]!, qas);
+    const lr = grid ? pickLr(grid) : 2 ** centres[o]!;
+    const runs = await all(SEEDS.map((seed) => ({ optimizer: o, lr, seed, passes: PASSES, qas })), job);
     return [o, {
-      lr: chosen[o], itersTo95: medianIters(runs, 'itersTo95'), itersTo97: medianIters(runs, 'itersTo97'),
+      lr, itersTo95: medianIters(runs, 'itersTo95'), itersTo97: medianIters(runs, 'itersTo97'),
       finalAccuracy: median(runs.map((r) => r.finalAccuracy)), stateBitsPerParam: runs[0]!.stateBitsPerParam,
       seeds: runs.map((r) => ({ seed: r.seed, itersTo95: r.itersTo95, itersTo97: r.itersTo97, finalAccuracy: r.finalAccuracy, seconds: r.seconds })),
-      grid: (grids?.[o] ?? []).map((r) => ({ lr: r.lr, itersTo95: r.itersTo95, finalAccuracy: r.finalAccuracy })),
+      grid: (grid ?? []).map((r) => ({ lr: r.lr, itersTo95: r.itersTo95, finalAccuracy: r.finalAccuracy })),
       curve: runs.find((r) => r.seed === 1)!.curve,
-    }];
-  }));
+    }] as const;
+  })));
 }
 
 async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const results: Record<string, unknown> = existsSync(outFile) ? JSON.parse(readFileSync(outFile, 'utf8')) : {};
   const t0 = Date.now();
-  if (!only || only === 'functions') {
-    const rows = runFunctions(optimizerFactories);
-    results.functions = { commonLr: COMMON_LR, results: rows };
-    for (const r of rows) {
-      console.log(`${r.function.padEnd(11)} ${r.optimizer.padEnd(14)} best lr 2^${Math.log2(r.best.lr)}: success ${(100 * r.best.successRate).toFixed(0)}% ` +
-        `median ${r.best.medianIters ?? '-'} iters; fixed starts ${JSON.stringify(r.best.fixed)}; common lr: ${(100 * r.common.successRate).toFixed(0)}% ${r.common.medianIters ?? '-'}`);
-    }
-    writeFileSync(join(dir, 'optim-functions.svg'), await renderSvg(functionBars(rows.map((r) => ({
-      function: r.function, optimizer: r.optimizer, medianIters: r.best.medianIters, successRate: r.best.successRate })))));
-  }
+  // The benchmark functions (one process, ~4 min) share the two workers with
+  // the MNIST runs; asked for first, so they start at once.
+  const functionsRun = !only || only === 'functions'
+    ? limited(Infinity, () => runChild<FunctionResult[]>('functions-job', [], 'benchmark functions'))
+    : null;
   // The MNIST comparison and the QAS ablation share the two workers; the
   // ablation's with-QAS arm is the comparison's LQM runs (jobCache).
   const [mnist, qas] = await Promise.all([
@@ -162,6 +176,16 @@ async function main(): Promise<void> {
         mnistPart([qasOptimizer], { [qasOptimizer]: qasCentres.off }, false)])
       : null,
   ]);
+  if (functionsRun) {
+    const rows = await functionsRun;
+    results.functions = { commonLr: COMMON_LR, results: rows };
+    for (const r of rows) {
+      console.log(`${r.function.padEnd(11)} ${r.optimizer.padEnd(14)} best lr 2^${Math.log2(r.best.lr)}: success ${(100 * r.best.successRate).toFixed(0)}% ` +
+        `median ${r.best.medianIters ?? '-'} iters; fixed starts ${JSON.stringify(r.best.fixed)}; common lr: ${(100 * r.common.successRate).toFixed(0)}% ${r.common.medianIters ?? '-'}`);
+    }
+    writeFileSync(join(dir, 'optim-functions.svg'), await renderSvg(functionBars(rows.map((r) => ({
+      function: r.function, optimizer: r.optimizer, medianIters: r.best.medianIters, successRate: r.best.successRate })))));
+  }
   if (mnist) {
     results.mnist = { ...(results.mnist as object | undefined), ...mnist, protocol };
     for (const [o, r] of Object.entries(mnist)) {

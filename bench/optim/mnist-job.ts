@@ -13,6 +13,7 @@ export interface JobResult extends TrainerSpec {
   itersTo95: number | null;
   itersTo97: number | null;
   finalAccuracy: number; // all 10,000 test images
+  passAccuracy: number[]; // all 10,000 test images after each pass (the last = finalAccuracy)
   stateBitsPerParam: number;
   seconds: number;
 }
@@ -38,6 +39,8 @@ function main(): void {
   const curve: [number, number][] = [[0, accuracyOn(subset)]];
   let itersTo95: number | null = null, itersTo97: number | null = null;
   let step = 0;
+  const all = Uint32Array.from({ length: test.count }, (_, i) => i);
+  const passAccuracy: number[] = [];
   for (let pass = 0; pass < spec.passes; pass++) {
     const order = shuffledIndices(train.count, spec.seed * 1000 + pass);
     for (let i = 0; i < order.length; i++) {
@@ -51,10 +54,10 @@ function main(): void {
         if (!Number.isFinite(a)) break;
       }
     }
+    passAccuracy.push(accuracyOn(all));
   }
-  const all = Uint32Array.from({ length: test.count }, (_, i) => i);
   const result: JobResult = {
-    ...spec, curve, itersTo95, itersTo97, finalAccuracy: accuracyOn(all),
+    ...spec, curve, itersTo95, itersTo97, finalAccuracy: passAccuracy[passAccuracy.length - 1]!, passAccuracy,
     stateBitsPerParam: trainer.stateBitsPerParam, seconds: (Date.now() - t0) / 1000,
   };
   process.stdout.write(JSON.stringify(result) + '\n');
