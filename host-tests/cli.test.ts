@@ -279,6 +279,9 @@ describe('xstrain compile --finetune', () => {
     mkdirSync(join(named, 'zero'));
     writeFileSync(join(named, 'zero', 'a.bin'), new Uint8Array(images[0]!.values.buffer));
     cases.push([named, 'zero: label 5 (class names are labelled in sorted order: eight, five, nine, seven, six, zero) is not a class of the model']);
+    const dup = makeSet('dup');
+    mkdirSync(join(dup, '01'));
+    cases.push([dup, ' are both label 1; merge them']);
     mkdirSync(bad('empty'));
     cases.push([bad('empty'), `the fine-tune directory ${bad('empty')} is empty; it holds one sub-directory per class`]);
     const subdir = makeSet('subdir');

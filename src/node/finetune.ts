@@ -47,6 +47,8 @@ export function loadFinetuneDir(dir: string, input: Pick<GraphTensor, 'name' | '
   const numeric = names.every((f) => /^\d+$/.test(f));
   const sorted = numeric ? [...names].sort((a, b) => Number(a) - Number(b)) : [...names].sort();
   const labelled = sorted.map((name, i) => ({ name, label: numeric ? Number(name) : i }));
+  const twice = labelled.find((c, i) => i > 0 && labelled[i - 1]!.label === c.label);
+  if (twice) throw new FinetuneError(`${join(dir, twice.name)} and ${join(dir, labelled.find((c) => c.label === twice.label)!.name)} are both label ${twice.label}; merge them`);
   const out = labelled.filter((c) => c.label >= classes);
   if (out.length) {
     const c = out[0]!;
