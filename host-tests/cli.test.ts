@@ -2,19 +2,22 @@
 // (infer) or the plan and its report (compile) on success, an actionable
 // message and a nonzero status on bad input.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseSize } from '../src/cli/xstrain.js';
+import { buildMobileNetV2 } from '../src/compiler/arch/mobilenetv2.js';
 import { SchemeFitter } from '../src/compiler/train/budget.js';
-import type { SparseUpdateScheme } from '../src/compiler/train/scheme.js';
+import { trainableLayers } from '../src/compiler/train/layers.js';
+import { type SparseUpdateScheme, checkScheme } from '../src/compiler/train/scheme.js';
 import { importTflite } from '../src/compiler/tflite/import.js';
 import { writeTflite } from '../src/compiler/tflite/write.js';
 import { dequantizeGraph } from '../src/compiler/quantize/dequantize.js';
 import { decodePlan } from '../src/core/plan-format.js';
 import { PlanRuntime, seededSample } from '../src/core/plan-runtime.js';
 import { NodeDispatch, repoRoot, validatePlanC } from '../src/node/addon.js';
+import { FT, finetuneImages } from './support/finetune-search.js';
 
 const cli = join(repoRoot, 'bin', 'xstrain.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'xstrain-cli-'));
@@ -23,8 +26,12 @@ const model = (m: string) => join(repoRoot, 'models', m);
 // Asynchronous, so a long compile does not block the test worker's event loop
 // (vitest's RPC to the worker times out on a loaded machine otherwise).
 function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return runNode([cli, ...args]);
+}
+
+function runNode(argv: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot });
     let stdout = '', stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -117,13 +124,14 @@ describe('xstrain compile', () => {
     expect(svg).toContain('budget 131,072 B');
   }, 120_000);
 
-  it('--classes gives a new classifier; without --scheme a scheme is chosen greedily to fit the board', async () => {
+  it('--classes gives a new classifier; without --scheme or --finetune a scheme is chosen greedily to fit the board, and it says so', async () => {
     const out = join(dir, 'pd3.xstp');
     const r = await run(['compile', model('person_detect.tflite'), '--board', 'moddable_four', '--classes', '3', '-o', out]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('person_detect.tflite, 3 classes (new classifier)');
-    expect(r.stdout).toContain('scheme (chosen greedily by bytes for the budget)');
+    expect(r.stdout).toContain('scheme (chosen greedily by bytes for the budget, not by what an update is worth; --finetune DIR searches by contribution)');
+    expect(r.stdout).toMatch(/^no --scheme: the scheme is chosen greedily by bytes .*; give --finetune DIR of labelled samples to choose it by contribution/);
     const blob = new Uint8Array(readFileSync(out));
     const plan = decodePlan(blob);
     expect(plan.io.classes).toBe(3);
@@ -199,6 +207,123 @@ describe('xstrain compile', () => {
     const help = await run(['compile', '--help']);
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('contribution');
+  }, 120_000);
+});
+
+// `xstrain compile --finetune DIR`: the scheme searched by contribution on
+// labelled samples, here MNIST digits 5-9 (labels 0-4, float32 .bin files in
+// one directory per class) for MobileNetV2-w0.35-32 with 5 classes. The
+// written scheme must be the one searchScheme picks for the same samples with
+// the options the CLI documents (support/finetune-search.ts, in a child
+// process), and the plan must fit the budget. Bad directories fail before
+// any probe.
+describe('xstrain compile --finetune', () => {
+  const root = mkdtempSync(join(tmpdir(), 'xstrain-ft-'));
+  const images = finetuneImages();
+  // A directory per class (named by labelDir), files named in the images' order.
+  const makeSet = (name: string, labelDir: (label: number) => string = String) => {
+    const d = join(root, name);
+    for (const { values, label, k } of images) {
+      mkdirSync(join(d, labelDir(label)), { recursive: true });
+      writeFileSync(join(d, labelDir(label), `s${String(k).padStart(4, '0')}.bin`), new Uint8Array(values.buffer));
+    }
+    return d;
+  };
+  const good = makeSet('good');
+  const args = (d: string, ...more: string[]) => ['compile', 'mbv2-w0.35-32', '--classes', '5', '--budget', String(FT.budget), '--finetune', d, ...more];
+
+  it('writes the scheme searchScheme picks for the same samples, prints its table, and compiles a plan that fits', async () => {
+    const out = join(dir, 'ft.xstp');
+    // the CLI and the independent search (support/finetune-search.ts) run side by side
+    const [r, child] = await Promise.all([
+      run(args(good, '--probe-steps', String(FT.steps), '-o', out)),
+      runNode(['--import', 'tsx', join(repoRoot, 'host-tests', 'support', 'finetune-search.ts')]),
+    ]);
+    expect(child.stderr).toBe('');
+    const expected = JSON.parse(child.stdout) as { scheme: SparseUpdateScheme; text: string; train: number; eval: number; input: unknown };
+    // quantizeImage is the input quantisation the builtin networks are built for: the CLI must derive it from the model
+    expect(expected.input).toMatchObject({ scale: [1 / 128], zeroPoint: [0] });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`fine-tune samples from ${good}: 100 in 5 classes`);
+    expect(r.stdout).toContain(`probes train ${FT.steps} steps on ${expected.train}, scored on ${expected.eval}`);
+    expect(r.stdout).toContain(expected.text); // the same table, measurement for measurement
+    const written = JSON.parse(readFileSync(join(dir, 'ft.scheme.json'), 'utf8')) as SparseUpdateScheme & { note: string };
+    expect({ biasLayers: written.biasLayers, weights: written.weights }).toEqual(expected.scheme);
+    expect(written.note).toContain('searched by xstrain compile --finetune');
+    const model = buildMobileNetV2({ width: 0.35, resolution: 32, classes: 5, seed: 1 });
+    expect(checkScheme(trainableLayers(model), written)).toEqual([]);
+
+    const blob = new Uint8Array(readFileSync(out));
+    const plan = decodePlan(blob);
+    expect(plan.arenaBytes).toBeLessThanOrEqual(FT.budget);
+    expect(validatePlanC(blob, plan.arenaBytes)[0]).toBe(0); // PLAN_OK
+    const report = readFileSync(join(dir, 'ft.memory.txt'), 'utf8');
+    expect(report).toContain(`scheme (searched by contribution on 100 fine-tune samples (${expected.train} probe training, ${expected.eval} eval)`);
+
+    // The written file is a scheme --scheme takes, and it gives the same plan without searching.
+    const again = await run(['compile', 'mbv2-w0.35-32', '--classes', '5', '--budget', String(FT.budget), '--scheme', join(dir, 'ft.scheme.json'), '-o', join(dir, 'ft2.xstp')]);
+    expect(again.stderr).toBe('');
+    expect(again.status).toBe(0);
+    expect(new Uint8Array(readFileSync(join(dir, 'ft2.xstp')))).toEqual(blob);
+  }, 300_000);
+
+  it('bad fine-tune directories are errors that say what to do, before any probe', async () => {
+    const bad = (name: string) => join(root, name);
+    const cases: [string, RegExp | string][] = [];
+    // a label the model does not have: digit names as labels
+    cases.push([makeSet('digits', (label) => String(FT.digits[label])),
+      `label 5 is not a class of the model, which has 5 (labels 0 to 4); give --classes 10 for a new classifier with that many classes, or remove the directory`]);
+    // class names are labelled in sorted order: six names for five classes
+    const named = makeSet('named', (label) => ['five', 'six', 'seven', 'eight', 'nine'][label]!);
+    mkdirSync(join(named, 'zero'));
+    writeFileSync(join(named, 'zero', 'a.bin'), new Uint8Array(images[0]!.values.buffer));
+    cases.push([named, 'zero: label 5 (class names are labelled in sorted order: eight, five, nine, seven, six, zero) is not a class of the model']);
+    const dup = makeSet('dup');
+    mkdirSync(join(dup, '01'));
+    cases.push([dup, ' are both label 1; merge them']);
+    mkdirSync(bad('empty'));
+    cases.push([bad('empty'), `the fine-tune directory ${bad('empty')} is empty; it holds one sub-directory per class`]);
+    const subdir = makeSet('subdir');
+    mkdirSync(join(subdir, '4', 'sub')); // not a sample: a class directory holds files only
+    cases.push([subdir, `${join(subdir, '4', 'sub')} is not a file; the fine-tune class directory holds .npy, .bin or .raw files only`]);
+    mkdirSync(join(bad('no-samples'), '0'), { recursive: true });
+    cases.push([bad('no-samples'), `the fine-tune class directory ${join(bad('no-samples'), '0')} holds no samples`]);
+    const short = makeSet('short');
+    writeFileSync(join(short, '2', 'zz.bin'), new Uint8Array(100));
+    cases.push([short, `${join(short, '2', 'zz.bin')} has 100 bytes; the model input "input" [1x32x32x3] has 3072 values, so a raw sample is 12288 bytes (float32)`]);
+    const png = makeSet('png');
+    writeFileSync(join(png, '1', 'photo.png'), Uint8Array.of(0x89, 0x50));
+    cases.push([png, `${join(png, '1', 'photo.png')}: the fine-tune class directory holds .npy (float32, float64 or uint8) and .bin/.raw`]);
+    const npy = makeSet('npy');
+    writeFileSync(join(npy, '0', 'broken.npy'), new Uint8Array(64));
+    cases.push([npy, `${join(npy, '0', 'broken.npy')}: not a NumPy .npy file`]);
+    const loose = makeSet('loose');
+    writeFileSync(join(loose, 'stray.bin'), new Uint8Array(4));
+    cases.push([loose, `${join(loose, 'stray.bin')} is a file; the fine-tune directory holds one sub-directory per class`]);
+    mkdirSync(join(bad('one'), '0'), { recursive: true });
+    mkdirSync(join(bad('one'), '1'));
+    for (const [k, cls] of [[0, '0'], [1, '0'], [2, '1']] as const) writeFileSync(join(bad('one'), cls, `${k}.bin`), new Uint8Array(images[k]!.values.buffer));
+    cases.push([bad('one'), 'class 1 has one sample; every class needs at least 2 (one to train the probes, one to score them)']);
+    for (const [d, message] of cases) {
+      const r = await run(args(d));
+      expect(r.status, `${d}: ${r.stderr}`).toBe(1);
+      expect(r.stderr).toContain(message);
+      expect(r.stdout).not.toContain('scheme search:'); // nothing was probed
+    }
+  }, 300_000);
+
+  it('usage errors: --finetune with --scheme, --probe-steps without --finetune or not a positive integer', async () => {
+    const cases: [string[], string][] = [
+      [[...args(good), '--scheme', join(dir, 'x.json')], '--finetune DIR searches for a scheme and --scheme FILE gives one: use one of them'],
+      [['compile', 'mbv2-w0.35-32', '--budget', '24k', '--probe-steps', '10'], '--probe-steps applies to the scheme search: give --finetune DIR too'],
+      [[...args(good), '--probe-steps', '0'], '--probe-steps 0: give a positive integer'],
+    ];
+    for (const [a, message] of cases) {
+      const r = await run(a);
+      expect(r.status, a.join(' ')).toBe(2);
+      expect(r.stderr).toContain(message);
+    }
   }, 120_000);
 });
 

@@ -5,6 +5,8 @@
 //  - fitBudget with made-up planners whose peak is not additive: above the
 //    additive estimate it repairs until the planner fits the selection,
 //    below it fills; the classifier alone above the budget is an error;
+//  - splitForSearch: each class's held-out share, disjoint and seeded; a
+//    class of one sample is an error;
 //  - on a small MobileNetV2 (w0.35, 32x32, a new 5-class head) fine-tuned
 //    on MNIST digits 5-9: the baseline's noise from three sample orders;
 //    the chosen scheme, compiled again independently, fits the budget by
@@ -21,7 +23,8 @@ import { describe, expect, it } from 'vitest';
 import { buildMobileNetV2 } from '../src/compiler/arch/mobilenetv2.js';
 import { compilePlan } from '../src/compiler/train/lower.js';
 import {
-  type BudgetItem, type SearchOptions, SearchError, chooseScheme, fitBudget, formatSearch, measureContributions, searchScheme, solveBudget,
+  type BudgetItem, type LabelledSample, type SearchOptions, SearchError, chooseScheme, fitBudget, formatSearch, measureContributions, searchScheme,
+  solveBudget, splitForSearch,
 } from '../src/compiler/train/search.js';
 import { trainedModel } from '../src/compiler/train/trained-model.js';
 import { PlanRuntime } from '../src/core/plan-runtime.js';
@@ -141,6 +144,32 @@ describe('fitBudget: verification by the planner', () => {
 
   it('the classifier alone over the budget is an error', () => {
     expect(() => fitBudget(items, 999, base, () => base)).toThrow(SearchError);
+  });
+});
+
+describe('splitForSearch: probe training and eval samples', () => {
+  // 3 classes of 9, 4 and 2 samples; each sample's input holds its index
+  const labels = [0, 1, 0, 2, 0, 0, 1, 0, 0, 2, 0, 1, 0, 0, 1];
+  const samples: LabelledSample[] = labels.map((label, i) => ({ input: Int8Array.of(i), label }));
+
+  it('holds out max(1, floor(count / 4)) of each class, disjoint, everything used, the same for the same seed', () => {
+    for (const seed of [1, 2, 77]) {
+      const { train, eval: held } = splitForSearch(samples, seed);
+      const count = (set: readonly LabelledSample[], c: number) => set.filter((s) => s.label === c).length;
+      expect([0, 1, 2].map((c) => count(held, c))).toEqual([2, 1, 1]);
+      expect([0, 1, 2].map((c) => count(train, c))).toEqual([7, 3, 1]);
+      const ids = [...train, ...held].map((s) => s.input[0]!);
+      expect(new Set(ids).size).toBe(samples.length);
+      expect(splitForSearch(samples, seed)).toEqual({ train, eval: held });
+    }
+    const ids = (seed: number) => splitForSearch(samples, seed).eval.map((s) => s.input[0]);
+    expect(ids(1)).not.toEqual(ids(2)); // the seed chooses them
+  });
+
+  it('a class of one sample is an error that says how many it needs', () => {
+    expect(() => splitForSearch([...samples, { input: Int8Array.of(99), label: 5 }], 1))
+      .toThrow(new SearchError('class 5 has one sample; every class needs at least 2 (one to train the probes, one to score them): ' +
+        'add samples (a few dozen per class give a less noisy search)'));
   });
 });
 

@@ -5,10 +5,12 @@
 //     one JSON line {"output":[...int8 values...],"target":"..."}.
 //   xstrain inspect MODEL.tflite
 //     the imported graph: ops, shapes, MACs, constant bytes, arena needed.
-//   xstrain compile MODEL (--board BOARD | --budget SIZE) [--scheme FILE]
+//   xstrain compile MODEL (--board BOARD | --budget SIZE) [--scheme FILE | --finetune DIR [--probe-steps N]]
 //       [--classes N] [--optimizer sgd|lqm] [--lr X] [--calibration DIR] [-o PLAN.xstp]
 //     a training plan that fits the arena, and its memory report (text and
-//     an SVG of the arena over the step); see compileHelp below.
+//     an SVG of the arena over the step); with --finetune the scheme is
+//     searched by contribution on labelled samples (src/compiler/train/search.ts);
+//     see compileHelp below.
 //
 // Errors (bad model, wrong input size, unknown option) print one line that
 // says what to do, and exit with status 1 (2 for usage errors).
@@ -20,11 +22,13 @@ import { buildMobileNetV2 } from '../compiler/arch/mobilenetv2.js';
 import { importAnyTflite, importTflite, summarizeGraph } from '../compiler/tflite/import.js';
 import { importModel } from '../compiler/import-model.js';
 import { loadCalibrationDir } from '../node/calibration.js';
-import { SchemeFitter } from '../compiler/train/budget.js';
+import { loadFinetuneDir } from '../node/finetune.js';
+import { MEMORY_LEVELS, SchemeFitter } from '../compiler/train/budget.js';
 import { type HeadOption, MAX_CLASSES, prepareHead } from '../compiler/train/head.js';
 import { type TrainableLayer, trainableLayers } from '../compiler/train/layers.js';
 import type { CompiledTraining } from '../compiler/train/compile.js';
 import { lowerTraining } from '../compiler/train/lower.js';
+import { type SearchResult, formatSearch, searchScheme, splitForSearch } from '../compiler/train/search.js';
 import { arenaChartSpec, memoryReportText } from '../compiler/train/report.js';
 import { type SparseUpdateScheme, checkScheme } from '../compiler/train/scheme.js';
 import { tiledMacs } from '../compiler/train/tile.js';
@@ -32,15 +36,20 @@ import type { Optimizer } from '../compiler/train/train-graph.js';
 import type { Graph } from '../core/graph.js';
 import { type Plan, encodePlan } from '../core/plan-format.js';
 import { ForwardRunner } from '../core/runner.js';
-import { repoRoot } from '../node/addon.js';
+import { NodeDispatch, repoRoot } from '../node/addon.js';
 import { infer, targets, type Target } from '../node/infer.js';
 import { renderSvg } from '../node/plot.js';
+
+// The scheme search's defaults in the CLI (the test repeats them).
+export const DEFAULT_PROBE_STEPS = 100;
+export const FINETUNE_SEED = 1; // the eval split and the probes' sample order
 
 const usage = `usage:
   xstrain infer MODEL.tflite --input FILE [--target ${targets.join('|')}]
   xstrain inspect MODEL.tflite
-  xstrain compile MODEL (--board BOARD | --budget SIZE) [--scheme FILE] [--classes N] [--optimizer sgd|lqm]
-                  [--lr X] [--calibration DIR] [-o PLAN.xstp]     (xstrain compile --help: details)`;
+  xstrain compile MODEL (--board BOARD | --budget SIZE) [--scheme FILE | --finetune DIR [--probe-steps N]]
+                  [--classes N] [--optimizer sgd|lqm] [--lr X] [--calibration DIR] [-o PLAN.xstp]
+                  (xstrain compile --help: details)`;
 
 const compileHelp = `usage: xstrain compile MODEL (--board BOARD | --budget SIZE) [options]
 
@@ -60,11 +69,28 @@ MODEL             a fully int8 .tflite file, or a builtin architecture with seed
                      {"layer": 42, "channels": 8}]}
                   layers are the convolutions (depthwise too) and fully-connected
                   layers in forward order, 0-based; the classifier (the last) always
-                  updates; "note" may hold a comment. Without --scheme a scheme is
-                  chosen greedily by bytes: from the classifier backwards, each
-                  layer's bias, then its weights at the largest ratio of 1, 1/2, 1/4,
-                  1/8 that fits, until a bias does not fit. (Choosing by contribution,
-                  accuracy gain per byte, is the next step.)
+                  updates; "note" may hold a comment. Without --scheme and without
+                  --finetune a scheme is chosen greedily by bytes: from the classifier
+                  backwards, each layer's bias, then its weights at the largest ratio
+                  of 1, 1/2, 1/4, 1/8 that fits, until a bias does not fit. It fills
+                  the budget but does not know what an update is worth to accuracy.
+--finetune DIR    labelled fine-tune samples, to choose the scheme by contribution
+                  (accuracy gain per byte, the analysis of Lin et al. 2022) instead:
+                  DIR holds one sub-directory per class, named by its label (0, 1, ...)
+                  or by class names (labelled 0, 1, ... in sorted order), each with
+                  samples in the --calibration formats below (real values, quantised
+                  with the model's input scale). A quarter of each class (at least one
+                  sample) is held out, seeded; the rest trains short probes: the
+                  classifier alone and each option alone (the last k layers' biases;
+                  one layer's weights at ratio 1/4, 1/2, 1), then the budgeted
+                  selection of the most eval accuracy gain, verified by the planner
+                  and probed together. The search table is printed and the scheme
+                  written to PLAN.scheme.json (pass it as --scheme to reuse it).
+                  Every class needs at least 2 samples; a few dozen give a less noisy
+                  search. Needs the Node addon (npm run build:addon).
+--probe-steps N   training steps of each probe (default ${DEFAULT_PROBE_STEPS}): more steps measure
+                  gains with less noise and take longer (most of a search of a small
+                  model is compiling its options: about a minute for mbv2-w0.35-32)
 --classes N       a new classifier of N classes (1-${MAX_CLASSES}) on the model's features
                   (builtins: the number of classes they are built with, default 10)
 --optimizer O     sgd (default) or lqm (log-quantised momentum) for the weights
@@ -243,7 +269,8 @@ async function cmdCompile(argv: string[]): Promise<number> {
     process.stdout.write(`${compileHelp}\n`);
     return 0;
   }
-  const { positional, options } = parseOptions(argv, ['board', 'budget', 'scheme', 'classes', 'optimizer', 'lr', 'calibration', 'out'], { '-o': 'out' });
+  const { positional, options } = parseOptions(argv,
+    ['board', 'budget', 'scheme', 'finetune', 'probe-steps', 'classes', 'optimizer', 'lr', 'calibration', 'out'], { '-o': 'out' });
   if (positional.length !== 1) throw new UsageError(`compile takes one MODEL (a .tflite file or a builtin: ${BUILTINS})`);
   const boardName = options.get('board'), budgetText = options.get('budget');
   if (boardName === undefined && budgetText === undefined) throw new UsageError('compile needs --board BOARD or --budget SIZE (the arena the plan must fit)');
@@ -254,6 +281,13 @@ async function cmdCompile(argv: string[]): Promise<number> {
   if (optimizer !== 'sgd' && optimizer !== 'lqm') throw new UsageError(`unknown optimizer "${optimizer}": use sgd or lqm`);
   const lr = Number(options.get('lr') ?? 2 ** -10);
   if (!(lr > 0 && Number.isFinite(lr))) throw new UsageError(`--lr ${options.get('lr')}: give a positive number, e.g. 0.001`);
+  const finetune = options.get('finetune');
+  if (finetune !== undefined && options.has('scheme')) {
+    throw new UsageError('--finetune DIR searches for a scheme and --scheme FILE gives one: use one of them');
+  }
+  if (options.has('probe-steps') && finetune === undefined) throw new UsageError('--probe-steps applies to the scheme search: give --finetune DIR too');
+  const probeSteps = Number(options.get('probe-steps') ?? DEFAULT_PROBE_STEPS);
+  if (!Number.isInteger(probeSteps) || probeSteps < 1) throw new UsageError(`--probe-steps ${options.get('probe-steps')}: give a positive integer, e.g. ${DEFAULT_PROBE_STEPS}`);
   let classes: number | undefined;
   if (options.has('classes')) {
     classes = Number(options.get('classes'));
@@ -287,7 +321,34 @@ async function cmdCompile(argv: string[]): Promise<number> {
 
   // Scheme, memory options, plan.
   const fitter = new SchemeFitter(graph, { budget, budgetSource, head, optimizer });
-  const scheme = given ?? fitter.choose();
+  let scheme: SparseUpdateScheme, schemeOrigin: string, searched: SearchResult | null = null;
+  if (given) {
+    [scheme, schemeOrigin] = [given, `from ${schemePath}`];
+  } else if (finetune !== undefined) {
+    const input = trainGraph.graph.tensors[trainGraph.graph.inputs[0]!]!;
+    const set = loadFinetuneDir(finetune, input, trainGraph.classes);
+    const data = splitForSearch(set.samples, FINETUNE_SEED);
+    process.stdout.write(`fine-tune samples from ${finetune}: ${set.samples.length} in ${set.classes.length} classes ` +
+      `(${set.classes.map((c) => `${c.label}${c.name === String(c.label) ? '' : ` "${c.name}"`}: ${c.samples}`).join(', ')}); ` +
+      `probes train ${probeSteps} steps on ${data.train.length}, scored on ${data.eval.length}` +
+      (set.clamped ? `; ${set.clamped} input values were outside the int8 input's range and saturated (are the samples normalised as the model expects?)` : '') +
+      '\nsearching a scheme by contribution: each option compiled and probed...\n');
+    searched = searchScheme(graph, data, budget, {
+      compile: { head, optimizer, ...MEMORY_LEVELS[MEMORY_LEVELS.length - 1]!.options, lr, lrBias: lr },
+      dispatch: (arenaBytes, flashBytes) => new NodeDispatch(new ArrayBuffer(arenaBytes), new ArrayBuffer(flashBytes)),
+      steps: probeSteps,
+      seed: FINETUNE_SEED,
+    });
+    process.stdout.write(`${formatSearch(searched)}\n\n`);
+    scheme = searched.scheme;
+    schemeOrigin = `searched by contribution on ${set.samples.length} fine-tune samples (${data.train.length} probe training, ${data.eval.length} eval): ` +
+      `expected gain ${(100 * searched.expectedGain).toFixed(1)}% over the classifier alone`;
+  } else {
+    scheme = fitter.choose();
+    schemeOrigin = 'chosen greedily by bytes for the budget, not by what an update is worth; --finetune DIR searches by contribution';
+    process.stdout.write('no --scheme: the scheme is chosen greedily by bytes (it fills the budget without knowing what an update is worth); ' +
+      'give --finetune DIR of labelled samples to choose it by contribution (accuracy gain per byte)\n');
+  }
   const fitted = fitter.fit(scheme);
   const plan = lowerOrExplain(graph, fitted.compiled, lr);
   if (plan.arenaBytes > budget) throw fitter.overBudget(scheme);
@@ -297,7 +358,7 @@ async function cmdCompile(argv: string[]): Promise<number> {
   const out = options.get('out') ?? outDefault;
   const stem = out.endsWith('.xstp') ? out.slice(0, -5) : out;
   const text = memoryReportText(fitted.compiled.plan, {
-    title, scheme, schemeOrigin: schemePath !== undefined ? `from ${schemePath}` : 'chosen greedily by bytes for the budget',
+    title, scheme, schemeOrigin,
     optimizer, memoryOptions: fitted.level.name, planArenaBytes: plan.arenaBytes, budget, budgetSource,
     boardArenaBytes: budgetText !== undefined && board ? board.arenaBytes : null,
     blobBytes: blob.length, flashBytes: plan.flash.length, tiled: tiledMacs(fitted.compiled.graph), layers,
@@ -313,7 +374,13 @@ async function cmdCompile(argv: string[]): Promise<number> {
   write(out, blob);
   write(`${stem}.memory.txt`, text);
   write(`${stem}.memory.svg`, svg);
-  process.stdout.write(`${text}\nwrote ${out} (${blob.length} bytes), ${stem}.memory.txt, ${stem}.memory.svg\n`);
+  if (searched) {
+    const note = `searched by xstrain compile --finetune ${finetune} for a ${budget} B budget (${budgetSource}); ${searched.bytes} B of arena with every memory option, ` +
+      `expected gain ${(100 * searched.expectedGain).toFixed(1)}% on ${searched.evalSamples} eval samples`;
+    write(`${stem}.scheme.json`, `${JSON.stringify({ ...scheme, note })}\n`);
+  }
+  process.stdout.write(`${text}\nwrote ${out} (${blob.length} bytes), ${stem}.memory.txt, ${stem}.memory.svg` +
+    `${searched ? `, ${stem}.scheme.json (the searched scheme: pass it as --scheme to compile it again without searching)` : ''}\n`);
   return 0;
 }
 

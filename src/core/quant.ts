@@ -40,3 +40,19 @@ export function weightScaleMantissa(scales: ArrayLike<number>): { mantissa: Int1
 export function log2eScaleQ16(scale: number): number {
   return Math.round(scale * Math.LOG2E * 65536);
 }
+
+// Real values -> int8 codes of a per-tensor quantised tensor (a model's
+// input), as TFLite's QUANTIZE op: round(x / scale) + zeroPoint, saturated.
+// `clamped` counts the values outside the representable range: many of them
+// mean the samples are not normalised as the model expects.
+export function quantizeReal(values: ArrayLike<number>, quant: { scale: readonly number[]; zeroPoint: readonly number[] }): { data: Int8Array; clamped: number } {
+  const scale = quant.scale[0]!, zeroPoint = quant.zeroPoint[0]!;
+  const data = new Int8Array(values.length);
+  let clamped = 0;
+  for (let i = 0; i < values.length; i++) {
+    const q = Math.round(values[i]! / scale) + zeroPoint;
+    if (q < -128 || q > 127) clamped++;
+    data[i] = Math.max(-128, Math.min(127, q));
+  }
+  return { data, clamped };
+}

@@ -1,6 +1,7 @@
 // Node adapter: calibration samples for post-training quantisation from a
 // directory (the CLI's --calibration DIR), as float32 arrays of the model
-// input's real values.
+// input's real values. The same reader reads each class directory of
+// labelled fine-tune samples (--finetune DIR, src/node/finetune.ts).
 //
 // Files, read in name order (names starting with "." are skipped; any other
 // file is an error, so a directory of PNGs is not silently ignored):
@@ -75,13 +76,20 @@ export function parseNpy(bytes: Uint8Array, where: string): NpyArray {
 
 // Every sample in the directory, each the input's element count of real values.
 export function loadCalibrationDir(dir: string, input: Pick<GraphTensor, 'name' | 'shape'>, options: CalibrationOptions = {}): Float32Array[] {
+  return readSampleDir(dir, input, options, 'calibration');
+}
+
+// The samples of one directory in the formats above, in file-name order; `kind`
+// names the directory in messages ("calibration", "fine-tune class").
+// Shared by --calibration DIR and --finetune DIR (src/node/finetune.ts).
+export function readSampleDir(dir: string, input: Pick<GraphTensor, 'name' | 'shape'>, options: CalibrationOptions, kind: string): Float32Array[] {
   const n = input.shape.reduce((a, b) => a * b, 1);
   const what = `the model input "${input.name}" [${input.shape.join('x')}] has ${n} values`;
   let names: string[];
   try {
     names = readdirSync(dir).filter((f) => !f.startsWith('.')).sort();
   } catch (e) {
-    throw new CalibrationError(`cannot read the calibration directory ${dir}: ${(e as Error).message}`);
+    throw new CalibrationError(`cannot read the ${kind} directory ${dir}: ${(e as Error).message}`);
   }
   const { byteScale, byteOffset = 0 } = options;
   if (byteScale !== undefined && (!(byteScale > 0) || !Number.isFinite(byteScale) || !Number.isFinite(byteOffset))) {
@@ -98,8 +106,13 @@ export function loadCalibrationDir(dir: string, input: Pick<GraphTensor, 'name' 
   const samples: Float32Array[] = [];
   for (const f of names) {
     const path = join(dir, f);
-    if (!statSync(path).isFile()) throw new CalibrationError(`${path} is not a file; the calibration directory holds .npy, .bin or .raw files only`);
-    const bytes = new Uint8Array(readFileSync(path));
+    if (!statSync(path).isFile()) throw new CalibrationError(`${path} is not a file; the ${kind} directory holds .npy, .bin or .raw files only`);
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(readFileSync(path));
+    } catch (e) {
+      throw new CalibrationError(`cannot read ${path}: ${(e as Error).message}`);
+    }
     let values: Float64Array;
     if (f.endsWith('.npy')) {
       const a = parseNpy(bytes, path);
@@ -117,7 +130,7 @@ export function loadCalibrationDir(dir: string, input: Pick<GraphTensor, 'name' 
         throw new CalibrationError(`${path} has ${bytes.length} bytes; ${what}, so a raw sample is ${4 * n} bytes (float32) or ${n} bytes (uint8)`);
       }
     } else {
-      throw new CalibrationError(`${path}: the calibration directory holds .npy (float32, float64 or uint8) and .bin/.raw ` +
+      throw new CalibrationError(`${path}: the ${kind} directory holds .npy (float32, float64 or uint8) and .bin/.raw ` +
         '(one raw float32 or uint8 sample) files; convert other formats first');
     }
     for (let k = 0; k < values.length; k += n) {
@@ -127,6 +140,6 @@ export function loadCalibrationDir(dir: string, input: Pick<GraphTensor, 'name' 
       samples.push(sample);
     }
   }
-  if (samples.length === 0) throw new CalibrationError(`the calibration directory ${dir} holds no samples; put .npy or .bin files of real inputs there (${what})`);
+  if (samples.length === 0) throw new CalibrationError(`the ${kind} directory ${dir} holds no samples; put .npy or .bin files of real inputs there (${what})`);
   return samples;
 }

@@ -22,9 +22,9 @@
 // Without a scheme: a greedy choice by bytes, from the classifier backwards:
 // each layer's bias, then its weights at the largest ratio of 1, 1/2, 1/4,
 // 1/8 that fits (if a kernel updates them), stopping at the first bias that
-// does not fit. It does not know what an update is worth to accuracy: the
-// contribution analysis of Lin et al. (accuracy gain per byte) is the next
-// step.
+// does not fit. It does not know what an update is worth to accuracy: with
+// labelled fine-tune samples the CLI searches by contribution instead
+// (search.ts, the analysis of Lin et al.: accuracy gain per byte).
 //
 // A sound lower bound prunes the search: tiling changes only the forward,
 // so the untiled step's live bytes outside the forward bound the tiled

@@ -22,7 +22,7 @@ export function roleLabel(role: TensorRole | 'saved_activation', saved = false):
 export interface ReportContext {
   title: string; // "mbv2-w0.35-128 (builtin, seeded weights), 10 classes"
   scheme: SparseUpdateScheme;
-  schemeOrigin: string; // "from scheme.json", "chosen greedily for the budget"
+  schemeOrigin: string; // "from scheme.json", "chosen greedily by bytes ...", "searched by contribution on N fine-tune samples ..."
   optimizer: string;
   memoryOptions: string; // the memory level used (budget.ts)
   planArenaBytes: number; // what the lowered plan needs (the training arena + inference-only tensors)

@@ -150,6 +150,33 @@ export interface SearchResult {
 
 export class SearchError extends Error {}
 
+// Labelled samples split into probe training and probe eval samples,
+// deterministically: one seeded shuffle of all of them, then in that order
+// each sample goes to eval until its class has max(1, floor(evalFraction x
+// its count)) there, the rest to training; both keep the shuffled order.
+// Every class keeps samples on both sides, so a class with one sample is an
+// error (SearchError) that says how many it needs.
+export function splitForSearch(samples: readonly LabelledSample[], seed: number, evalFraction = 0.25): SearchData {
+  const count = new Map<number, number>();
+  for (const s of samples) count.set(s.label, (count.get(s.label) ?? 0) + 1);
+  const few = [...count].filter(([, n]) => n < 2).map(([label]) => label).sort((a, b) => a - b);
+  if (few.length) {
+    throw new SearchError(`class${few.length > 1 ? 'es' : ''} ${few.join(', ')} ha${few.length > 1 ? 've' : 's'} one sample; every class needs at least 2 ` +
+      '(one to train the probes, one to score them): add samples (a few dozen per class give a less noisy search)');
+  }
+  const quota = new Map([...count].map(([label, n]) => [label, Math.max(1, Math.floor(evalFraction * n))]));
+  const train: LabelledSample[] = [], evalSet: LabelledSample[] = [];
+  for (const i of shuffledIndices(samples.length, seed >>> 0 || 1)) {
+    const s = samples[i]!;
+    const left = quota.get(s.label)!;
+    if (left > 0) {
+      evalSet.push(s);
+      quota.set(s.label, left - 1);
+    } else train.push(s);
+  }
+  return { train, eval: evalSet };
+}
+
 // ---- the budgeted selection ------------------------------------------------------
 
 export interface BudgetItem {
