@@ -857,6 +857,64 @@ static int op_channel_slice(const int32_t *a, const bind_mem *m) {
   return channel_slice_s8(a[0], a[1], a[2], a[3], (const int8_t *)t[0].ptr, (int8_t *)t[1].ptr);
 }
 
+/* ---- fused conv / depthwise weight gradient + LQM (ids 39-40) ------------ */
+
+static int op_conv2d_backward_weight_lqm(const int32_t *a, const bind_mem *m) {
+  xst_conv_dims d;
+  int st = conv_dims(a, &d);
+  if (st) return st;
+  xst_block b = {a[13], a[14], a[15], a[16]};
+  if (!block_ok(d.out_c, d.in_c, b.oc_begin, b.oc_end, b.ic_begin, b.ic_end)) return XST_ERR_RANGE;
+  xst_lqm p;
+  st = lqm_params(a, 22, 0, &p);
+  if (st) return st;
+  if (a[27] < 0 || (uint64_t)a[27] != lqm_state_bytes(p.bits, conv_w_elems(&d))) return XST_ERR_DIMS;
+  tref t[7] = {
+    REF(a[18], conv_out_elems(&d), 1, 0, 0),        /* grad_out */
+    CELL(a[19], 0),                                 /* grad_out_exp */
+    REF(a[20], conv_in_elems(&d), 1, 0, 0),         /* in */
+    REF(a[21], (uint64_t)d.out_c * 4, 4, 0, 0),     /* lqm shift */
+    REF(a[26], (uint64_t)a[27], 1, 1, 0),           /* state */
+    REF(a[28], conv_w_elems(&d), 1, 1, 0),          /* w (updated in place) */
+    CELL(a[29], 1),                                 /* rng */
+  };
+  st = bind(m, t, 7);
+  if (st) return st;
+  p.shift = (const int32_t *)t[3].ptr;
+  return conv2d_s8_backward_weight_lqm(&d, &b, a[17], (const int8_t *)t[0].ptr, (const int32_t *)t[1].ptr,
+                                       (const int8_t *)t[2].ptr, &p, (uint8_t *)t[4].ptr, (int8_t *)t[5].ptr,
+                                       (uint32_t *)t[6].ptr);
+}
+
+static int op_dw_backward_weight_lqm(const int32_t *a, const bind_mem *m) {
+  xst_dwconv_dims d;
+  int st = dw_dims(a, &d);
+  if (st) return st;
+  dw_sizes z = dw_size(&d);
+  xst_block b = {a[13], a[14], 0, d.in_c};
+  if (z.oc > MAX_DIM) return XST_ERR_DIMS;
+  if (!block_ok((int32_t)z.oc, 1, b.oc_begin, b.oc_end, 0, 1)) return XST_ERR_RANGE;
+  xst_lqm p;
+  st = lqm_params(a, 20, 0, &p);
+  if (st) return st;
+  if (a[25] < 0 || (uint64_t)a[25] != lqm_state_bytes(p.bits, z.w)) return XST_ERR_DIMS;
+  tref t[7] = {
+    REF(a[16], z.out, 1, 0, 0),           /* grad_out */
+    CELL(a[17], 0),                       /* grad_out_exp */
+    REF(a[18], z.in, 1, 0, 0),            /* in */
+    REF(a[19], z.oc * 4, 4, 0, 0),        /* lqm shift */
+    REF(a[24], (uint64_t)a[25], 1, 1, 0), /* state */
+    REF(a[26], z.w, 1, 1, 0),             /* w (updated in place) */
+    CELL(a[27], 1),                       /* rng */
+  };
+  st = bind(m, t, 7);
+  if (st) return st;
+  p.shift = (const int32_t *)t[3].ptr;
+  return depthwise_conv2d_s8_backward_weight_lqm(&d, &b, a[15], (const int8_t *)t[0].ptr, (const int32_t *)t[1].ptr,
+                                                 (const int8_t *)t[2].ptr, &p, (uint8_t *)t[4].ptr, (int8_t *)t[5].ptr,
+                                                 (uint32_t *)t[6].ptr);
+}
+
 typedef int (*op_fn)(const int32_t *, const bind_mem *);
 /* Indexed by op id (designated initialisers: one line per op, any order);
  * ids without a row are unknown ops. */
@@ -898,6 +956,8 @@ static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
   [XST_OP_CHANNEL_SLICE] = {op_channel_slice, 6},
   [XST_OP_CONV2D_BACKWARD_WEIGHT_SGD] = {op_conv2d_backward_weight_sgd, 25},
   [XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT_SGD] = {op_dw_backward_weight_sgd, 23},
+  [XST_OP_CONV2D_BACKWARD_WEIGHT_LQM] = {op_conv2d_backward_weight_lqm, 30},
+  [XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT_LQM] = {op_dw_backward_weight_lqm, 28},
 };
 
 int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs, const xst_memory *mem) {
