@@ -908,6 +908,17 @@ static void fw_report(const fw_case *k, const char *what) {
          k->PH, k->PW, k->ob, k->oe, k->ib, k->ie);
 }
 
+/* Op `op` with one argument replaced by a hostile one, on a copy of b in a;
+ * frees both arenas. 1 if the call ran (XST_OK). */
+static int fw_hostile(int32_t op, int32_t *args, int32_t n, uint8_t *a, uint8_t *b, uint32_t top) {
+  memcpy(a, b, top);
+  args[rnd() % (uint32_t)n] = rand_arg(top);
+  const int ran = xst_dispatch(op, args, n, a, top) == XST_OK;
+  free(b);
+  free(a);
+  return ran;
+}
+
 #define FW_PLACE(bytes) (top = (top + 3u) & ~3u, top += (uint32_t)(bytes), (int32_t)(top - (uint32_t)(bytes)))
 
 /* SGD (ops 37-38): the fused op equals its backward_weight op followed by
@@ -985,12 +996,7 @@ static void fuzz_fused_weight_sgd(int iterations) {
       if (diff && bad < 5) fw_report(&k, "sgd");
       bad += diff;
     }
-    /* hostile: one argument replaced */
-    memcpy(a, b, top);
-    args[rnd() % (uint32_t)n] = rand_arg(top);
-    if (xst_dispatch(op, args, n, a, top) == XST_OK) ran_hostile++;
-    free(b);
-    free(a);
+    ran_hostile += fw_hostile(op, args, n, a, b, top);
   }
   printf("fused weight sgd: %d compared with the unfused ops, %d hostile calls ran\n", compared, ran_hostile);
   CHECK(bad == 0, "fused weight sgd differs from backward_weight + sgd_s8_update in %d cases", bad);
@@ -1107,10 +1113,7 @@ static void fuzz_fused_weight_lqm(int iterations) {
     args[n - 3] = sb + (rnd() & 1 ? 1 : -1);
     CHECK(xst_dispatch(op, args, n, a, top) == XST_ERR_DIMS, "fused weight lqm: a state of the wrong size is refused");
     args[n - 3] = sb;
-    args[rnd() % (uint32_t)n] = rand_arg(top);
-    if (xst_dispatch(op, args, n, a, top) == XST_OK) ran_hostile++;
-    free(b);
-    free(a);
+    ran_hostile += fw_hostile(op, args, n, a, b, top);
   }
   printf("fused weight lqm: %d compared with the unfused ops over 3 steps, %d hostile calls ran\n", compared, ran_hostile);
   CHECK(bad == 0, "fused weight lqm differs from backward_weight + lqm_s8_update in %d cases", bad);

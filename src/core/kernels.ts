@@ -188,17 +188,11 @@ export interface DepthwiseConv2dBackwardWeightArgs extends DepthwiseConv2dShape 
 // channel of the range, each tap in order, the gradient of
 // depthwiseConv2dBackwardWeight and the update of sgdS8Update with the
 // channel's learning rate. weights: the whole int8 (1, kH, kW, outC) tensor.
-export interface DepthwiseConv2dBackwardWeightSgdArgs extends DepthwiseConv2dShape {
+export interface DepthwiseConv2dBackwardWeightSgdArgs extends DepthwiseConv2dShape, FusedWeightUpdateTensors {
   ocBegin: number;
   ocEnd: number;
-  inputOffset: number;
-  gradOut: Tensor;
-  gradOutExp: Tensor;
-  input: Tensor;
   lrMultiplier: Tensor; // int32 [outC]
   lrShift: Tensor; // int32 [outC]
-  weights: Tensor;
-  rng: Tensor;
 }
 
 // Scratch bytes of depthwise_conv2d_s8_backward_input (native/core).
@@ -370,13 +364,19 @@ export interface Conv2dBackwardWeightArgs extends ConvShape, ChannelBlock {
 // conv2dBackwardWeight applied at once, element by element in (c, ky, kx, i)
 // order, with the update of sgdS8Update and the channel's learning rate (QAS
 // folded in on the host). weights: the whole int8 (outC, kH, kW, inC) tensor.
-export interface Conv2dBackwardWeightSgdArgs extends ConvShape, ChannelBlock {
+export interface Conv2dBackwardWeightSgdArgs extends ConvShape, ChannelBlock, FusedWeightUpdateTensors {
+  lrMultiplier: Tensor; // int32 [outC]
+  lrShift: Tensor; // int32 [outC]
+}
+
+// What every fused conv / depthwise weight update (ops 37-40) reads and
+// updates besides its optimizer's tables and state. weights: the whole int8
+// tensor, (outC, kH, kW, inC) or (1, kH, kW, outC).
+export interface FusedWeightUpdateTensors {
   inputOffset: number;
   gradOut: Tensor;
   gradOutExp: Tensor;
   input: Tensor;
-  lrMultiplier: Tensor; // int32 [outC]
-  lrShift: Tensor; // int32 [outC]
   weights: Tensor;
   rng: Tensor;
 }
@@ -591,28 +591,16 @@ export interface FcBackwardWeightLqm16Args extends FcBackwardWeightLqmArgs {
 // the update of lqmS8Update (element order as ops 37-38). state: the packed
 // momentum of the whole weight tensor, one field per weight at the weight's
 // index (lqmStateBytes(bits, outC, kH*kW*inC), depthwise (bits, outC, kH*kW)).
-export interface Conv2dBackwardWeightLqmArgs extends ConvShape, ChannelBlock, LqmSettings {
-  inputOffset: number;
-  gradOut: Tensor;
-  gradOutExp: Tensor;
-  input: Tensor;
-  lqmShift: Tensor; // int32 [outC]
+interface LqmUpdateTensors extends LqmSettings {
+  lqmShift: Tensor; // int32 [outC]: eta and the QAS factor as one exponent
   state: Tensor;
-  weights: Tensor;
-  rng: Tensor;
 }
 
-export interface DepthwiseConv2dBackwardWeightLqmArgs extends DepthwiseConv2dShape, LqmSettings {
+export interface Conv2dBackwardWeightLqmArgs extends ConvShape, ChannelBlock, FusedWeightUpdateTensors, LqmUpdateTensors {}
+
+export interface DepthwiseConv2dBackwardWeightLqmArgs extends DepthwiseConv2dShape, FusedWeightUpdateTensors, LqmUpdateTensors {
   ocBegin: number;
   ocEnd: number;
-  inputOffset: number;
-  gradOut: Tensor;
-  gradOutExp: Tensor;
-  input: Tensor;
-  lqmShift: Tensor; // int32 [outC]
-  state: Tensor;
-  weights: Tensor;
-  rng: Tensor;
 }
 
 // Bytes of the packed LQM state of an (out, in) weight tensor.
@@ -1126,8 +1114,7 @@ export class Kernels {
 
   // Ops 37 and 39: the checks of the gradient's tensors, the weights and the
   // rng, and the arguments up to grad_out's input.
-  private convWeightUpdateArgs(op: OpId, a: ConvShape & ChannelBlock & { inputOffset: number; gradOut: Tensor; gradOutExp: Tensor;
-    input: Tensor; weights: Tensor; rng: Tensor }): number[] {
+  private convWeightUpdateArgs(op: OpId, a: ConvShape & ChannelBlock & FusedWeightUpdateTensors): number[] {
     expectConvShape(op, a);
     expectDims(op, 'batch*out_h*out_w', a.batch * a.outH * a.outW, 1, 65535);
     expectBlock(op, { inFeatures: a.inC, outFeatures: a.outC }, a);
@@ -1230,8 +1217,7 @@ export class Kernels {
 
   // Ops 38 and 40: the checks of the gradient's tensors, the weights and the
   // rng, and the arguments up to grad_out's input.
-  private dwWeightUpdateArgs(op: OpId, a: DepthwiseConv2dShape & { ocBegin: number; ocEnd: number; inputOffset: number;
-    gradOut: Tensor; gradOutExp: Tensor; input: Tensor; weights: Tensor; rng: Tensor }): number[] {
+  private dwWeightUpdateArgs(op: OpId, a: DepthwiseConv2dShape & FusedWeightUpdateTensors & { ocBegin: number; ocEnd: number }): number[] {
     expectDwShape(op, a);
     expectDwOcRange(op, a, a.ocBegin, a.ocEnd);
     expectDims(op, 'batch*out_h*out_w', a.batch * a.outH * a.outW, 1, 65535);
