@@ -414,8 +414,9 @@ int conv2d_s8_backward_weight(const xst_conv_dims *d, const xst_block *blk,
  * Limits as conv2d_s8_backward_weight; lr multiplier >= 0 and shift in
  * [-62, 62] over the block, *rng != 0 (else XST_ERR_PARAM). Aliasing: w must
  * not overlap the other tensors. Scratch: none. Stack (GCC 12 -O2
- * -fstack-usage, Cortex-M4F DSP): 1,272 (a 1 KB gradient tile) + the
- * conv2d_s8_backward_weight call's 1,440, or the FC kernel's for 1x1. */
+ * -fstack-usage, Cortex-M4F DSP): 80 + 1,232 (the gradient loop with its
+ * 1 KB tile) + the conv2d_s8_backward_weight call's 1,440, or the FC
+ * kernel's for 1x1. */
 int conv2d_s8_backward_weight_sgd(const xst_conv_dims *d, const xst_block *blk, int32_t input_offset,
                                   const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
                                   const xst_lr *lr, int8_t *w, uint32_t *rng);
@@ -541,8 +542,8 @@ enum {
  * transposed (out_c, k_h*k_w) weights and gradient. Limits as
  * depthwise_conv2d_s8_backward_weight; lr and rng as the conv2d one.
  * Aliasing: w must not overlap the other tensors. Scratch: none. Stack
- * (GCC 12 -O2 -fstack-usage, Cortex-M4F DSP): 1,272 (a 1 KB gradient tile)
- * + the depthwise_conv2d_s8_backward_weight call's 312. */
+ * (GCC 12 -O2 -fstack-usage, Cortex-M4F DSP): 56 + 1,248 (the gradient loop
+ * with its 1 KB tile) + the depthwise_conv2d_s8_backward_weight call's 312. */
 int depthwise_conv2d_s8_backward_weight_sgd(const xst_dwconv_dims *d, const xst_block *blk, int32_t input_offset,
                                             const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
                                             const xst_lr *lr, int8_t *w, uint32_t *rng);
@@ -784,8 +785,10 @@ enum {
  * padding convs run fully_connected_s8_backward_weight_lqm. Limits as the
  * weight-gradient kernels; LQM parameters, shift[c] over the block and
  * *rng as op 25 (else XST_ERR_PARAM). Aliasing: w and state must not
- * overlap each other or the other tensors. Scratch: none (a 1 KB gradient
- * tile on the stack, as ops 37-38). */
+ * overlap each other or the other tensors. Scratch: none. Stack (GCC 12
+ * -O2 -fstack-usage, Cortex-M4F DSP): conv 240, depthwise 216, + the
+ * gradient loop of ops 37-38 (1,232 / 1,248 with its 1 KB tile) + its
+ * weight-gradient call (1,440 / 312; 80 for an LQM run). */
 int conv2d_s8_backward_weight_lqm(const xst_conv_dims *d, const xst_block *blk, int32_t input_offset,
                                   const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
                                   const xst_lqm *p, uint8_t *state, int8_t *w, uint32_t *rng);
