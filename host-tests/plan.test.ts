@@ -56,10 +56,11 @@ interface Case {
 }
 
 // Schemes the existing kernels cover (no `modelled` op): fused updates with
-// reorder (FC and pointwise convs; conv and depthwise with SGD: the full
-// update of micro_speech, whose depthwise layer on one input channel then
-// runs as a depthwise kernel on its own weights), conv2d weights through
-// backward_weight + sgd/lqm update without it; biases anywhere.
+// reorder (FC and pointwise convs; conv and depthwise with SGD or LQM: the
+// full update of micro_speech, whose depthwise layer on one input channel
+// then runs as a depthwise kernel on its own weights; MBV2's 3x3 stride-2
+// stem and stride-1 and -2 depthwise layers with LQM), conv2d weights
+// through backward_weight + sgd/lqm update without it; biases anywhere.
 const cases: Case[] = [
   { name: 'micro_speech, 2 bias layers + classifier, reordered, SGD', model: () => tflite('micro_speech_quantized'),
     scheme: { biasLayers: 2, weights: [] }, reorder: true, optimizer: 'sgd' },
@@ -75,6 +76,9 @@ const cases: Case[] = [
     scheme: { biasLayers: 8, weights: [{ layer: 50 }, { layer: 48 }] }, reorder: true, optimizer: 'sgd' },
   { name: 'MobileNetV2-w0.35-32, 4 bias layers + conv 50 + classifier, reordered, LQM', model: mbv2,
     scheme: { biasLayers: 4, weights: [{ layer: 50 }] }, reorder: true, optimizer: 'lqm' },
+  { name: 'MobileNetV2-w0.35-32, 4 bias layers + 3x3 stem 0, depthwise 40 (stride 2) and 49, conv 50 + classifier, reordered, LQM',
+    model: mbv2, scheme: { biasLayers: 4, weights: [{ layer: 0 }, { layer: 40 }, { layer: 49 }, { layer: 50 }] }, reorder: true,
+    optimizer: 'lqm' },
 ];
 
 function compile(c: Case): CompiledPlan {
@@ -279,6 +283,21 @@ describe('a hand-written step equals the plan step (micro_speech, classifier onl
   });
 });
 
+describe('fused LQM updates of conv and depthwise weights', () => {
+  it('LQM on 3x3 and depthwise weights lowers to the fused ops 39-40 with state sized as op 25 packs it', () => {
+    const c = compile(cases.at(-1)!);
+    const calls = (op: number) => c.plan.train.filter((x) => x.op === op);
+    // the stem (3x3, stride 2) and depthwise layers 40 (stride 2) and 49; conv 50 (pointwise) through op 25
+    expect(calls(Op.Conv2dBackwardWeightLqm).map((x) => [x.args[7], x.args[9], x.args[6]])).toEqual([[3, 2, 16]]);
+    expect(calls(Op.DepthwiseConv2dBackwardWeightLqm).map((x) => [x.args[3], x.args[9]])).toEqual([[336, 1], [192, 2]]);
+    expect(calls(Op.FcBackwardWeightLqm)).toHaveLength(2); // conv 50 and the classifier
+    const state = c.compiled.graph.tensors.filter((t) => t.role === 'optimizer_state').map((t) => [t.name, t.bytes]);
+    expect(state).toEqual(expect.arrayContaining([['stem.weights.lqm_state', Math.ceil((5 * 16 * 3 * 3 * 3) / 8)],
+      ['block13.depthwise.weights.lqm_state', Math.ceil((5 * 3 * 3 * 192) / 8)], ['block16.depthwise.weights.lqm_state', Math.ceil((5 * 3 * 3 * 336) / 8)]]));
+    expect(calls(Op.Conv2dBackwardWeightLqm)[0]!.args[27]).toBe(Math.ceil((5 * 16 * 3 * 3 * 3) / 8));
+  });
+});
+
 describe('bad plans are refused before anything runs', () => {
   const { plan, blob } = compile(cases[0]!);
   const copy = () => blob.slice();
@@ -358,11 +377,12 @@ describe('bad plans are refused before anything runs', () => {
   }, 60_000);
 
   it('a scheme that needs a missing kernel is refused, naming it', () => {
-    // reorder: true with LQM on a 3x3 conv's weights: only the SGD conv update is written
-    const lqm = { scheme: { biasLayers: 0, weights: [{ layer: 0 }] }, reorder: true, optimizer: 'lqm', lr: LR, lrBias: LR } as const;
+    // Without reordering a depthwise weight update has no kernel (lqm_s8_update takes [out][in] weights);
+    // reordered, the fused LQM kernel takes it (ops 39-40), as SGD's does.
+    const lqm = { scheme: { biasLayers: 0, weights: [{ layer: 49 }] }, reorder: false, optimizer: 'lqm', lr: LR, lrBias: LR } as const;
     expect(() => compilePlan(mbv2(), lqm)).toThrow(LoweringError);
-    expect(() => compilePlan(mbv2(), lqm)).toThrow(/needs a kernel that does not exist yet: conv2d_s8_backward_weight_lqm \(backward_weight\+lqm L0/);
-    expect(() => compilePlan(mbv2(), { ...lqm, optimizer: 'sgd' })).not.toThrow();
+    expect(() => compilePlan(mbv2(), lqm)).toThrow(/needs a kernel that does not exist yet: lqm_s8_update \(update weights L49 \(depthwise_conv2d\)\)/);
+    expect(() => compilePlan(mbv2(), { ...lqm, reorder: true })).not.toThrow();
     expect(() => compilePlan(mbv2(), { scheme: { biasLayers: 0, weights: [{ layer: 49 }, { layer: 50, ratio: 0.5 }] }, reorder: false, lr: LR, lrBias: LR }))
       .toThrow(/conv2d_s8_backward_weight \(backward_weight L50 .*ic 0:\d+\]\); sgd_s8_update \(update weights L49 \(depthwise_conv2d\)\)/);
   });

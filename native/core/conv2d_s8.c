@@ -23,6 +23,7 @@
 #include "xst_fixed.h"
 #include "nn_mat_mult_s8.h"
 #include "nn_requant_s8.h"
+#include "weight_update_s8.h"
 
 #define XST_CONV_MAX_TAPS 65536      /* k_h*k_w*in_c: keeps the forward int32 sum exact */
 #define XST_CONV_MAX_WG_PIXELS 65535 /* batch*out_h*out_w for the weight gradient      */
@@ -534,16 +535,16 @@ int conv2d_s8_backward_weight(const xst_conv_dims *d, const xst_block *blk,
   return XST_OK;
 }
 
-/* ---- fused weight gradient + integer SGD ------------------------------------
+/* ---- fused weight gradient + update (SGD op 37, LQM op 39) ------------------
  * The gradient of conv2d_s8_backward_weight, element by element in the
- * order (c, ky, kx, i) of the block, applied at once with the update of
- * sgd_s8_update (xst_sgd_s8_run): no gradient buffer in the arena, only a
- * tile of XST_CONV_WGS_TILE int32 on the stack.
- *  - 1x1, stride 1, no padding: fully_connected_s8_backward_weight_sgd over
- *    batch*h*w rows (the same order and the same numbers);
+ * order (c, ky, kx, i) of the block, handed to the update in runs
+ * (weight_update_s8.h) as it is produced: no gradient buffer in the arena,
+ * only a tile of XST_CONV_WGS_TILE int32 on the stack.
+ *  - 1x1, stride 1, no padding: the FC kernels over batch*h*w rows (the
+ *    same order and the same numbers; the callers take this path);
  *  - k_h*k_w*nic <= XST_CONV_WGS_TILE: as many whole output channels per
  *    tile as fit, each tile through conv2d_s8_backward_weight (its DSP
- *    path on Cortex-M4) and then the updates channel by channel;
+ *    path on Cortex-M4) and then the runs channel by channel;
  *  - larger patches: one output channel, one tap and up to the tile's size
  *    of input channels at a time, summed over the output pixels whose tap
  *    lies in the image. */
@@ -558,23 +559,19 @@ static void tap_outputs(int32_t k, int32_t s, int32_t pad, int32_t in, int32_t o
   if (*hi < *lo) *hi = *lo;
 }
 
-int conv2d_s8_backward_weight_sgd(const xst_conv_dims *d, const xst_block *blk, int32_t input_offset,
-                                  const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
-                                  const xst_lr *lr, int8_t *w, uint32_t *rng) {
+int conv2d_s8_weight_grad_check(const xst_conv_dims *d, const xst_block *blk, int32_t input_offset) {
   int st = conv2d_s8_check_dims(d);
   if (st) return st;
   if (blk->oc_begin < 0 || blk->oc_begin >= blk->oc_end || blk->oc_end > d->out_c) return XST_ERR_RANGE;
   if (blk->ic_begin < 0 || blk->ic_begin >= blk->ic_end || blk->ic_end > d->in_c) return XST_ERR_RANGE;
   if (input_offset < -127 || input_offset > 128) return XST_ERR_PARAM;
-  for (int32_t c = blk->oc_begin; c < blk->oc_end; c++) {
-    if (lr->multiplier[c] < 0 || lr->shift[c] < -62 || lr->shift[c] > 62) return XST_ERR_PARAM;
-  }
-  if (*rng == 0) return XST_ERR_PARAM;
   if ((int64_t)d->batch * d->out_h * d->out_w > XST_CONV_MAX_WG_PIXELS) return XST_ERR_DIMS;
-  xst_fc_dims fc;
-  if (as_fc(d, &fc)) return fully_connected_s8_backward_weight_sgd(&fc, blk, input_offset, grad_out, grad_out_exp, in, lr, w, rng);
+  return XST_OK;
+}
+
+void conv2d_s8_weight_grad_runs(const xst_conv_dims *d, const xst_block *blk, int32_t input_offset,
+                                const int8_t *grad_out, const int8_t *in, xst_wg_apply apply, void *ctx) {
   const int32_t IC = d->in_c, OC = d->out_c, KH = d->k_h, KW = d->k_w, nic = blk->ic_end - blk->ic_begin;
-  const int32_t e = *grad_out_exp;
   const size_t w_chan = (size_t)KH * KW * IC;
   const int32_t K = KH * KW * nic; /* <= XST_CONV_MAX_TAPS */
   int32_t tile[XST_CONV_WGS_TILE];
@@ -582,31 +579,29 @@ int conv2d_s8_backward_weight_sgd(const xst_conv_dims *d, const xst_block *blk, 
     const int32_t per = XST_CONV_WGS_TILE / K;
     for (int32_t c0 = blk->oc_begin; c0 < blk->oc_end; c0 += per) {
       const xst_block sub = {c0, blk->oc_end - c0 < per ? blk->oc_end : c0 + per, blk->ic_begin, blk->ic_end};
-      conv2d_s8_backward_weight(d, &sub, input_offset, grad_out, in, tile); /* checked above: XST_OK */
+      conv2d_s8_backward_weight(d, &sub, input_offset, grad_out, in, tile); /* checked by the caller: XST_OK */
       for (int32_t c = sub.oc_begin; c < sub.oc_end; c++) {
         const int32_t *g = tile + (size_t)(c - sub.oc_begin) * K;
-        int8_t *wc = w + (size_t)c * w_chan + blk->ic_begin;
-        const int32_t m = lr->multiplier[c], sh = lr->shift[c];
+        const size_t wc = (size_t)c * w_chan + (size_t)blk->ic_begin;
         if (nic == IC) { /* the channel's weights are one run */
-          xst_sgd_s8_run(wc, 1, g, 1, K, m, sh, e, rng);
+          apply(ctx, c, wc, 1, g, 1, K);
           continue;
         }
-        for (int32_t t = 0; t < KH * KW; t++) xst_sgd_s8_run(wc + (size_t)t * IC, 1, g + (size_t)t * nic, 1, nic, m, sh, e, rng);
+        for (int32_t t = 0; t < KH * KW; t++) apply(ctx, c, wc + (size_t)t * IC, 1, g + (size_t)t * nic, 1, nic);
       }
     }
-    return XST_OK;
+    return;
   }
   const size_t x_row = (size_t)d->in_w * IC, x_img = (size_t)d->in_h * x_row;
   const size_t g_row = (size_t)d->out_w * OC, g_img = (size_t)d->out_h * g_row;
   for (int32_t c = blk->oc_begin; c < blk->oc_end; c++) {
-    const int32_t m = lr->multiplier[c], sh = lr->shift[c];
     for (int32_t ky = 0; ky < KH; ky++) {
       int32_t oy0, oy1;
       tap_outputs(ky, d->stride_h, d->pad_h, d->in_h, d->out_h, &oy0, &oy1);
       for (int32_t kx = 0; kx < KW; kx++) {
         int32_t ox0, ox1;
         tap_outputs(kx, d->stride_w, d->pad_w, d->in_w, d->out_w, &ox0, &ox1);
-        int8_t *wt = w + (size_t)c * w_chan + ((size_t)ky * KW + kx) * IC;
+        const size_t wt = (size_t)c * w_chan + ((size_t)ky * KW + kx) * IC;
         for (int32_t i0 = blk->ic_begin; i0 < blk->ic_end; i0 += XST_CONV_WGS_TILE) {
           const int32_t n = blk->ic_end - i0 < XST_CONV_WGS_TILE ? blk->ic_end - i0 : XST_CONV_WGS_TILE;
           for (int32_t i = 0; i < n; i++) tile[i] = 0;
@@ -622,10 +617,37 @@ int conv2d_s8_backward_weight_sgd(const xst_conv_dims *d, const xst_block *blk, 
               }
             }
           }
-          xst_sgd_s8_run(wt + i0, 1, tile, 1, n, m, sh, e, rng);
+          apply(ctx, c, wt + (size_t)i0, 1, tile, 1, n);
         }
       }
     }
   }
+}
+
+int conv2d_s8_backward_weight_sgd(const xst_conv_dims *d, const xst_block *blk, int32_t input_offset,
+                                  const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
+                                  const xst_lr *lr, int8_t *w, uint32_t *rng) {
+  int st = conv2d_s8_weight_grad_check(d, blk, input_offset);
+  if (!st) st = sgd_s8_run_check(lr, blk->oc_begin, blk->oc_end, rng);
+  if (st) return st;
+  xst_fc_dims fc;
+  if (as_fc(d, &fc)) return fully_connected_s8_backward_weight_sgd(&fc, blk, input_offset, grad_out, grad_out_exp, in, lr, w, rng);
+  sgd_s8_run r = {lr, *grad_out_exp, w, rng};
+  conv2d_s8_weight_grad_runs(d, blk, input_offset, grad_out, in, sgd_s8_apply_run, &r);
+  return XST_OK;
+}
+
+int conv2d_s8_backward_weight_lqm(const xst_conv_dims *d, const xst_block *blk, int32_t input_offset,
+                                  const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
+                                  const xst_lqm *p, uint8_t *state, int8_t *w, uint32_t *rng) {
+  int st = conv2d_s8_weight_grad_check(d, blk, input_offset);
+  if (st) return st;
+  xst_fc_dims fc;
+  if (as_fc(d, &fc)) return fully_connected_s8_backward_weight_lqm(&fc, blk, input_offset, grad_out, grad_out_exp, in, p, state, w, rng);
+  lqm_s8_run r;
+  st = lqm_s8_run_begin(&r, p, blk->oc_begin, blk->oc_end, *grad_out_exp, state, w, rng);
+  if (st) return st;
+  conv2d_s8_weight_grad_runs(d, blk, input_offset, grad_out, in, lqm_s8_apply_run, &r);
+  lqm_s8_run_end(&r, rng);
   return XST_OK;
 }

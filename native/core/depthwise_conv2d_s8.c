@@ -17,6 +17,7 @@
 #include "xst_fixed.h"
 #include "nn_mat_mult_s8.h" /* XST_MM_DSP */
 #include "nn_requant_s8.h"
+#include "weight_update_s8.h"
 
 #define XST_DW_MAX_DIM (1 << 24)
 #define XST_DW_MAX_TAPS 65536       /* k_h*k_w: keeps the forward int32 sum exact */
@@ -575,31 +576,29 @@ int depthwise_conv2d_s8_backward_weight(const xst_dwconv_dims *d,
   return XST_OK;
 }
 
-/* ---- fused weight gradient + integer SGD ------------------------------------
+/* ---- fused weight gradient + update (SGD op 38, LQM op 40) ------------------
  * The gradient of depthwise_conv2d_s8_backward_weight, per output channel
- * oc of the block and then per tap (ky, kx), applied at once with the
- * update of sgd_s8_update and the channel's learning rate (xst_sgd_s8_run):
- * no gradient buffer in the arena, a tile of XST_DW_WGS_TILE int32 on the
- * stack. k_h*k_w <= XST_DW_WGS_TILE: as many channels per tile as fit (a
- * multiple of 4 when there are at least 4: the DSP path's channel groups),
- * each tile through depthwise_conv2d_s8_backward_weight; larger kernels: one
- * channel and up to the tile's size of taps at a time. */
+ * oc of the block and then per tap (ky, kx), handed to the update in runs
+ * (weight_update_s8.h) as it is produced: no gradient buffer in the arena,
+ * a tile of XST_DW_WGS_TILE int32 on the stack. k_h*k_w <= XST_DW_WGS_TILE:
+ * as many channels per tile as fit (a multiple of 4 when there are at least
+ * 4: the DSP path's channel groups), each tile through
+ * depthwise_conv2d_s8_backward_weight; larger kernels: one channel and up
+ * to the tile's size of taps at a time. */
 #define XST_DW_WGS_TILE 256
 
-int depthwise_conv2d_s8_backward_weight_sgd(const xst_dwconv_dims *d, const xst_block *blk, int32_t input_offset,
-                                            const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
-                                            const xst_lr *lr, int8_t *w, uint32_t *rng) {
+int depthwise_conv2d_s8_weight_grad_check(const xst_dwconv_dims *d, const xst_block *blk, int32_t input_offset) {
   int st = check_dims(d);
   if (!st) st = check_oc_range(d, blk);
   if (st) return st;
   if (input_offset < -127 || input_offset > 128) return XST_ERR_PARAM;
-  for (int32_t c = blk->oc_begin; c < blk->oc_end; c++) {
-    if (lr->multiplier[c] < 0 || lr->shift[c] < -62 || lr->shift[c] > 62) return XST_ERR_PARAM;
-  }
-  if (*rng == 0) return XST_ERR_PARAM;
   if ((int64_t)d->batch * d->out_h * d->out_w > XST_DW_MAX_PIXELS) return XST_ERR_DIMS;
+  return XST_OK;
+}
+
+void depthwise_conv2d_s8_weight_grad_runs(const xst_dwconv_dims *d, const xst_block *blk, int32_t input_offset,
+                                          const int8_t *grad_out, const int8_t *in, xst_wg_apply apply, void *ctx) {
   const int32_t H = d->in_h, W = d->in_w, C = d->in_c, M = d->mult, OC = C * M, T = d->k_h * d->k_w;
-  const int32_t e = *grad_out_exp;
   int32_t tile[XST_DW_WGS_TILE];
   if (T <= XST_DW_WGS_TILE) {
     int32_t per = XST_DW_WGS_TILE / T;
@@ -607,13 +606,10 @@ int depthwise_conv2d_s8_backward_weight_sgd(const xst_dwconv_dims *d, const xst_
     for (int32_t c0 = blk->oc_begin; c0 < blk->oc_end; c0 += per) {
       const xst_block sub = {c0, blk->oc_end - c0 < per ? blk->oc_end : c0 + per, 0, 1};
       const int32_t n = sub.oc_end - sub.oc_begin;
-      depthwise_conv2d_s8_backward_weight(d, &sub, input_offset, grad_out, in, tile); /* checked above: XST_OK */
-      for (int32_t j = 0; j < n; j++) {
-        const int32_t c = c0 + j;
-        xst_sgd_s8_run(w + c, (size_t)OC, tile + j, (size_t)n, T, lr->multiplier[c], lr->shift[c], e, rng);
-      }
+      depthwise_conv2d_s8_backward_weight(d, &sub, input_offset, grad_out, in, tile); /* checked by the caller: XST_OK */
+      for (int32_t j = 0; j < n; j++) apply(ctx, c0 + j, (size_t)(c0 + j), (size_t)OC, tile + j, (size_t)n, T);
     }
-    return XST_OK;
+    return;
   }
   for (int32_t c = blk->oc_begin; c < blk->oc_end; c++) {
     const int32_t ic = c / M;
@@ -636,8 +632,31 @@ int depthwise_conv2d_s8_backward_weight_sgd(const xst_dwconv_dims *d, const xst_
         }
         tile[j] = s;
       }
-      xst_sgd_s8_run(w + (size_t)t0 * OC + c, (size_t)OC, tile, 1, n, lr->multiplier[c], lr->shift[c], e, rng);
+      apply(ctx, c, (size_t)t0 * OC + (size_t)c, (size_t)OC, tile, 1, n);
     }
   }
+}
+
+int depthwise_conv2d_s8_backward_weight_sgd(const xst_dwconv_dims *d, const xst_block *blk, int32_t input_offset,
+                                            const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
+                                            const xst_lr *lr, int8_t *w, uint32_t *rng) {
+  int st = depthwise_conv2d_s8_weight_grad_check(d, blk, input_offset);
+  if (!st) st = sgd_s8_run_check(lr, blk->oc_begin, blk->oc_end, rng);
+  if (st) return st;
+  sgd_s8_run r = {lr, *grad_out_exp, w, rng};
+  depthwise_conv2d_s8_weight_grad_runs(d, blk, input_offset, grad_out, in, sgd_s8_apply_run, &r);
+  return XST_OK;
+}
+
+int depthwise_conv2d_s8_backward_weight_lqm(const xst_dwconv_dims *d, const xst_block *blk, int32_t input_offset,
+                                            const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
+                                            const xst_lqm *p, uint8_t *state, int8_t *w, uint32_t *rng) {
+  int st = depthwise_conv2d_s8_weight_grad_check(d, blk, input_offset);
+  if (st) return st;
+  lqm_s8_run r;
+  st = lqm_s8_run_begin(&r, p, blk->oc_begin, blk->oc_end, *grad_out_exp, state, w, rng);
+  if (st) return st;
+  depthwise_conv2d_s8_weight_grad_runs(d, blk, input_offset, grad_out, in, lqm_s8_apply_run, &r);
+  lqm_s8_run_end(&r, rng);
   return XST_OK;
 }

@@ -389,6 +389,18 @@ static dw_sizes dw_size(const xst_dwconv_dims *d) {
   return z;
 }
 
+/* The dims and the output-channel block at a[13], a[14] of the depthwise
+ * gradient and update ops (16, 17, 38, 40). */
+static int dw_oc_block(const int32_t *a, xst_dwconv_dims *d, dw_sizes *z, xst_block *b) {
+  int st = dw_dims(a, d);
+  if (st) return st;
+  *z = dw_size(d);
+  *b = (xst_block){a[13], a[14], 0, d->in_c};
+  if (z->oc > MAX_DIM) return XST_ERR_DIMS;
+  if (!block_ok((int32_t)z->oc, 1, b->oc_begin, b->oc_end, 0, 1)) return XST_ERR_RANGE;
+  return XST_OK;
+}
+
 static int op_dw_forward(const int32_t *a, const bind_mem *m) {
   xst_dwconv_dims d;
   int st = dw_dims(a, &d);
@@ -435,12 +447,10 @@ static int op_dw_backward_input(const int32_t *a, const bind_mem *m) {
 
 static int op_dw_backward_bias(const int32_t *a, const bind_mem *m) {
   xst_dwconv_dims d;
-  int st = dw_dims(a, &d);
+  dw_sizes z;
+  xst_block b;
+  int st = dw_oc_block(a, &d, &z, &b);
   if (st) return st;
-  dw_sizes z = dw_size(&d);
-  xst_block b = {a[13], a[14], 0, d.in_c};
-  if (z.oc > MAX_DIM) return XST_ERR_DIMS;
-  if (!block_ok((int32_t)z.oc, 1, b.oc_begin, b.oc_end, 0, 1)) return XST_ERR_RANGE;
   tref t[2] = {
     REF(a[15], z.out, 1, 0, 0),
     REF(a[16], (uint64_t)(b.oc_end - b.oc_begin) * 4, 4, 1, 0),
@@ -452,12 +462,10 @@ static int op_dw_backward_bias(const int32_t *a, const bind_mem *m) {
 
 static int op_dw_backward_weight(const int32_t *a, const bind_mem *m) {
   xst_dwconv_dims d;
-  int st = dw_dims(a, &d);
+  dw_sizes z;
+  xst_block b;
+  int st = dw_oc_block(a, &d, &z, &b);
   if (st) return st;
-  dw_sizes z = dw_size(&d);
-  xst_block b = {a[13], a[14], 0, d.in_c};
-  if (z.oc > MAX_DIM) return XST_ERR_DIMS;
-  if (!block_ok((int32_t)z.oc, 1, b.oc_begin, b.oc_end, 0, 1)) return XST_ERR_RANGE;
   tref t[3] = {
     REF(a[16], z.out, 1, 0, 0), /* grad_out */
     REF(a[17], z.in, 1, 0, 0),  /* in */
@@ -496,12 +504,10 @@ static int op_conv2d_backward_weight_sgd(const int32_t *a, const bind_mem *m) {
 
 static int op_dw_backward_weight_sgd(const int32_t *a, const bind_mem *m) {
   xst_dwconv_dims d;
-  int st = dw_dims(a, &d);
+  dw_sizes z;
+  xst_block b;
+  int st = dw_oc_block(a, &d, &z, &b);
   if (st) return st;
-  dw_sizes z = dw_size(&d);
-  xst_block b = {a[13], a[14], 0, d.in_c};
-  if (z.oc > MAX_DIM) return XST_ERR_DIMS;
-  if (!block_ok((int32_t)z.oc, 1, b.oc_begin, b.oc_end, 0, 1)) return XST_ERR_RANGE;
   tref t[7] = {
     REF(a[16], z.out, 1, 0, 0),    /* grad_out */
     CELL(a[17], 0),                /* grad_out_exp */
@@ -857,6 +863,60 @@ static int op_channel_slice(const int32_t *a, const bind_mem *m) {
   return channel_slice_s8(a[0], a[1], a[2], a[3], (const int8_t *)t[0].ptr, (int8_t *)t[1].ptr);
 }
 
+/* ---- fused conv / depthwise weight gradient + LQM (ids 39-40) ------------ */
+
+/* The arguments both ops share from grad_out at a[g] on: grad_out (out
+ * elements), grad_out_exp, in (in elements), lqm_shift (oc), bits, emin,
+ * emax, decay, state, state_bytes (the packing of nw weights), w (nw), rng.
+ * Binds them into t[7] and fills *p. */
+static int fused_lqm_args(const int32_t *a, int g, uint64_t out, uint64_t in, uint64_t oc, uint64_t nw,
+                          const bind_mem *m, tref *t, xst_lqm *p) {
+  int st = lqm_params(a, g + 4, 0, p);
+  if (st) return st;
+  if (a[g + 9] < 0 || (uint64_t)a[g + 9] != lqm_state_bytes(p->bits, nw)) return XST_ERR_DIMS;
+  t[0] = REF(a[g], out, 1, 0, 0);                  /* grad_out */
+  t[1] = CELL(a[g + 1], 0);                        /* grad_out_exp */
+  t[2] = REF(a[g + 2], in, 1, 0, 0);               /* in */
+  t[3] = REF(a[g + 3], oc * 4, 4, 0, 0);           /* lqm shift */
+  t[4] = REF(a[g + 8], (uint64_t)a[g + 9], 1, 1, 0); /* state */
+  t[5] = REF(a[g + 10], nw, 1, 1, 0);              /* w (updated in place) */
+  t[6] = CELL(a[g + 11], 1);                       /* rng */
+  st = bind(m, t, 7);
+  if (st) return st;
+  p->shift = (const int32_t *)t[3].ptr;
+  return XST_OK;
+}
+
+static int op_conv2d_backward_weight_lqm(const int32_t *a, const bind_mem *m) {
+  xst_conv_dims d;
+  int st = conv_dims(a, &d);
+  if (st) return st;
+  xst_block b = {a[13], a[14], a[15], a[16]};
+  if (!block_ok(d.out_c, d.in_c, b.oc_begin, b.oc_end, b.ic_begin, b.ic_end)) return XST_ERR_RANGE;
+  tref t[7];
+  xst_lqm p;
+  st = fused_lqm_args(a, 18, conv_out_elems(&d), conv_in_elems(&d), (uint64_t)d.out_c, conv_w_elems(&d), m, t, &p);
+  if (st) return st;
+  return conv2d_s8_backward_weight_lqm(&d, &b, a[17], (const int8_t *)t[0].ptr, (const int32_t *)t[1].ptr,
+                                       (const int8_t *)t[2].ptr, &p, (uint8_t *)t[4].ptr, (int8_t *)t[5].ptr,
+                                       (uint32_t *)t[6].ptr);
+}
+
+static int op_dw_backward_weight_lqm(const int32_t *a, const bind_mem *m) {
+  xst_dwconv_dims d;
+  dw_sizes z;
+  xst_block b;
+  int st = dw_oc_block(a, &d, &z, &b);
+  if (st) return st;
+  tref t[7];
+  xst_lqm p;
+  st = fused_lqm_args(a, 16, z.out, z.in, z.oc, z.w, m, t, &p);
+  if (st) return st;
+  return depthwise_conv2d_s8_backward_weight_lqm(&d, &b, a[15], (const int8_t *)t[0].ptr, (const int32_t *)t[1].ptr,
+                                                 (const int8_t *)t[2].ptr, &p, (uint8_t *)t[4].ptr, (int8_t *)t[5].ptr,
+                                                 (uint32_t *)t[6].ptr);
+}
+
 typedef int (*op_fn)(const int32_t *, const bind_mem *);
 /* Indexed by op id (designated initialisers: one line per op, any order);
  * ids without a row are unknown ops. */
@@ -898,6 +958,8 @@ static const struct { op_fn fn; int32_t nargs; } kOps[XST_OP_COUNT] = {
   [XST_OP_CHANNEL_SLICE] = {op_channel_slice, 6},
   [XST_OP_CONV2D_BACKWARD_WEIGHT_SGD] = {op_conv2d_backward_weight_sgd, 25},
   [XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT_SGD] = {op_dw_backward_weight_sgd, 23},
+  [XST_OP_CONV2D_BACKWARD_WEIGHT_LQM] = {op_conv2d_backward_weight_lqm, 30},
+  [XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT_LQM] = {op_dw_backward_weight_lqm, 28},
 };
 
 int xst_dispatch_memory(int32_t op, const int32_t *args, int32_t nargs, const xst_memory *mem) {

@@ -25,6 +25,7 @@
  */
 #include "xst.h"
 #include "xst_fixed.h"
+#include "weight_update_s8.h"
 
 #define LQM_T_MAX (INT32_C(1) << 30) /* |eta*g| saturates here */
 
@@ -47,15 +48,9 @@ uint64_t lqm_state_bytes(int32_t bits, uint64_t n) {
 #define LQM_INLINE static inline
 #endif
 
-/* Per-call constants. dq[f]: the decayed momentum Q(m) - dec(Q(m)) (units,
- * signed) of each state field value f, so an element reads it with one load
- * instead of a shift, a decay and a sign. */
-typedef struct {
-  int bits, frac, top_code;
-  uint32_t field_mask, sign_bit;
-  int32_t dq[32];
-} lqm_k;
-
+/* Per-call constants (lqm_k, weight_update_s8.h): dq[f] lets an element
+ * read its decayed momentum with one load instead of a shift, a decay and a
+ * sign. */
 static void lqm_consts(const xst_lqm *p, lqm_k *k) {
   k->bits = (int)p->bits;
   k->frac = (int)-p->emin;
@@ -224,6 +219,29 @@ static int check_common(const xst_fc_dims *d, const xst_block *blk, const xst_lq
   return XST_OK;
 }
 
+/* n elements: weight element at + k*step (and its state field) with the
+ * gradient g[k*gs] and step exponent S, k < n, in order. A zero field with
+ * a zero step is skipped (it changes nothing and draws nothing). */
+LQM_INLINE void lqm_run(const lqm_k *K, int64_t S, const int32_t *g, size_t gs, int32_t n, int8_t *w, uint8_t *state,
+                        size_t at, size_t step, uint32_t *rng) {
+  if (step == 1) {
+    lqm_cur cur = cur_at(state, K->bits, at);
+    int8_t *wr = w + at;
+    for (int32_t k = 0; k < n; k++, cur_next(&cur, K->bits), g += gs) {
+      const uint32_t f = cur_get(K, cur);
+      const int32_t t = lqm_scaled(*g, S);
+      if (f != 0 || t != 0) lqm_element(K, cur, f, t, &wr[k], 0, rng);
+    }
+    return;
+  }
+  for (int32_t k = 0; k < n; k++, at += step, g += gs) {
+    const lqm_cur cur = cur_at(state, K->bits, at);
+    const uint32_t f = cur_get(K, cur);
+    const int32_t t = lqm_scaled(*g, S);
+    if (f != 0 || t != 0) lqm_element(K, cur, f, t, &w[at], 0, rng);
+  }
+}
+
 int lqm_s8_update(const xst_fc_dims *d, const xst_block *blk, const int32_t *grad, const int32_t *grad_exp,
                   const xst_lqm *p, uint8_t *state, int8_t *w, uint32_t *rng) {
   const uint64_t n = (uint64_t)d->in_features * (uint64_t)d->out_features;
@@ -237,19 +255,39 @@ int lqm_s8_update(const xst_fc_dims *d, const xst_block *blk, const int32_t *gra
   const int32_t *shift = p->shift;
   uint32_t s = *rng;
   for (int32_t c = oc0; c < oc1; c++) {
-    const int64_t S = E + shift[c];
-    const int32_t *g = grad + (size_t)(c - oc0) * (size_t)nic;
-    const uint64_t start = (uint64_t)c * (uint64_t)IN + (uint64_t)ic0;
-    int8_t *wr = w + start;
-    lqm_cur cur = cur_at(state, K.bits, start);
-    for (int32_t i = 0; i < nic; i++, cur_next(&cur, K.bits)) {
-      const uint32_t f = cur_get(&K, cur);
-      const int32_t t = lqm_scaled(g[i], S);
-      if (f != 0 || t != 0) lqm_element(&K, cur, f, t, &wr[i], 0, &s);
-    }
+    const size_t start = (size_t)c * (size_t)IN + (size_t)ic0;
+    lqm_run(&K, E + shift[c], grad + (size_t)(c - oc0) * (size_t)nic, 1, nic, w, state, start, 1, &s);
   }
   *rng = s;
   return XST_OK;
+}
+
+/* ---- runs of the fused conv / depthwise ops (39-40, weight_update_s8.h) ---- */
+
+int lqm_s8_run_begin(lqm_s8_run *r, const xst_lqm *p, int32_t oc_begin, int32_t oc_end, int32_t grad_exp,
+                     uint8_t *state, int8_t *w, const uint32_t *rng) {
+  int st = lqm_check_params(p);
+  if (st) return st;
+  for (int32_t c = oc_begin; c < oc_end; c++) {
+    if (p->shift[c] < -64 || p->shift[c] > 64) return XST_ERR_PARAM;
+  }
+  if (*rng == 0) return XST_ERR_PARAM;
+  lqm_consts(p, &r->k);
+  r->e = (int64_t)grad_exp - p->emin;
+  r->shift = p->shift;
+  r->state = state;
+  r->w = w;
+  r->rng = *rng;
+  return XST_OK;
+}
+
+void lqm_s8_apply_run(void *ctx, int32_t c, size_t w_at, size_t w_step, const int32_t *g, size_t g_step, int32_t n) {
+  lqm_s8_run *r = (lqm_s8_run *)ctx;
+  lqm_run(&r->k, r->e + r->shift[c], g, g_step, n, r->w, r->state, w_at, w_step, &r->rng);
+}
+
+void lqm_s8_run_end(const lqm_s8_run *r, uint32_t *rng) {
+  *rng = r->rng;
 }
 
 /* Steps of one row when rows == 1: g = gc * x with |gc| <= 128 (int8) and

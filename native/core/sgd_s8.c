@@ -5,12 +5,25 @@
  */
 #include "xst.h"
 #include "xst_fixed.h"
+#include "weight_update_s8.h"
 
 static int check_lr_range(const xst_lr *lr, int32_t oc_begin, int32_t oc_end) {
   for (int32_t c = oc_begin; c < oc_end; c++) {
     if (lr->multiplier[c] < 0 || lr->shift[c] < -62 || lr->shift[c] > 62) return XST_ERR_PARAM;
   }
   return XST_OK;
+}
+
+/* Runs of the fused conv / depthwise op 37-38 (weight_update_s8.h). */
+int sgd_s8_run_check(const xst_lr *lr, int32_t oc_begin, int32_t oc_end, const uint32_t *rng) {
+  int st = check_lr_range(lr, oc_begin, oc_end);
+  if (st) return st;
+  return *rng == 0 ? XST_ERR_PARAM : XST_OK;
+}
+
+void sgd_s8_apply_run(void *ctx, int32_t c, size_t w_at, size_t w_step, const int32_t *g, size_t g_step, int32_t n) {
+  const sgd_s8_run *r = (const sgd_s8_run *)ctx;
+  xst_sgd_s8_run(r->w + w_at, w_step, g, g_step, n, r->lr->multiplier[c], r->lr->shift[c], r->e, r->rng);
 }
 
 int sgd_s8_update(const xst_fc_dims *d, const xst_block *blk,

@@ -192,9 +192,9 @@ enum {
   /* ids 10-13 conv2d, 14-17 depthwise conv2d, 18-27 pooling, mean, add,
    * softmax, 24-27 LQM, 28-32 optimizer baselines, 33-35 split weights and
    * row-scratch input gradients, 36 channel slice, 37-38 fused conv and
-   * depthwise weight gradient + SGD: see the kernel-library sections
-   * below; 39 is free */
-  XST_OP_COUNT = 40 /* one past the largest id the table may hold */
+   * depthwise weight gradient + SGD, 39-40 the same + LQM: see the
+   * kernel-library sections below */
+  XST_OP_COUNT = 41 /* one past the largest id the table may hold */
 };
 
 /* Argument layouts (count): tensors are arena byte offsets, "|-1" optional.
@@ -414,8 +414,9 @@ int conv2d_s8_backward_weight(const xst_conv_dims *d, const xst_block *blk,
  * Limits as conv2d_s8_backward_weight; lr multiplier >= 0 and shift in
  * [-62, 62] over the block, *rng != 0 (else XST_ERR_PARAM). Aliasing: w must
  * not overlap the other tensors. Scratch: none. Stack (GCC 12 -O2
- * -fstack-usage, Cortex-M4F DSP): 1,272 (a 1 KB gradient tile) + the
- * conv2d_s8_backward_weight call's 1,440, or the FC kernel's for 1x1. */
+ * -fstack-usage, Cortex-M4F DSP): 80 + 1,232 (the gradient loop with its
+ * 1 KB tile) + the conv2d_s8_backward_weight call's 1,440, or the FC
+ * kernel's for 1x1. */
 int conv2d_s8_backward_weight_sgd(const xst_conv_dims *d, const xst_block *blk, int32_t input_offset,
                                   const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
                                   const xst_lr *lr, int8_t *w, uint32_t *rng);
@@ -541,8 +542,8 @@ enum {
  * transposed (out_c, k_h*k_w) weights and gradient. Limits as
  * depthwise_conv2d_s8_backward_weight; lr and rng as the conv2d one.
  * Aliasing: w must not overlap the other tensors. Scratch: none. Stack
- * (GCC 12 -O2 -fstack-usage, Cortex-M4F DSP): 1,272 (a 1 KB gradient tile)
- * + the depthwise_conv2d_s8_backward_weight call's 312. */
+ * (GCC 12 -O2 -fstack-usage, Cortex-M4F DSP): 56 + 1,248 (the gradient loop
+ * with its 1 KB tile) + the depthwise_conv2d_s8_backward_weight call's 312. */
 int depthwise_conv2d_s8_backward_weight_sgd(const xst_dwconv_dims *d, const xst_block *blk, int32_t input_offset,
                                             const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
                                             const xst_lr *lr, int8_t *w, uint32_t *rng);
@@ -766,6 +767,51 @@ enum {
   XST_OP_FC_BACKWARD_WEIGHT_LQM16 = 26
   /* 27 free */
 };
+
+/* Fused conv / depthwise weight gradient + LQM (ops 39-40; the Tiny
+ * Training Engine's in-place update with the LQM rule): the gradient of
+ * conv2d_s8_backward_weight (depthwise_conv2d_s8_backward_weight), element
+ * by element in the order of the SGD ops 37 (38): conv (c, ky, kx, i) of the
+ * block, depthwise per output channel c then (ky, kx); each element through
+ * the update of lqm_s8_update with S = *grad_out_exp + shift[c] - emin (QAS
+ * and eta in the per-channel shift, as op 25). Every element of the block
+ * is updated (a zero gradient still decays the momentum). The state holds
+ * one field per element of the whole weight tensor, at the element's index
+ * in it: conv w[c][ky][kx][i] at bits*((c*k_h + ky)*k_w + kx)*in_c + i),
+ * depthwise w[ky][kx][c] at bits*((ky*k_w + kx)*out_c + c): op 25's packing
+ * on the flat tensor. Bit-identical to the weight-gradient op followed by
+ * lqm_s8_update on the (out_c, k_h*k_w*in_c) view of conv weights (one call
+ * per channel and tap when input channels are left out); 1x1/stride 1/no
+ * padding convs run fully_connected_s8_backward_weight_lqm. Limits as the
+ * weight-gradient kernels; LQM parameters, shift[c] over the block and
+ * *rng as op 25 (else XST_ERR_PARAM). Aliasing: w and state must not
+ * overlap each other or the other tensors. Scratch: none. Stack (GCC 12
+ * -O2 -fstack-usage, Cortex-M4F DSP): conv 240, depthwise 216, + the
+ * gradient loop of ops 37-38 (1,232 / 1,248 with its 1 KB tile) + its
+ * weight-gradient call (1,440 / 312; 80 for an LQM run). */
+int conv2d_s8_backward_weight_lqm(const xst_conv_dims *d, const xst_block *blk, int32_t input_offset,
+                                  const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
+                                  const xst_lqm *p, uint8_t *state, int8_t *w, uint32_t *rng);
+int depthwise_conv2d_s8_backward_weight_lqm(const xst_dwconv_dims *d, const xst_block *blk, int32_t input_offset,
+                                            const int8_t *grad_out, const int32_t *grad_out_exp, const int8_t *in,
+                                            const xst_lqm *p, uint8_t *state, int8_t *w, uint32_t *rng);
+
+enum {
+  XST_OP_CONV2D_BACKWARD_WEIGHT_LQM = 39,
+  XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT_LQM = 40
+};
+
+/* Argument layouts (count):
+ *  CONV2D_BACKWARD_WEIGHT_LQM (30): conv dims (13), oc_begin, oc_end,
+ *    ic_begin, ic_end, input_offset, grad_out, grad_out_exp(cell), in,
+ *    lqm_shift(i32[out_c]), bits, emin, emax, decay,
+ *    state(u8[state_bytes]), state_bytes = ceil(bits*out_c*k_h*k_w*in_c/8),
+ *    w(i8[out_c][k_h][k_w][in_c]), rng(cell)
+ *  DEPTHWISE_CONV2D_BACKWARD_WEIGHT_LQM (28): depthwise dims (13),
+ *    oc_begin, oc_end, input_offset, grad_out, grad_out_exp(cell), in,
+ *    lqm_shift(i32[out_c]), bits, emin, emax, decay,
+ *    state(u8[state_bytes]), state_bytes = ceil(bits*k_h*k_w*out_c/8),
+ *    w(i8[1][k_h][k_w][out_c]), rng(cell) */
 
 /* Argument layouts (count):
  *  LQM_S8_UPDATE (17): in, out, oc_begin, oc_end, ic_begin, ic_end,

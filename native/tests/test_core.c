@@ -907,43 +907,101 @@ static void test_channel_slice(int iterations) {
 }
 
 
-/* ---- fused conv / depthwise weight gradient + SGD (ops 37-38) ----------
- * On random geometries and channel blocks: the fused op equals its
- * backward_weight op followed by sgd_s8_update (conv: on the (out_c,
- * k_h*k_w*in_c) view of the weights, one call per channel and tap when the
- * block leaves input channels out; depthwise: on the transposed (out_c,
- * k_h*k_w) weights and gradient), weights and rng state; then hostile
- * arguments through the dispatcher. */
+/* ---- fused conv / depthwise weight gradient + SGD / LQM (ops 37-40) ------ */
+
+/* A random geometry and channel block of a fused weight update: SAME
+ * padding, strides 1-3, sometimes the 1x1 FC path (conv) or patches beyond
+ * the 256-entry gradient tile. */
+typedef struct {
+  int dw;
+  int32_t B, H, W, C, M, KH, KW, SH, SW, OH, OW, PH, PW, OC;
+  int32_t ob, oe, ib, ie, noc, nic, T;
+  uint32_t nin, nout, nw, ngw;
+} fw_case;
+
+static fw_case fw_pick(void) {
+  fw_case k;
+  k.dw = (int)(rnd() & 1);
+  const int big = rnd() % 8 == 0; /* patches beyond the 256-entry tile */
+  k.B = 1 + (int32_t)(rnd() % 2), k.H = 1 + (int32_t)(rnd() % 7), k.W = 1 + (int32_t)(rnd() % 7);
+  k.C = 1 + (int32_t)(rnd() % (big && !k.dw ? 40 : 9)), k.M = k.dw ? 1 + (int32_t)(rnd() % 3) : 1;
+  k.KH = 1 + (int32_t)(rnd() % (big && k.dw ? 18 : 5)), k.KW = 1 + (int32_t)(rnd() % (big && k.dw ? 18 : 5));
+  k.SH = 1 + (int32_t)(rnd() % 3), k.SW = 1 + (int32_t)(rnd() % 3);
+  k.OH = (k.H + k.SH - 1) / k.SH, k.OW = (k.W + k.SW - 1) / k.SW; /* SAME */
+  const int32_t th = (k.OH - 1) * k.SH + k.KH - k.H, tw = (k.OW - 1) * k.SW + k.KW - k.W;
+  k.PH = th > 0 ? th / 2 : 0, k.PW = tw > 0 ? tw / 2 : 0;
+  if (!k.dw && rnd() % 4 == 0) k.KH = k.KW = 1, k.SH = k.SW = 1, k.OH = k.H, k.OW = k.W, k.PH = k.PW = 0; /* the FC path */
+  k.OC = k.dw ? k.C * k.M : 1 + (int32_t)(rnd() % 9);
+  k.ob = (int32_t)(rnd() % (uint32_t)k.OC), k.oe = k.ob + 1 + (int32_t)(rnd() % (uint32_t)(k.OC - k.ob));
+  k.ib = k.dw ? 0 : (int32_t)(rnd() % (uint32_t)k.C), k.ie = k.dw ? k.C : k.ib + 1 + (int32_t)(rnd() % (uint32_t)(k.C - k.ib));
+  k.noc = k.oe - k.ob, k.nic = k.ie - k.ib, k.T = k.KH * k.KW;
+  k.nin = (uint32_t)(k.B * k.H * k.W * k.C), k.nout = (uint32_t)(k.B * k.OH * k.OW * k.OC);
+  k.nw = (uint32_t)(k.dw ? k.T * k.OC : k.OC * k.T * k.C), k.ngw = (uint32_t)(k.dw ? k.T * k.noc : k.noc * k.T * k.nic);
+  return k;
+}
+
+/* The 13 dims and the weight-gradient op's arguments (bw, its count) for
+ * case k with the given tensors. */
+static int32_t fw_dims(const fw_case *k, int32_t *args, int32_t *bw, int32_t ioff, int32_t o_go, int32_t o_in,
+                       int32_t o_gw, int32_t *bop) {
+  const int32_t dims[13] = {k->B, k->H, k->W, k->C, k->OH, k->OW, k->dw ? k->M : k->OC, k->KH, k->KW, k->SH, k->SW, k->PH, k->PW};
+  memcpy(args, dims, sizeof dims);
+  memcpy(bw, dims, sizeof dims);
+  if (k->dw) {
+    const int32_t brest[6] = {k->ob, k->oe, ioff, o_go, o_in, o_gw};
+    memcpy(bw + 13, brest, sizeof brest);
+    *bop = XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT;
+    return 19;
+  }
+  const int32_t brest[8] = {k->ob, k->oe, k->ib, k->ie, ioff, o_go, o_in, o_gw};
+  memcpy(bw + 13, brest, sizeof brest);
+  *bop = XST_OP_CONV2D_BACKWARD_WEIGHT;
+  return 21;
+}
+
+static void fw_fill(const fw_case *k, uint8_t *a, int32_t o_go, int32_t o_w) {
+  const int sparse = rnd() % 3 == 0;
+  for (uint32_t j = 0; j < k->nout; j++) a[o_go + (int32_t)j] = (uint8_t)(sparse && rnd() % 4 ? 0 : rnd());
+  for (uint32_t j = 0; j < k->nw; j++) a[o_w + (int32_t)j] = (uint8_t)(int8_t)((int32_t)(rnd() % 255) - 127);
+}
+
+static void fw_report(const fw_case *k, const char *what) {
+  printf("fused %s != unfused: %s dims %d %d %d %d %d %d %d %d %d %d %d %d %d block oc [%d,%d) ic [%d,%d)\n", what,
+         k->dw ? "dw" : "conv", k->B, k->H, k->W, k->C, k->OH, k->OW, k->dw ? k->M : k->OC, k->KH, k->KW, k->SH, k->SW,
+         k->PH, k->PW, k->ob, k->oe, k->ib, k->ie);
+}
+
+/* Op `op` with one argument replaced by a hostile one, on a copy of b in a;
+ * frees both arenas. 1 if the call ran (XST_OK). */
+static int fw_hostile(int32_t op, int32_t *args, int32_t n, uint8_t *a, uint8_t *b, uint32_t top) {
+  memcpy(a, b, top);
+  args[rnd() % (uint32_t)n] = rand_arg(top);
+  const int ran = xst_dispatch(op, args, n, a, top) == XST_OK;
+  free(b);
+  free(a);
+  return ran;
+}
+
+#define FW_PLACE(bytes) (top = (top + 3u) & ~3u, top += (uint32_t)(bytes), (int32_t)(top - (uint32_t)(bytes)))
+
+/* SGD (ops 37-38): the fused op equals its backward_weight op followed by
+ * sgd_s8_update (conv: on the (out_c, k_h*k_w*in_c) view of the weights,
+ * one call per channel and tap when the block leaves input channels out;
+ * depthwise: on the transposed (out_c, k_h*k_w) weights and gradient),
+ * weights and rng state; then hostile arguments through the dispatcher. */
 static void fuzz_fused_weight_sgd(int iterations) {
   int compared = 0, bad = 0, ran_hostile = 0;
   for (int it = 0; it < iterations; it++) {
-    const int dw = (int)(rnd() & 1);
-    const int big = rnd() % 8 == 0; /* patches beyond the 256-entry tile */
-    int32_t B = 1 + (int32_t)(rnd() % 2), H = 1 + (int32_t)(rnd() % 7), W = 1 + (int32_t)(rnd() % 7);
-    int32_t C = 1 + (int32_t)(rnd() % (big && !dw ? 40 : 9)), M = dw ? 1 + (int32_t)(rnd() % 3) : 1;
-    int32_t KH = 1 + (int32_t)(rnd() % (big && dw ? 18 : 5)), KW = 1 + (int32_t)(rnd() % (big && dw ? 18 : 5));
-    int32_t SH = 1 + (int32_t)(rnd() % 3), SW = 1 + (int32_t)(rnd() % 3);
-    int32_t OH = (H + SH - 1) / SH, OW = (W + SW - 1) / SW; /* SAME */
-    int32_t th = (OH - 1) * SH + KH - H, tw = (OW - 1) * SW + KW - W;
-    int32_t PH = th > 0 ? th / 2 : 0, PW = tw > 0 ? tw / 2 : 0;
-    if (!dw && rnd() % 4 == 0) KH = KW = 1, SH = SW = 1, OH = H, OW = W, PH = PW = 0; /* the FC path */
-    const int32_t OC = dw ? C * M : 1 + (int32_t)(rnd() % 9);
-    const int32_t ob = (int32_t)(rnd() % (uint32_t)OC), oe = ob + 1 + (int32_t)(rnd() % (uint32_t)(OC - ob));
-    const int32_t ib = dw ? 0 : (int32_t)(rnd() % (uint32_t)C), ie = dw ? C : ib + 1 + (int32_t)(rnd() % (uint32_t)(C - ib));
-    const int32_t noc = oe - ob, nic = ie - ib, T = KH * KW;
-    const uint32_t nin = (uint32_t)(B * H * W * C), nout = (uint32_t)(B * OH * OW * OC);
-    const uint32_t nw = (uint32_t)(dw ? T * OC : OC * T * C), ngw = (uint32_t)(dw ? T * noc : noc * T * nic);
+    const fw_case k = fw_pick();
+    const int dw = k.dw;
+    const int32_t OC = k.OC, T = k.T, C = k.C, ob = k.ob, oe = k.oe, noc = k.noc, nic = k.nic;
     uint32_t top = 0;
-#define FW_PLACE(bytes) (top = (top + 3u) & ~3u, top += (uint32_t)(bytes), (int32_t)(top - (uint32_t)(bytes)))
-    const int32_t o_go = FW_PLACE(nout), o_ge = FW_PLACE(4), o_in = FW_PLACE(nin), o_m = FW_PLACE(OC * 4);
-    const int32_t o_s = FW_PLACE(OC * 4), o_w = FW_PLACE(nw), o_rng = FW_PLACE(4), o_gw = FW_PLACE(ngw * 4);
-    const int32_t o_wt = FW_PLACE(nw); /* depthwise: transposed weights (out_c, k_h*k_w) */
-#undef FW_PLACE
+    const int32_t o_go = FW_PLACE(k.nout), o_ge = FW_PLACE(4), o_in = FW_PLACE(k.nin), o_m = FW_PLACE(OC * 4);
+    const int32_t o_s = FW_PLACE(OC * 4), o_w = FW_PLACE(k.nw), o_rng = FW_PLACE(4), o_gw = FW_PLACE(k.ngw * 4);
+    const int32_t o_wt = FW_PLACE(k.nw); /* depthwise: transposed weights (out_c, k_h*k_w) */
     uint8_t *a = arena_new(top);
     fill_arena(a, top);
-    const int sparse = rnd() % 3 == 0;
-    for (uint32_t k = 0; k < nout; k++) a[o_go + (int32_t)k] = (uint8_t)(sparse && rnd() % 4 ? 0 : rnd());
-    for (uint32_t k = 0; k < nw; k++) a[o_w + (int32_t)k] = (uint8_t)(int8_t)((int32_t)(rnd() % 255) - 127);
+    fw_fill(&k, a, o_go, o_w);
     for (int32_t c = 0; c < OC; c++) {
       put_i32(a, (uint32_t)(o_m + 4 * c), (int32_t)(rnd() >> 1));
       put_i32(a, (uint32_t)(o_s + 4 * c), (int32_t)(rnd() % 125) - 62);
@@ -951,23 +1009,17 @@ static void fuzz_fused_weight_sgd(int iterations) {
     put_i32(a, (uint32_t)o_ge, (int32_t)(rnd() % 60) - 40);
     put_i32(a, (uint32_t)o_rng, (int32_t)(rnd() | 1u));
     const int32_t ioff = (int32_t)(rnd() % 256) - 127;
-    const int32_t dims[13] = {B, H, W, C, OH, OW, dw ? M : OC, KH, KW, SH, SW, PH, PW};
-    int32_t args[32], bw[32];
-    int32_t op, n, bop, bn;
-    memcpy(args, dims, sizeof dims);
-    memcpy(bw, dims, sizeof dims);
+    int32_t args[32], bw[32], bop;
+    const int32_t bn = fw_dims(&k, args, bw, ioff, o_go, o_in, o_gw, &bop);
+    int32_t op, n;
     if (dw) {
       const int32_t rest[10] = {ob, oe, ioff, o_go, o_ge, o_in, o_m, o_s, o_w, o_rng};
-      const int32_t brest[6] = {ob, oe, ioff, o_go, o_in, o_gw};
       memcpy(args + 13, rest, sizeof rest);
-      memcpy(bw + 13, brest, sizeof brest);
-      op = XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT_SGD, n = 23, bop = XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT, bn = 19;
+      op = XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT_SGD, n = 23;
     } else {
-      const int32_t rest[12] = {ob, oe, ib, ie, ioff, o_go, o_ge, o_in, o_m, o_s, o_w, o_rng};
-      const int32_t brest[8] = {ob, oe, ib, ie, ioff, o_go, o_in, o_gw};
+      const int32_t rest[12] = {ob, oe, k.ib, k.ie, ioff, o_go, o_ge, o_in, o_m, o_s, o_w, o_rng};
       memcpy(args + 13, rest, sizeof rest);
-      memcpy(bw + 13, brest, sizeof brest);
-      op = XST_OP_CONV2D_BACKWARD_WEIGHT_SGD, n = 25, bop = XST_OP_CONV2D_BACKWARD_WEIGHT, bn = 21;
+      op = XST_OP_CONV2D_BACKWARD_WEIGHT_SGD, n = 25;
     }
     uint8_t *b = arena_new(top);
     memcpy(b, a, top);
@@ -982,7 +1034,7 @@ static void fuzz_fused_weight_sgd(int iterations) {
       for (int32_t t = 0; t < T; t++) { /* grad_w (T, noc) -> (noc, T), in the gw buffer via a copy */
         for (int32_t c = 0; c < noc; c++) put_i32(a, (uint32_t)o_gw + 4u * (uint32_t)(c * T + t), get_i32(b, (uint32_t)o_gw + 4u * (uint32_t)(t * noc + c)));
       }
-      memcpy(b + o_gw, a + o_gw, ngw * 4); /* (a's gw area is scratch: the fused op never touches it) */
+      memcpy(b + o_gw, a + o_gw, k.ngw * 4); /* (a's gw area is scratch: the fused op never touches it) */
       const int32_t sargs[12] = {T, OC, ob, oe, 0, T, o_gw, o_ge, o_m, o_s, o_wt, o_rng};
       ok = ok && xst_dispatch(XST_OP_SGD_S8_UPDATE, sargs, 12, b, top) == XST_OK;
       for (int32_t c = 0; c < OC; c++) {
@@ -995,7 +1047,7 @@ static void fuzz_fused_weight_sgd(int iterations) {
       for (int32_t c = ob; c < oe && ok; c++) {
         for (int32_t t = 0; t < T && ok; t++) {
           const int32_t g = o_gw + 4 * ((c - ob) * T * nic + t * nic);
-          const int32_t sargs[12] = {T * C, OC, c, c + 1, t * C + ib, t * C + ie, g, o_ge, o_m, o_s, o_w, o_rng};
+          const int32_t sargs[12] = {T * C, OC, c, c + 1, t * C + k.ib, t * C + k.ie, g, o_ge, o_m, o_s, o_w, o_rng};
           ok = xst_dispatch(XST_OP_SGD_S8_UPDATE, sargs, 12, b, top) == XST_OK;
         }
       }
@@ -1003,24 +1055,135 @@ static void fuzz_fused_weight_sgd(int iterations) {
     CHECK(ok, "unfused path ran (%s)", dw ? "depthwise" : "conv2d");
     if (st == XST_OK && ok) {
       compared++;
-      const int diff = memcmp(a + o_w, b + o_w, nw) != 0 || get_i32(a, (uint32_t)o_rng) != get_i32(b, (uint32_t)o_rng);
-      if (diff && bad < 5) {
-        printf("fused != unfused: %s dims %d %d %d %d %d %d %d %d %d %d %d %d %d block oc [%d,%d) ic [%d,%d)\n", dw ? "dw" : "conv",
-               B, H, W, C, OH, OW, dims[6], KH, KW, SH, SW, PH, PW, ob, oe, ib, ie);
-      }
+      const int diff = memcmp(a + o_w, b + o_w, k.nw) != 0 || get_i32(a, (uint32_t)o_rng) != get_i32(b, (uint32_t)o_rng);
+      if (diff && bad < 5) fw_report(&k, "sgd");
       bad += diff;
     }
-    /* hostile: one argument replaced */
-    memcpy(a, b, top);
-    args[rnd() % (uint32_t)n] = rand_arg(top);
-    if (xst_dispatch(op, args, n, a, top) == XST_OK) ran_hostile++;
-    free(b);
-    free(a);
+    ran_hostile += fw_hostile(op, args, n, a, b, top);
   }
   printf("fused weight sgd: %d compared with the unfused ops, %d hostile calls ran\n", compared, ran_hostile);
   CHECK(bad == 0, "fused weight sgd differs from backward_weight + sgd_s8_update in %d cases", bad);
   CHECK(compared == iterations, "every fused call ran (%d of %d)", compared, iterations);
 }
+
+/* Field j of a packed LQM state (bits per field, LSB first). */
+static uint32_t lqm_field(const uint8_t *s, int32_t bits, uint32_t j) {
+  uint32_t v = 0;
+  for (int32_t q = 0; q < bits; q++) {
+    const uint32_t at = (uint32_t)bits * j + (uint32_t)q;
+    v |= (uint32_t)((s[at >> 3] >> (at & 7)) & 1) << q;
+  }
+  return v;
+}
+
+static void lqm_set_field(uint8_t *s, int32_t bits, uint32_t j, uint32_t v) {
+  for (int32_t q = 0; q < bits; q++) {
+    const uint32_t at = (uint32_t)bits * j + (uint32_t)q;
+    s[at >> 3] = (uint8_t)((s[at >> 3] & ~(1u << (at & 7))) | (((v >> q) & 1u) << (at & 7)));
+  }
+}
+
+/* LQM (ops 39-40): the fused op, from a random state over several steps,
+ * equals its backward_weight op followed by lqm_s8_update (conv: the (out_c,
+ * k_h*k_w*in_c) view, one call per channel and tap when input channels are
+ * left out; depthwise: weights, state fields and gradient transposed to
+ * (out_c, k_h*k_w)): weights, state bytes and rng; then hostile arguments
+ * (and a wrong state size) through the dispatcher. */
+static void fuzz_fused_weight_lqm(int iterations) {
+  int compared = 0, bad = 0, ran_hostile = 0;
+  for (int it = 0; it < iterations; it++) {
+    const fw_case k = fw_pick();
+    const int dw = k.dw;
+    const int32_t OC = k.OC, T = k.T, C = k.C, ob = k.ob, oe = k.oe, noc = k.noc, nic = k.nic;
+    const int32_t bits = 2 + (int32_t)(rnd() % 4), emin = -(int32_t)(rnd() % 25);
+    const int32_t top_e = emin + (1 << (bits - 1)) - 2 < 6 ? emin + (1 << (bits - 1)) - 2 : 6;
+    const int32_t emax = emin + (int32_t)(rnd() % (uint32_t)(top_e - emin + 1)), decay = (int32_t)(rnd() % 16);
+    const int32_t sb = (int32_t)(((uint32_t)bits * k.nw + 7u) / 8u);
+    uint32_t top = 0;
+    const int32_t o_go = FW_PLACE(k.nout), o_ge = FW_PLACE(4), o_in = FW_PLACE(k.nin), o_sh = FW_PLACE(OC * 4);
+    const int32_t o_rng = FW_PLACE(4), o_gw = FW_PLACE(k.ngw * 4), o_wt = FW_PLACE(k.nw), o_stt = FW_PLACE(sb);
+    const int32_t o_gwt = FW_PLACE(k.ngw * 4), o_st = FW_PLACE(sb), o_w = FW_PLACE(k.nw); /* w last: ASan sees overruns */
+    uint8_t *a = arena_new(top);
+    fill_arena(a, top);
+    fw_fill(&k, a, o_go, o_w);
+    for (int32_t j = 0; j < sb; j++) a[o_st + j] = (uint8_t)rnd();
+    for (int32_t c = 0; c < OC; c++) put_i32(a, (uint32_t)(o_sh + 4 * c), (int32_t)(rnd() % 40) - 30);
+    put_i32(a, (uint32_t)o_ge, (int32_t)(rnd() % 40) - 30);
+    put_i32(a, (uint32_t)o_rng, (int32_t)(rnd() | 1u));
+    const int32_t ioff = (int32_t)(rnd() % 256) - 127;
+    int32_t args[32], bw[32], bop;
+    const int32_t bn = fw_dims(&k, args, bw, ioff, o_go, o_in, o_gw, &bop);
+    int32_t op, n;
+    if (dw) {
+      const int32_t rest[15] = {ob, oe, ioff, o_go, o_ge, o_in, o_sh, bits, emin, emax, decay, o_st, sb, o_w, o_rng};
+      memcpy(args + 13, rest, sizeof rest);
+      op = XST_OP_DEPTHWISE_CONV2D_BACKWARD_WEIGHT_LQM, n = 28;
+    } else {
+      const int32_t rest[17] = {ob, oe, k.ib, k.ie, ioff, o_go, o_ge, o_in, o_sh, bits, emin, emax, decay, o_st, sb, o_w, o_rng};
+      memcpy(args + 13, rest, sizeof rest);
+      op = XST_OP_CONV2D_BACKWARD_WEIGHT_LQM, n = 30;
+    }
+    uint8_t *b = arena_new(top);
+    memcpy(b, a, top);
+    int ok = 1, st = XST_OK;
+    for (int step = 0; step < 3 && ok && st == XST_OK; step++) {
+      st = xst_dispatch(op, args, n, a, top);
+      /* the reference path on b: gradient buffer, then lqm_s8_update */
+      ok = xst_dispatch(bop, bw, bn, b, top) == XST_OK;
+      if (dw) {
+        for (int32_t c = 0; c < OC; c++) {
+          for (int32_t t = 0; t < T; t++) {
+            b[o_wt + c * T + t] = b[o_w + t * OC + c];
+            lqm_set_field(b + o_stt, bits, (uint32_t)(c * T + t), lqm_field(b + o_st, bits, (uint32_t)(t * OC + c)));
+          }
+        }
+        for (int32_t t = 0; t < T; t++) { /* grad_w (T, noc) -> (noc, T) */
+          for (int32_t c = 0; c < noc; c++) put_i32(b, (uint32_t)o_gwt + 4u * (uint32_t)(c * T + t), get_i32(b, (uint32_t)o_gw + 4u * (uint32_t)(t * noc + c)));
+        }
+        const int32_t largs[17] = {T, OC, ob, oe, 0, T, o_gwt, o_ge, o_sh, bits, emin, emax, decay, o_stt, sb, o_wt, o_rng};
+        ok = ok && xst_dispatch(XST_OP_LQM_S8_UPDATE, largs, 17, b, top) == XST_OK;
+        for (int32_t c = 0; c < OC; c++) {
+          for (int32_t t = 0; t < T; t++) {
+            b[o_w + t * OC + c] = b[o_wt + c * T + t];
+            lqm_set_field(b + o_st, bits, (uint32_t)(t * OC + c), lqm_field(b + o_stt, bits, (uint32_t)(c * T + t)));
+          }
+        }
+      } else if (nic == C) {
+        const int32_t largs[17] = {T * C, OC, ob, oe, 0, T * C, o_gw, o_ge, o_sh, bits, emin, emax, decay, o_st, sb, o_w, o_rng};
+        ok = ok && xst_dispatch(XST_OP_LQM_S8_UPDATE, largs, 17, b, top) == XST_OK;
+      } else {
+        for (int32_t c = ob; c < oe && ok; c++) {
+          for (int32_t t = 0; t < T && ok; t++) {
+            const int32_t g = o_gw + 4 * ((c - ob) * T * nic + t * nic);
+            const int32_t largs[17] = {T * C, OC, c, c + 1, t * C + k.ib, t * C + k.ie, g, o_ge, o_sh, bits, emin, emax, decay,
+                                       o_st, sb, o_w, o_rng};
+            ok = xst_dispatch(XST_OP_LQM_S8_UPDATE, largs, 17, b, top) == XST_OK;
+          }
+        }
+      }
+    }
+    CHECK(st == XST_OK, "fused weight lqm (%s) status %d", dw ? "depthwise" : "conv2d", st);
+    CHECK(ok, "unfused lqm path ran (%s)", dw ? "depthwise" : "conv2d");
+    if (st == XST_OK && ok) {
+      compared++;
+      const int diff = memcmp(a + o_w, b + o_w, k.nw) != 0 || memcmp(a + o_st, b + o_st, (size_t)sb) != 0 ||
+                       get_i32(a, (uint32_t)o_rng) != get_i32(b, (uint32_t)o_rng);
+      if (diff && bad < 5) fw_report(&k, "lqm");
+      bad += diff;
+    }
+    /* a state one byte short or long, then one argument replaced */
+    memcpy(a, b, top);
+    args[n - 3] = sb + (rnd() & 1 ? 1 : -1);
+    CHECK(xst_dispatch(op, args, n, a, top) == XST_ERR_DIMS, "fused weight lqm: a state of the wrong size is refused");
+    args[n - 3] = sb;
+    ran_hostile += fw_hostile(op, args, n, a, b, top);
+  }
+  printf("fused weight lqm: %d compared with the unfused ops over 3 steps, %d hostile calls ran\n", compared, ran_hostile);
+  CHECK(bad == 0, "fused weight lqm differs from backward_weight + lqm_s8_update in %d cases", bad);
+  CHECK(compared == iterations, "every fused lqm call ran (%d of %d)", compared, iterations);
+}
+
+#undef FW_PLACE
 
 int main(int argc, char **argv) {
   int iterations = argc > 1 ? atoi(argv[1]) : 200000;
@@ -1041,6 +1204,7 @@ int main(int argc, char **argv) {
   fuzz_optim(iterations / 4);
   test_channel_slice(iterations / 10);
   fuzz_fused_weight_sgd(iterations / 40);
+  fuzz_fused_weight_lqm(iterations / 40);
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

@@ -188,17 +188,11 @@ export interface DepthwiseConv2dBackwardWeightArgs extends DepthwiseConv2dShape 
 // channel of the range, each tap in order, the gradient of
 // depthwiseConv2dBackwardWeight and the update of sgdS8Update with the
 // channel's learning rate. weights: the whole int8 (1, kH, kW, outC) tensor.
-export interface DepthwiseConv2dBackwardWeightSgdArgs extends DepthwiseConv2dShape {
+export interface DepthwiseConv2dBackwardWeightSgdArgs extends DepthwiseConv2dShape, FusedWeightUpdateTensors {
   ocBegin: number;
   ocEnd: number;
-  inputOffset: number;
-  gradOut: Tensor;
-  gradOutExp: Tensor;
-  input: Tensor;
   lrMultiplier: Tensor; // int32 [outC]
   lrShift: Tensor; // int32 [outC]
-  weights: Tensor;
-  rng: Tensor;
 }
 
 // Scratch bytes of depthwise_conv2d_s8_backward_input (native/core).
@@ -370,13 +364,19 @@ export interface Conv2dBackwardWeightArgs extends ConvShape, ChannelBlock {
 // conv2dBackwardWeight applied at once, element by element in (c, ky, kx, i)
 // order, with the update of sgdS8Update and the channel's learning rate (QAS
 // folded in on the host). weights: the whole int8 (outC, kH, kW, inC) tensor.
-export interface Conv2dBackwardWeightSgdArgs extends ConvShape, ChannelBlock {
+export interface Conv2dBackwardWeightSgdArgs extends ConvShape, ChannelBlock, FusedWeightUpdateTensors {
+  lrMultiplier: Tensor; // int32 [outC]
+  lrShift: Tensor; // int32 [outC]
+}
+
+// What every fused conv / depthwise weight update (ops 37-40) reads and
+// updates besides its optimizer's tables and state. weights: the whole int8
+// tensor, (outC, kH, kW, inC) or (1, kH, kW, outC).
+export interface FusedWeightUpdateTensors {
   inputOffset: number;
   gradOut: Tensor;
   gradOutExp: Tensor;
   input: Tensor;
-  lrMultiplier: Tensor; // int32 [outC]
-  lrShift: Tensor; // int32 [outC]
   weights: Tensor;
   rng: Tensor;
 }
@@ -585,6 +585,22 @@ export interface FcBackwardWeightLqmArgs extends FcShape, ChannelBlock, LqmSetti
 // round(master / 256). residual: int8 [out, in], zeros = master exactly w.
 export interface FcBackwardWeightLqm16Args extends FcBackwardWeightLqmArgs {
   residual: Tensor;
+}
+
+// Ops 39-40: the fused conv / depthwise weight gradient of ops 37-38 with
+// the update of lqmS8Update (element order as ops 37-38). state: the packed
+// momentum of the whole weight tensor, one field per weight at the weight's
+// index (lqmStateBytes(bits, outC, kH*kW*inC), depthwise (bits, outC, kH*kW)).
+interface LqmUpdateTensors extends LqmSettings {
+  lqmShift: Tensor; // int32 [outC]: eta and the QAS factor as one exponent
+  state: Tensor;
+}
+
+export interface Conv2dBackwardWeightLqmArgs extends ConvShape, ChannelBlock, FusedWeightUpdateTensors, LqmUpdateTensors {}
+
+export interface DepthwiseConv2dBackwardWeightLqmArgs extends DepthwiseConv2dShape, FusedWeightUpdateTensors, LqmUpdateTensors {
+  ocBegin: number;
+  ocEnd: number;
 }
 
 // Bytes of the packed LQM state of an (out, in) weight tensor.
@@ -1080,6 +1096,25 @@ export class Kernels {
 
   conv2dBackwardWeightSgd(a: Conv2dBackwardWeightSgdArgs): void {
     const op = Op.Conv2dBackwardWeightSgd;
+    const head = this.convWeightUpdateArgs(op, a);
+    expectTensor(op, 'lr multiplier', a.lrMultiplier, 'int32', a.outC, `${a.outC}`);
+    expectTensor(op, 'lr shift', a.lrShift, 'int32', a.outC, `${a.outC}`);
+    this.dispatch.call(op, Int32Array.of(...head, a.lrMultiplier.offset, a.lrShift.offset, a.weights.offset, a.rng.offset));
+  }
+
+  conv2dBackwardWeightLqm(a: Conv2dBackwardWeightLqmArgs): void {
+    const op = Op.Conv2dBackwardWeightLqm;
+    const head = this.convWeightUpdateArgs(op, a);
+    expectLqm(op, a);
+    expectTensor(op, 'lqm shift', a.lqmShift, 'int32', a.outC, `${a.outC}`);
+    expectLqmState(op, a, a.state, a.outC, a.kH * a.kW * a.inC);
+    this.dispatch.call(op, Int32Array.of(...head, a.lqmShift.offset, a.bits, a.emin, a.emax, a.decay, a.state.offset,
+      a.state.bytes, a.weights.offset, a.rng.offset));
+  }
+
+  // Ops 37 and 39: the checks of the gradient's tensors, the weights and the
+  // rng, and the arguments up to grad_out's input.
+  private convWeightUpdateArgs(op: OpId, a: ConvShape & ChannelBlock & FusedWeightUpdateTensors): number[] {
     expectConvShape(op, a);
     expectDims(op, 'batch*out_h*out_w', a.batch * a.outH * a.outW, 1, 65535);
     expectBlock(op, { inFeatures: a.inC, outFeatures: a.outC }, a);
@@ -1087,16 +1122,11 @@ export class Kernels {
     expectTensor(op, 'grad_out', a.gradOut, 'int8', a.batch * a.outH * a.outW * O, `${a.batch}x${a.outH}x${a.outW}x${O}`);
     expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
     expectTensor(op, 'input', a.input, 'int8', a.batch * a.inH * a.inW * a.inC, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
-    expectTensor(op, 'lr multiplier', a.lrMultiplier, 'int32', O, `${O}`);
-    expectTensor(op, 'lr shift', a.lrShift, 'int32', O, `${O}`);
     expectTensor(op, 'weights', a.weights, 'int8', O * a.kH * a.kW * a.inC, `${O}x${a.kH}x${a.kW}x${a.inC}`);
     expectTensor(op, 'rng state', a.rng, 'int32', 1, '1');
     expectDims(op, 'input_offset', a.inputOffset, -127, 128);
-    this.dispatch.call(
-      op,
-      Int32Array.of(...convDimArgs(a), a.ocBegin, a.ocEnd, a.icBegin, a.icEnd, a.inputOffset, a.gradOut.offset,
-        a.gradOutExp.offset, a.input.offset, a.lrMultiplier.offset, a.lrShift.offset, a.weights.offset, a.rng.offset),
-    );
+    return [...convDimArgs(a), a.ocBegin, a.ocEnd, a.icBegin, a.icEnd, a.inputOffset, a.gradOut.offset, a.gradOutExp.offset,
+      a.input.offset];
   }
 
   // ---- depthwise conv2d ----
@@ -1167,6 +1197,27 @@ export class Kernels {
   }
   depthwiseConv2dBackwardWeightSgd(a: DepthwiseConv2dBackwardWeightSgdArgs): void {
     const op = Op.DepthwiseConv2dBackwardWeightSgd;
+    const head = this.dwWeightUpdateArgs(op, a);
+    const OC = a.inC * a.depthMultiplier;
+    expectTensor(op, 'lr multiplier', a.lrMultiplier, 'int32', OC, `${OC}`);
+    expectTensor(op, 'lr shift', a.lrShift, 'int32', OC, `${OC}`);
+    this.dispatch.call(op, Int32Array.of(...head, a.lrMultiplier.offset, a.lrShift.offset, a.weights.offset, a.rng.offset));
+  }
+
+  depthwiseConv2dBackwardWeightLqm(a: DepthwiseConv2dBackwardWeightLqmArgs): void {
+    const op = Op.DepthwiseConv2dBackwardWeightLqm;
+    const head = this.dwWeightUpdateArgs(op, a);
+    const OC = a.inC * a.depthMultiplier;
+    expectLqm(op, a);
+    expectTensor(op, 'lqm shift', a.lqmShift, 'int32', OC, `${OC}`);
+    expectLqmState(op, a, a.state, OC, a.kH * a.kW);
+    this.dispatch.call(op, Int32Array.of(...head, a.lqmShift.offset, a.bits, a.emin, a.emax, a.decay, a.state.offset,
+      a.state.bytes, a.weights.offset, a.rng.offset));
+  }
+
+  // Ops 38 and 40: the checks of the gradient's tensors, the weights and the
+  // rng, and the arguments up to grad_out's input.
+  private dwWeightUpdateArgs(op: OpId, a: DepthwiseConv2dShape & FusedWeightUpdateTensors & { ocBegin: number; ocEnd: number }): number[] {
     expectDwShape(op, a);
     expectDwOcRange(op, a, a.ocBegin, a.ocEnd);
     expectDims(op, 'batch*out_h*out_w', a.batch * a.outH * a.outW, 1, 65535);
@@ -1174,16 +1225,10 @@ export class Kernels {
     expectTensor(op, 'grad_out', a.gradOut, 'int8', a.batch * a.outH * a.outW * OC, `${a.batch}x${a.outH}x${a.outW}x${OC}`);
     expectTensor(op, 'grad_out exponent', a.gradOutExp, 'int32', 1, '1');
     expectTensor(op, 'input', a.input, 'int8', a.batch * a.inH * a.inW * a.inC, `${a.batch}x${a.inH}x${a.inW}x${a.inC}`);
-    expectTensor(op, 'lr multiplier', a.lrMultiplier, 'int32', OC, `${OC}`);
-    expectTensor(op, 'lr shift', a.lrShift, 'int32', OC, `${OC}`);
     expectTensor(op, 'weights', a.weights, 'int8', a.kH * a.kW * OC, `1x${a.kH}x${a.kW}x${OC}`);
     expectTensor(op, 'rng state', a.rng, 'int32', 1, '1');
     expectDims(op, 'input_offset', a.inputOffset, -127, 128);
-    this.dispatch.call(
-      op,
-      Int32Array.of(...dwDimArgs(a), a.ocBegin, a.ocEnd, a.inputOffset, a.gradOut.offset, a.gradOutExp.offset, a.input.offset,
-        a.lrMultiplier.offset, a.lrShift.offset, a.weights.offset, a.rng.offset),
-    );
+    return [...dwDimArgs(a), a.ocBegin, a.ocEnd, a.inputOffset, a.gradOut.offset, a.gradOutExp.offset, a.input.offset];
   }
   // ---- end depthwise conv2d ----
 

@@ -45,6 +45,9 @@ export const Op = {
   // fused conv / depthwise weight gradient + SGD (ids 37-38: conv2d_s8.c, depthwise_conv2d_s8.c)
   Conv2dBackwardWeightSgd: 37,
   DepthwiseConv2dBackwardWeightSgd: 38,
+  // the same with LQM (ids 39-40: conv2d_s8.c, depthwise_conv2d_s8.c, lqm_s8.c)
+  Conv2dBackwardWeightLqm: 39,
+  DepthwiseConv2dBackwardWeightLqm: 40,
 } as const;
 export type OpId = (typeof Op)[keyof typeof Op];
 
@@ -86,6 +89,8 @@ export const opNargs: Readonly<Record<OpId, number>> = {
   36: 6,
   37: 25,
   38: 23,
+  39: 30,
+  40: 28,
 };
 
 export const opName: Readonly<Record<OpId, string>> = {
@@ -126,6 +131,8 @@ export const opName: Readonly<Record<OpId, string>> = {
   36: 'channel_slice_s8',
   37: 'conv2d_s8_backward_weight_sgd',
   38: 'depthwise_conv2d_s8_backward_weight_sgd',
+  39: 'conv2d_s8_backward_weight_lqm',
+  40: 'depthwise_conv2d_s8_backward_weight_lqm',
 };
 
 // Status codes of the C core, in order (xst_status).

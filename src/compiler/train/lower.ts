@@ -27,8 +27,9 @@
 // An op the training graph marks `modelled` (no kernel yet) cannot be
 // lowered: the whole list of missing kernels is one error. Weight updates
 // with reordering: fully_connected_s8_backward_weight_{sgd,lqm} (FC and
-// pointwise layers), conv2d_s8_backward_weight_sgd and
-// depthwise_conv2d_s8_backward_weight_sgd (a full update lowers).
+// pointwise layers), conv2d_s8_backward_weight_{sgd,lqm} and
+// depthwise_conv2d_s8_backward_weight_{sgd,lqm} (a full update lowers with
+// either optimizer).
 
 import { type DType, type Tensor, dtypeBytes } from '../../core/arena.js';
 import { type Graph, GraphError, type GraphOp, tensorElements } from '../../core/graph.js';
@@ -104,9 +105,8 @@ function missingKernels(tg: TrainGraph): string | null {
   const kernels = [...new Set(modelled.map((o) => o.kernel))];
   return `training graph "${tg.name}" needs ${kernels.length === 1 ? 'a kernel that does' : 'kernels that do'} not exist yet: ` +
     kernels.map((k) => `${k} (${modelled.filter((o) => o.kernel === k).map((o) => o.name).join(', ')})`).join('; ') +
-    '. Choose a scheme the existing kernels cover: with reorder: true any layer\'s weights update with SGD, ' +
-    'with LQM only fully-connected and pointwise (1x1, stride 1) layers; with reorder: false depthwise weights ' +
-    'do not update; a ratio below 1 needs a pointwise layer and sliceWeights: true';
+    '. Choose a scheme the existing kernels cover: with reorder: true any layer\'s weights update (SGD or LQM); ' +
+    'with reorder: false depthwise weights do not update; a ratio below 1 needs a pointwise layer and sliceWeights: true';
 }
 
 export function lowerTraining(model: Graph, compiled: CompiledTraining, o: LowerOptions): Plan {
@@ -494,26 +494,41 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
         }
         break;
       }
-      case 'conv2d_s8_backward_weight_sgd': {
+      case 'conv2d_s8_backward_weight_sgd':
+      case 'conv2d_s8_backward_weight_lqm': {
         // A sliced layer: the weights and the saved input hold channels [0, n).
         const n = layerOp(op);
         if (n.kind !== 'conv2d') throw new LoweringError(`plan lowering: ${w} is not a conv2d layer`);
-        const { depthMultiplier: _, ...s } = convShapeOf(g, n, w);
-        k.conv2dBackwardWeightSgd({
-          ...s, inC: weightChannels(op, s.inC), ...blockOf(op), inputOffset: inputOffsetOf(n, w), gradOut: slot(op, 'gy'),
-          gradOutExp: slot(op, 'gyExp'), input: slot(op, 'x'), ...lrTables(n, 'w', w), weights: slot(op, 'w'), rng: slot(op, 'rng'),
-        });
+        const { depthMultiplier: _, ...shape } = convShapeOf(g, n, w);
+        const s = { ...shape, inC: weightChannels(op, shape.inC) };
+        const common = {
+          ...s, ...blockOf(op), inputOffset: inputOffsetOf(n, w), gradOut: slot(op, 'gy'), gradOutExp: slot(op, 'gyExp'),
+          input: slot(op, 'x'), weights: slot(op, 'w'), rng: slot(op, 'rng'),
+        };
+        if (op.kernel.endsWith('_sgd')) k.conv2dBackwardWeightSgd({ ...common, ...lrTables(n, 'w', w) });
+        else {
+          const state = slot(op, 'state');
+          lqmCheck(op, state, s.outC, s.kH * s.kW * s.inC);
+          k.conv2dBackwardWeightLqm({ ...common, ...lqm, lqmShift: lqmShiftTable(n, w), state });
+        }
         break;
       }
-      case 'depthwise_conv2d_s8_backward_weight_sgd': {
+      case 'depthwise_conv2d_s8_backward_weight_sgd':
+      case 'depthwise_conv2d_s8_backward_weight_lqm': {
         const n = layerOp(op);
         if (n.kind !== 'depthwise_conv2d') throw new LoweringError(`plan lowering: ${w} is not a depthwise layer`);
         const blk = blockOf(op);
-        k.depthwiseConv2dBackwardWeightSgd({
-          ...depthwiseShape(convShapeOf(g, n, w)), ocBegin: blk.ocBegin, ocEnd: blk.ocEnd, inputOffset: inputOffsetOf(n, w),
-          gradOut: slot(op, 'gy'), gradOutExp: slot(op, 'gyExp'), input: slot(op, 'x'), ...lrTables(n, 'w', w),
-          weights: slot(op, 'w'), rng: slot(op, 'rng'),
-        });
+        const s = depthwiseShape(convShapeOf(g, n, w));
+        const common = {
+          ...s, ocBegin: blk.ocBegin, ocEnd: blk.ocEnd, inputOffset: inputOffsetOf(n, w), gradOut: slot(op, 'gy'),
+          gradOutExp: slot(op, 'gyExp'), input: slot(op, 'x'), weights: slot(op, 'w'), rng: slot(op, 'rng'),
+        };
+        if (op.kernel.endsWith('_sgd')) k.depthwiseConv2dBackwardWeightSgd({ ...common, ...lrTables(n, 'w', w) });
+        else {
+          const state = slot(op, 'state');
+          lqmCheck(op, state, s.inC * s.depthMultiplier, s.kH * s.kW);
+          k.depthwiseConv2dBackwardWeightLqm({ ...common, ...lqm, lqmShift: lqmShiftTable(n, w), state });
+        }
         break;
       }
       case 'fully_connected_s8_backward_weight_sgd':

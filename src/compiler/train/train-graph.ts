@@ -29,12 +29,12 @@
 //          after the whole backward.
 //   true   each update runs where its gradient is produced: FC weights with
 //          the fused fully_connected_s8_backward_weight_{sgd,lqm}, conv and
-//          depthwise weights with {conv2d,depthwise_conv2d}_s8_backward_weight_sgd
+//          depthwise weights with {conv2d,depthwise_conv2d}_s8_backward_weight_{sgd,lqm}
 //          (no gradient buffer: their gradient tile is on the stack); biases
 //          as the bias gradient followed at once by sgd_s32_update. Still
-//          `modelled` (no kernel): LQM on a conv or depthwise layer, and a
-//          conv or depthwise update that reads a saved channel slice against
-//          whole weights (modelled with a one-channel int32 gradient tile).
+//          `modelled` (no kernel): a conv or depthwise update that reads a
+//          saved channel slice against whole weights (modelled with a
+//          one-channel int32 gradient tile).
 // The input gradient of a layer is computed before its update (it must see
 // the old weights).
 //
@@ -530,13 +530,14 @@ export function buildTrainGraph(source: Graph, opts: TrainGraphOptions): TrainGr
     if (opts.reorder) {
       // The update fused into the op that produces the gradient: the FC
       // kernels (also for a pointwise conv that keeps its whole input, since
-      // they read the full [rows][in] input), the conv and depthwise SGD
-      // kernels (their gradient tile on the stack). A sliced pointwise
-      // weight is an FC over the saved slice: [out][n] x [rows][n]. What has
-      // no kernel (LQM on a conv, a slice read against whole weights) is
-      // modelled with one output channel's int32 gradient as scratch.
+      // they read the full [rows][in] input), the conv and depthwise SGD and
+      // LQM kernels (their gradient tile on the stack; LQM state packed as
+      // the FC kernel's, one field per weight). A sliced pointwise weight is
+      // an FC over the saved slice: [out][n] x [rows][n]. What has no kernel
+      // (a slice read against whole weights) is modelled with one output
+      // channel's int32 gradient as scratch.
       const fc = !fp32 && (l.kind === 'fully_connected' || (pointwise && (xs === savedFull || isSliced)));
-      const modelled = fp32 || readsSlice || (!fc && opt !== 'sgd');
+      const modelled = fp32 || readsSlice;
       const tile = fc || fp32 || !modelled ? [] : [b.tensor(`scratch weight-gradient tile ${who}`, 'int32', [perChannel], 'scratch')];
       b.op({
         name: `backward_weight+${opt} ${who}${partial}`, kernel: `${fc ? 'fully_connected' : family}${gradSuffix}_backward_weight_${opt}`, modelled,

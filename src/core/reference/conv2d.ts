@@ -11,6 +11,7 @@
 
 import { clamp, requantize, bitLength, normalizeToInt8, sgdStep, storeActivation } from './fixed.js';
 import type { Block, FcQuant, Lr } from './kernels.js';
+import { type LqmParams, lqmElement, lqmScaled } from './lqm.js';
 
 export interface ConvDims {
   batch: number;
@@ -173,6 +174,27 @@ export function conv2dBackwardWeightSgd(d: ConvDims, blk: Block, inputOffset: nu
           if (g === 0) continue;
           const k = wIndex(d, c, ky, kx, i);
           w[k] = clamp(w[k]! - sgdStep(g, lr.multiplier[c]!, lr.shift[c]!, gradOutExp, rng), -127, 127);
+        }
+      }
+    }
+  }
+}
+
+// Fused weight gradient + LQM (op 39): every element of the block in
+// (c, ky, kx, i) order, its gradient and the update of lqmS8Update with the
+// channel's step exponent (a zero gradient still decays the momentum). The
+// state holds one field per element of the whole (outC, kH, kW, inC) w, at
+// the element's index.
+export function conv2dBackwardWeightLqm(d: ConvDims, blk: Block, inputOffset: number, gradOut: Int8Array, gradOutExp: number,
+  input: Int8Array, shift: Int32Array, p: LqmParams, state: Uint8Array, w: Int8Array, rng: { state: number }): void {
+  for (let c = blk.ocBegin; c < blk.ocEnd; c++) {
+    const S = gradOutExp + shift[c]! - p.emin;
+    for (let ky = 0; ky < d.kH; ky++) {
+      for (let kx = 0; kx < d.kW; kx++) {
+        for (let i = blk.icBegin; i < blk.icEnd; i++) {
+          const k = wIndex(d, c, ky, kx, i);
+          const t = lqmScaled(weightGradient(d, inputOffset, gradOut, input, c, ky, kx, i), S);
+          w[k] = lqmElement(p, state, k, t, w[k]!, rng);
         }
       }
     }

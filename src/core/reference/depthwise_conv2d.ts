@@ -8,6 +8,7 @@
 
 import { clamp, requantize, bitLength, normalizeToInt8, sgdStep, storeActivation } from './fixed.js';
 import type { Block, FcQuant, Lr } from './kernels.js';
+import { type LqmParams, lqmElement, lqmScaled } from './lqm.js';
 
 export interface DwDims {
   batch: number;
@@ -119,6 +120,24 @@ export function dwBackwardBias(d: DwDims, ocBegin: number, ocEnd: number, gradOu
   }
 }
 
+// One element of the weight gradient: tap (ky, kx) of output channel oc,
+// summed over the output pixels whose tap lies in the image.
+function weightGradient(d: DwDims, inputOffset: number, gradOut: Int8Array, input: Int8Array, oc: number, ky: number,
+  kx: number): number {
+  const ic = Math.floor(oc / d.mult);
+  let g = 0;
+  for (let b = 0; b < d.batch; b++) {
+    for (let oy = 0; oy < d.outH; oy++) {
+      for (let ox = 0; ox < d.outW; ox++) {
+        const iy = oy * d.strideH - d.padH + ky, ix = ox * d.strideW - d.padW + kx;
+        if (!inside(d, iy, ix)) continue;
+        g += gradOut[outIndex(d, b, oy, ox, oc)]! * (input[inIndex(d, b, iy, ix, ic)]! + inputOffset);
+      }
+    }
+  }
+  return g;
+}
+
 // grad_w[ky][kx][oc - ocBegin]: only the block's output-channel range is
 // used (a depthwise weight belongs to one output channel).
 export function dwBackwardWeight(d: DwDims, blk: Pick<Block, 'ocBegin' | 'ocEnd'>, inputOffset: number,
@@ -127,18 +146,7 @@ export function dwBackwardWeight(d: DwDims, blk: Pick<Block, 'ocBegin' | 'ocEnd'
   for (let ky = 0; ky < d.kH; ky++) {
     for (let kx = 0; kx < d.kW; kx++) {
       for (let oc = blk.ocBegin; oc < blk.ocEnd; oc++) {
-        const ic = Math.floor(oc / d.mult);
-        let g = 0;
-        for (let b = 0; b < d.batch; b++) {
-          for (let oy = 0; oy < d.outH; oy++) {
-            for (let ox = 0; ox < d.outW; ox++) {
-              const iy = oy * d.strideH - d.padH + ky, ix = ox * d.strideW - d.padW + kx;
-              if (!inside(d, iy, ix)) continue;
-              g += gradOut[outIndex(d, b, oy, ox, oc)]! * (input[inIndex(d, b, iy, ix, ic)]! + inputOffset);
-            }
-          }
-        }
-        gradW[(ky * d.kW + kx) * noc + (oc - blk.ocBegin)] = g;
+        gradW[(ky * d.kW + kx) * noc + (oc - blk.ocBegin)] = weightGradient(d, inputOffset, gradOut, input, oc, ky, kx);
       }
     }
   }
@@ -151,22 +159,31 @@ export function dwBackwardWeight(d: DwDims, blk: Pick<Block, 'ocBegin' | 'ocEnd'
 export function dwBackwardWeightSgd(d: DwDims, blk: Pick<Block, 'ocBegin' | 'ocEnd'>, inputOffset: number, gradOut: Int8Array,
   gradOutExp: number, input: Int8Array, lr: Lr, w: Int8Array, rng: { state: number }): void {
   for (let oc = blk.ocBegin; oc < blk.ocEnd; oc++) {
-    const ic = Math.floor(oc / d.mult);
     for (let ky = 0; ky < d.kH; ky++) {
       for (let kx = 0; kx < d.kW; kx++) {
-        let g = 0;
-        for (let b = 0; b < d.batch; b++) {
-          for (let oy = 0; oy < d.outH; oy++) {
-            for (let ox = 0; ox < d.outW; ox++) {
-              const iy = oy * d.strideH - d.padH + ky, ix = ox * d.strideW - d.padW + kx;
-              if (!inside(d, iy, ix)) continue;
-              g += gradOut[outIndex(d, b, oy, ox, oc)]! * (input[inIndex(d, b, iy, ix, ic)]! + inputOffset);
-            }
-          }
-        }
+        const g = weightGradient(d, inputOffset, gradOut, input, oc, ky, kx);
         if (g === 0) continue;
         const k = wIndex(d, ky, kx, oc);
         w[k] = clamp(w[k]! - sgdStep(g, lr.multiplier[oc]!, lr.shift[oc]!, gradOutExp, rng), -127, 127);
+      }
+    }
+  }
+}
+
+// Fused weight gradient + LQM (op 40), in the order of dwBackwardWeightSgd:
+// every tap of every output channel of the block through the update of
+// lqmS8Update with the channel's step exponent. The state holds one field
+// per element of the whole (1, kH, kW, outC) w, at the element's index.
+export function dwBackwardWeightLqm(d: DwDims, blk: Pick<Block, 'ocBegin' | 'ocEnd'>, inputOffset: number, gradOut: Int8Array,
+  gradOutExp: number, input: Int8Array, shift: Int32Array, p: LqmParams, state: Uint8Array, w: Int8Array,
+  rng: { state: number }): void {
+  for (let oc = blk.ocBegin; oc < blk.ocEnd; oc++) {
+    const S = gradOutExp + shift[oc]! - p.emin;
+    for (let ky = 0; ky < d.kH; ky++) {
+      for (let kx = 0; kx < d.kW; kx++) {
+        const k = wIndex(d, ky, kx, oc);
+        const t = lqmScaled(weightGradient(d, inputOffset, gradOut, input, oc, ky, kx), S);
+        w[k] = lqmElement(p, state, k, t, w[k]!, rng);
       }
     }
   }

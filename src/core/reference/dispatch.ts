@@ -292,6 +292,30 @@ export class ReferenceDispatch extends BufferDispatch {
         rng.store();
         return;
       }
+      case Op.Conv2dBackwardWeightLqm: {
+        const d = conv.convDimsFromArgs(a);
+        const b = { ocBegin: a[13]!, ocEnd: a[14]!, icBegin: a[15]!, icEnd: a[16]! };
+        const W = d.outC * d.kH * d.kW * d.inC;
+        const p = this.lqmParams(op, a, 22, a[27]!, W);
+        const shift = this.lqmShift(op, a[21]!, d.outC, b);
+        const rng = this.rng(a[29]!);
+        conv.conv2dBackwardWeightLqm(d, b, a[17]!, this.i8(a[18]!, d.batch * d.outH * d.outW * d.outC), this.getCell(a[19]!),
+          this.i8(a[20]!, d.batch * d.inH * d.inW * d.inC), shift, p, this.u8(a[26]!, a[27]!), this.i8(a[28]!, W), rng);
+        rng.store();
+        return;
+      }
+      case Op.DepthwiseConv2dBackwardWeightLqm: {
+        const d = dwDims(a);
+        const [IN, OUT, OC, W] = dwSizes(d);
+        const b = { ocBegin: a[13]!, ocEnd: a[14]! };
+        const p = this.lqmParams(op, a, 20, a[25]!, W);
+        const shift = this.lqmShift(op, a[19]!, OC, b);
+        const rng = this.rng(a[27]!);
+        dw.dwBackwardWeightLqm(d, b, a[15]!, this.i8(a[16]!, OUT), this.getCell(a[17]!), this.i8(a[18]!, IN), shift, p,
+          this.u8(a[24]!, a[25]!), this.i8(a[26]!, W), rng);
+        rng.store();
+        return;
+      }
       // ---- log-quantized momentum (ids 24-26): the C checks, then the reference ----
       case Op.LqmS8Update: {
         const [I, O] = [a[0]!, a[1]!];
