@@ -40,7 +40,7 @@ function runChild<T>(name: string, args: string[], what: string): Promise<T> {
     child.stdout.on('data', (b: Buffer) => (out += b));
     child.stderr.on('data', (b: Buffer) => (err += b));
     child.on('close', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith('{'));
+      const line = out.split('\n').find((l) => l.startsWith('{') || l.startsWith('['));
       if (code !== 0 || !line) reject(new Error(`${what} failed (${code}): ${err.slice(-800)}`));
       else resolve(JSON.parse(line) as T);
     });

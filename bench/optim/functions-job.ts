@@ -1,7 +1,7 @@
 // The benchmark-function part of bench:optim as its own process, so it shares
 // the two workers with the MNIST runs instead of running before them:
 //   tsx bench/optim/functions-job.ts
-// Prints one JSON line: the rows of runFunctions.
+// Prints one JSON line: the rows of runFunctions (an array).
 import { optimizerFactories } from './registry.js';
 import { runFunctions } from './run-functions.js';
 
