@@ -17,7 +17,7 @@ export const FT = { digits: [5, 6, 7, 8, 9], perClass: 20, pickSeed: 11, budget:
 export function finetuneImages(): { values: Float32Array; label: number; k: number }[] {
   const mnist = loadMnist('train');
   return digitIndices(mnist, FT.digits, FT.digits.length * FT.perClass, FT.pickSeed)
-    .map((i, k) => ({ values: mnistRgb(mnist, i), label: FT.digits.indexOf(mnist.labels[i]!), k }));
+    .map((i, k) => ({ values: mnistRgb(mnist, i), label: (FT.digits as readonly number[]).indexOf(mnist.labels[i]!), k }));
 }
 
 // The samples as the CLI must see them: by label, then by file name; int8
