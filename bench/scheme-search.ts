@@ -34,6 +34,7 @@ import {
 import { trainedModel } from '../src/compiler/train/trained-model.js';
 import type { Graph } from '../src/core/graph.js';
 import { PlanRuntime } from '../src/core/plan-runtime.js';
+import { holdoutAccuracy } from '../src/core/rollback.js';
 import { shuffledIndices } from '../src/core/rng.js';
 import { NodeDispatch, repoRoot } from '../src/node/addon.js';
 import { digitIndices, loadMnist, mnistRgb, quantizeImage } from '../src/node/mnist.js';
@@ -64,17 +65,6 @@ const mnistTrain = loadMnist('train'), mnistTest = loadMnist('test');
 const samples = (set: typeof mnistTrain, digits: number[], count: number, seed: number): LabelledSample[] =>
   digitIndices(set, digits, count, seed).map((i) => ({ input: quantizeImage(mnistRgb(set, i)), label: digits.indexOf(set.labels[i]!) }));
 
-function accuracy(rt: PlanRuntime, set: readonly LabelledSample[]): number {
-  let ok = 0;
-  for (const s of set) {
-    const y = rt.infer(s.input);
-    let arg = 0;
-    for (let k = 1; k < y.length; k++) if (y[k]! > y[arg]!) arg = k;
-    if (arg === s.label) ok++;
-  }
-  return ok / set.length;
-}
-
 function train(c: CompiledPlan, set: readonly LabelledSample[], steps: number, seed: number): PlanRuntime {
   const rt = runtime(c);
   const order = shuffledIndices(set.length, seed);
@@ -98,7 +88,7 @@ const everything: SparseUpdateScheme = {
 };
 const pre = compilePlan(seeded, { head: { classes: 5, seed: 1 }, scheme: everything, reorder: true, rowScratch: true, lr: P.pretrainLr, lrBias: P.pretrainLr });
 const preRt = train(pre, samples(mnistTrain, SOURCE, 30000, 2), P.pretrainSteps, P.seed);
-const pretrainAccuracy = accuracy(preRt, samples(mnistTest, SOURCE, P.testImages, 3));
+const pretrainAccuracy = holdoutAccuracy(preRt, samples(mnistTest, SOURCE, P.testImages, 3));
 log(`pre-trained on digits 0-4: ${P.pretrainSteps} steps, ${(100 * pretrainAccuracy).toFixed(1)}% on ${P.testImages} test images`);
 const model = trainedModel(pre, (offset, bytes) => preRt.dispatch.read(offset, bytes));
 
@@ -138,7 +128,7 @@ function handScheme(budget: number): { scheme: SparseUpdateScheme; bytes: number
 interface Final { scheme: SparseUpdateScheme; bytes: number; accuracy: number[]; mean: number }
 function final(scheme: SparseUpdateScheme): Final {
   const c = compilePlan(model, { ...compile, scheme });
-  const accs = Array.from({ length: P.finalOrders }, (_, k) => accuracy(train(c, data.train, P.finalSteps, 100 + k), test));
+  const accs = Array.from({ length: P.finalOrders }, (_, k) => holdoutAccuracy(train(c, data.train, P.finalSteps, 100 + k), test));
   return { scheme, bytes: c.plan.arenaBytes, accuracy: accs, mean: accs.reduce((a, b) => a + b, 0) / accs.length };
 }
 

@@ -4,6 +4,7 @@
 const hostArgs = native('xs_host_args') as () => string[];
 const hostFileSize = native('xs_host_file_size') as (path: string) => number;
 const hostRead = native('xs_host_read') as (path: string, offset: number, length: number) => ArrayBuffer;
+const hostWrite = native('xs_host_write') as (path: string, data: ArrayBuffer | Uint8Array | string, append: boolean) => void;
 const hostExit = native('xs_host_exit') as (code: number) => void;
 
 export function args(): string[] {
@@ -12,6 +13,20 @@ export function args(): string[] {
 
 export function readFile(path: string): Uint8Array {
   return new Uint8Array(hostRead(path, 0, hostFileSize(path)));
+}
+
+// The file's size in bytes, or -1 when there is no such file.
+export function fileSize(path: string): number {
+  try {
+    return hostFileSize(path);
+  } catch {
+    return -1;
+  }
+}
+
+// Creates or replaces path with bytes.
+export function writeFile(path: string, bytes: Uint8Array): void {
+  hostWrite(path, bytes, false);
 }
 
 export function exit(code: number): void {

@@ -13,7 +13,14 @@
 //     seededSample(plan, i, seed) (sample 0 every step with `repeat`), the
 //     CRC of the trainable regions, p(label) per step (Q16), then the
 //     inference output on sample 0
+//   xst-xs out/ts/xs/main.js checkpoint <plan.xstp> <flash.bin> <steps> <seed>
+//     -> one JSON line {"boot", "from", "step", "generation", "crc"}: boots
+//     from the checkpoints in flash.bin (a file-backed flash partition, made
+//     erased if absent; src/core/checkpoint.ts), trains `steps` steps on
+//     seededSample(plan, i, seed) for i from the restored step on, saves a
+//     checkpoint; boot: the boot messages, crc: of the trainable regions
 
+import { CheckpointStore, checkpointFlashBytes, planCheckpointState, planIdentity } from '../core/checkpoint.js';
 import { crc32Hex } from '../core/crc32.js';
 import { decodeGraph } from '../core/graph-blob.js';
 import { imageSet, parseIdx, type ImageSet } from '../core/idx.js';
@@ -24,6 +31,7 @@ import { PlanRuntime, seededSample } from '../core/plan-runtime.js';
 import { decodePlan } from '../core/plan-format.js';
 import { ForwardRunner } from '../core/runner.js';
 import { XsDispatch } from './dispatch.js';
+import { HostFileFlash } from './file-flash.js';
 import { args, print, readFile } from './host.js';
 
 const ARENA = 128 * 1024;
@@ -56,8 +64,32 @@ function plan(blobPath: string, steps: number, seed: number, repeat: boolean): v
   print(JSON.stringify({ crc, metrics, output, target: 'xs' }));
 }
 
+// Resumable training of a plan: boot from the checkpoints in a flash file,
+// train, save.
+function checkpoint(blobPath: string, flashPath: string, steps: number, seed: number): void {
+  const blob = readFile(blobPath);
+  const p = decodePlan(blob);
+  const rt = PlanRuntime.load(new XsDispatch(new ArrayBuffer(p.arenaBytes), new ArrayBuffer(p.flash.length)), blob);
+  const state = planCheckpointState(rt);
+  const payload = p.regions.reduce((a, r) => a + r.bytes, 0);
+  const store = new CheckpointStore(new HostFileFlash(flashPath, checkpointFlashBytes(payload, 4096)), state, planIdentity(blob));
+  const boot = store.boot();
+  const from = boot.restored ? boot.restored.step : 0;
+  for (let i = from; i < from + steps; i++) {
+    const s = seededSample(p, i, seed);
+    rt.step(s.input, s.label);
+  }
+  const saved = store.save(from + steps);
+  print(JSON.stringify({ boot: boot.messages, from, step: saved.step, generation: saved.generation, crc: crc32Hex(rt.regionBytes()) }));
+}
+
 function main(): void {
   const all = args();
+  if (all[0] === 'checkpoint') {
+    if (all.length !== 5) throw new Error('usage: main.js checkpoint <plan.xstp> <flash.bin> <steps> <seed>');
+    checkpoint(all[1]!, all[2]!, Number(all[3]), Number(all[4]));
+    return;
+  }
   if (all[0] === 'plan') {
     if (all.length !== 4 && !(all.length === 5 && all[4] === 'repeat')) throw new Error('usage: main.js plan <plan.xstp> <steps> <seed> [repeat]');
     plan(all[1]!, Number(all[2]), Number(all[3]), all[4] === 'repeat');
