@@ -12,7 +12,8 @@
 //  - a recording file (CSV with a NaN reading, JSON) replays through the
 //    same interface;
 //  - the app's policy over a capture: learning pauses while the sensor has
-//    failed (stub trainer), and on a real compiled plan a labelled window
+//    failed (stub trainer), and on a real compiled plan (C kernels through
+//    the addon, and the TypeScript reference kernels) a labelled window
 //    is one training step on exactly that window's features while an
 //    unlabelled one is only an inference.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -30,7 +31,7 @@ import {
 } from '../src/core/sensor.js';
 import { FaultySensor, type FaultWindow, saturatedAcceleration } from '../src/core/sensor-faults.js';
 import { ReplaySensor, arraySource, imageFrames, parseAccelerometerRecording } from '../src/core/sensor-replay.js';
-import { repoRoot } from '../src/node/addon.js';
+import { NodeDispatch, repoRoot } from '../src/node/addon.js';
 import { loadMnist } from '../src/node/mnist.js';
 import { accelerometerReplay, mnistFrameReplay } from '../src/node/sensor-files.js';
 import * as tfl from '../src/compiler/tflite/generated/tflite_subset_generated.js';
@@ -404,10 +405,11 @@ describe('the app policy over a capture', () => {
     });
   }
 
-  it('a real plan: an unlabelled window is one inference, a labelled one is one training step on that window', () => {
+  for (const Dispatch of [ReferenceDispatch, NodeDispatch]) it(`a real plan (${Dispatch === NodeDispatch ? 'C kernels' : 'TypeScript reference kernels'}): ` +
+    'an unlabelled window is one inference, a labelled one is one training step on that window', () => {
     const model = importTflite(tinyModel(), 'accel-tiny');
     const { plan, blob } = compilePlan(model, { scheme: { biasLayers: 1, weights: [] }, reorder: true, lr: 2 ** -6, lrBias: 2 ** -6 });
-    const load = () => PlanRuntime.load(new ReferenceDispatch(new ArrayBuffer(plan.arenaBytes), new ArrayBuffer(plan.flash.length)), blob);
+    const load = () => PlanRuntime.load(new Dispatch(new ArrayBuffer(plan.arenaBytes), new ArrayBuffer(plan.flash.length)), blob);
     const rt = load(), shadow = load(); // shadow: the same steps through step()/infer() with explicit inputs
     expect(plan.io.input.bytes).toBe(48);
 
