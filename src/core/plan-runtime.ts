@@ -64,6 +64,13 @@ export class PlanRuntime {
     for (const r of this.plan.init) this.dispatch.write(r.offset, r.bytes);
   }
 
+  private checkLabel(label: number): void {
+    const { classes } = this.plan.io;
+    if (!Number.isInteger(label) || label < 0 || label >= classes) {
+      throw new PlanError(`plan label ${label} is not a class index in [0, ${classes})`, 3);
+    }
+  }
+
   private writeInput(input: Int8Array | Uint8Array): void {
     const t = this.plan.io.input;
     if (input.length !== t.bytes) {
@@ -86,11 +93,16 @@ export class PlanRuntime {
   // One training step on (input, label): forward, loss, backward, updates.
   // Returns p(label) before the update, in Q16, when the plan keeps it.
   step(input: Int8Array | Uint8Array, label: number): number | null {
-    const { io } = this.plan;
-    if (!Number.isInteger(label) || label < 0 || label >= io.classes) {
-      throw new PlanError(`plan label ${label} is not a class index in [0, ${io.classes})`, 3);
-    }
+    this.checkLabel(label);
     this.writeInput(input);
+    return this.stepInPlace(label);
+  }
+
+  // The same step on the input already in the arena (written there by the
+  // sensor capture, src/core/sensor.ts).
+  stepInPlace(label: number): number | null {
+    const { io } = this.plan;
+    this.checkLabel(label);
     this.label[0] = label;
     this.dispatch.write(io.label, new Uint8Array(this.label.buffer));
     this.run(this.plan.train, 'TRAIN');
@@ -99,7 +111,8 @@ export class PlanRuntime {
     return new DataView(b.buffer, b.byteOffset, 4).getInt32(0, true);
   }
 
-  // The logits of the last step's forward (before its update).
+  // The logits of the last step's forward (before its update) or of the
+  // last inference.
   logits(): Int8Array {
     const t = this.plan.io.logits;
     const b = this.dispatch.read(t.offset, t.bytes);
@@ -109,6 +122,12 @@ export class PlanRuntime {
   // Inference only: the model's output (softmax output or logits).
   infer(input: Int8Array | Uint8Array): Int8Array {
     this.writeInput(input);
+    return this.inferInPlace();
+  }
+
+  // The same inference on the input already in the arena. The inference
+  // leaves the logits where a step does (logits() reads them).
+  inferInPlace(): Int8Array {
     this.run(this.plan.infer, 'INFER');
     const t = this.plan.io.output;
     const b = this.dispatch.read(t.offset, t.bytes);
