@@ -5,7 +5,8 @@
 //  - 10,000 mutations through the C validator built with ASan/UBSan
 //    (native/tests/test_plan.c): each is rejected, or its training step and
 //    inference run within bounds in an arena of exactly its size.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -58,12 +59,15 @@ describe('fuzzed plan blobs', () => {
     expect(cAccepted).toBeGreaterThan(0);
   });
 
-  it('10,000 seeded mutations through the C validator under ASan/UBSan: each rejected, or run within bounds', () => {
+  // Asynchronous child processes: the fuzz runs for a minute or more on a
+  // loaded machine, and a test worker blocked that long loses vitest's RPC.
+  it('10,000 seeded mutations through the C validator under ASan/UBSan: each rejected, or run within bounds', async () => {
+    const run = promisify(execFile);
     const dir = join(repoRoot, 'out', 'ctest');
     mkdirSync(dir, { recursive: true });
     const core = readdirSync(join(repoRoot, 'native', 'core')).filter((f) => f.endsWith('.c')).map((f) => join(repoRoot, 'native', 'core', f));
     const exe = join(dir, 'test_plan');
-    execFileSync('gcc', [
+    await run('gcc', [
       '-std=c99', '-O1', '-g', '-Wall', '-Wextra', '-Wpedantic', '-Werror', '-fsanitize=address,undefined',
       '-fno-sanitize-recover=all', '-o', exe, join(repoRoot, 'native', 'tests', 'test_plan.c'), ...core,
     ]);
@@ -72,7 +76,7 @@ describe('fuzzed plan blobs', () => {
     for (const [compile, n] of [[microSpeech, 10_000], [mobileNet, 500]] as const) {
       const path = join(out, `fuzz-${n}.xstp`);
       writeFileSync(path, compile().blob);
-      const text = execFileSync(exe, [path, String(n), '12345'], { encoding: 'utf8', maxBuffer: 1 << 24 });
+      const { stdout: text } = await run(exe, [path, String(n), '12345'], { encoding: 'utf8', maxBuffer: 1 << 24 });
       const m = /^(\d+) mutations: (\d+) accepted and run \((\d+) without a kernel status\), (\d+) rejected$/m.exec(text);
       expect(m, text).not.toBeNull();
       expect(Number(m![1])).toBe(n);
