@@ -28,7 +28,9 @@ export function openConsole(onLine: (line: string) => void, baud = 115200): Line
   };
   const lines = new LineAssembler(onLine, (message) => write(message));
   try {
-    port = new wiring.io({
+    // device.io.Serial, not wiring.io: the SDK's typings of the provider do
+    // not declare io on its default options.
+    port = new device.io.Serial({
       ...wiring,
       baud,
       format: 'number',

@@ -20,7 +20,8 @@ export function openPartition(partition: string): CoreFlash {
     byteLength: f.byteLength,
     blockSize: f.blockSize,
     erase: (sector) => f.erase(sector),
-    read: (offset, byteLength) => f.read(offset, byteLength),
+    // Without useHostBuffer the module returns an ArrayBuffer copy.
+    read: (offset, byteLength) => f.read(offset, byteLength) as ArrayBuffer,
     write: (offset, byteLength, buffer) => f.write(offset, byteLength, buffer instanceof ArrayBuffer ? buffer : bufferBytes(buffer)),
   };
 }

@@ -33,11 +33,17 @@ const cfg = boardConfig();
 if (!Resource.exists(cfg.plan)) throw new Error(`no plan resource "${cfg.plan}": compile one to out/device/plan.xstp before mcconfig (README)`);
 const resource = new Resource(cfg.plan);
 const blob = new Uint8Array(resource);
-const decoded = decodePlan(blob);
-const frozen = decoded.flash.length ? resource.slice(decoded.flash.byteOffset, decoded.flash.byteOffset + decoded.flash.length, false) : null;
-const dispatch = new DeviceDispatch(frozen);
+
+// The plan's flash section (frozen weights) as a view of the resource, not a
+// copy. (This decode is dropped at once; PlanRuntime.load keeps its own.)
+function frozenWeights(): HostBuffer | null {
+  const { flash } = decodePlan(blob);
+  return flash.length ? resource.slice(flash.byteOffset, flash.byteOffset + flash.length, false) : null;
+}
+
+const dispatch = new DeviceDispatch(frozenWeights());
 const rt = PlanRuntime.load(dispatch, blob, { arenaCapacity: dispatch.arenaCapacity });
-say(`${cfg.board}: plan ${decoded.arenaBytes} B of the ${dispatch.arenaCapacity} B arena, ${decoded.io.classes} classes`);
+say(`${cfg.board}: plan ${rt.plan.arenaBytes} B of the ${dispatch.arenaCapacity} B arena, ${rt.plan.io.classes} classes`);
 
 // ---- checkpoints ------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ declare module 'flash' {
     constructor(partition: string);
     constructor(offset: number, byteLength: number);
     erase(sector: number): void;
-    read(offset: number, byteLength: number): ArrayBuffer;
+    // An ArrayBuffer copy; with useHostBuffer, a view of the flash itself.
+    read(offset: number, byteLength: number, useHostBuffer?: boolean): ArrayBuffer | HostBuffer;
     write(offset: number, byteLength: number, buffer: ByteBuffer): void;
     map(): HostBuffer;
     readonly byteLength: number;
