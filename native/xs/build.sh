@@ -8,7 +8,8 @@
 # integrity below; the npm registry is the only network this uses). The
 # binary is the engine (package/moddable/xs/sources, the list of xsnap's
 # makefile without xsnap's own files) + this project's host
-# (native/xs/host) + the xsmc glue (native/xs/xst_xs.c) + the C core
+# (native/xs/host) + the xsmc glue (native/xs/xst_xs.c, and the device
+# arena native/xs/xst_arena.c at 256 KB) + the C core
 # (native/core/*.c). Writes only under out/xs/. Incremental: objects live in
 # out/xs/obj (out/xs/obj-asan) and are rebuilt when a source, a header or
 # the flags change. Quiet on success.
@@ -135,14 +136,15 @@ mkdir -p "$OBJ"
 shopt -s nullglob
 CORE_SOURCES=(native/core/*.c)
 shopt -u nullglob
-HOST_SOURCES=(native/xs/xst_xs.c native/xs/host/xs_host_platform.c native/xs/host/xs_host_main.c native/xs/host/xs_host_io.c)
+HOST_SOURCES=(native/xs/xst_xs.c native/xs/xst_arena.c native/xs/host/xs_host_platform.c native/xs/host/xs_host_main.c native/xs/host/xs_host_io.c)
 for f in "${HOST_SOURCES[@]}"; do
 	[ -f "$f" ] || die "missing $f"
 done
 
 XS_INCLUDES=(-Inative/xs/host "-I$XS_DIR/includes" "-I$XS_DIR/platforms" "-I$XS_DIR/sources")
 ENGINE_CFLAGS="${OPT[*]} ${ENGINE_OPT[*]:-} ${XS_DEFINES[*]} ${XS_INCLUDES[*]} -w"
-HOST_CFLAGS="${OPT[*]} ${OWN_OPT[*]:-} ${XS_DEFINES[*]} ${XS_INCLUDES[*]} -Inative/core -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror"
+# The device arena (native/xs/xst_arena.c) at the largest size a board may have.
+HOST_CFLAGS="${OPT[*]} ${OWN_OPT[*]:-} ${XS_DEFINES[*]} ${XS_INCLUDES[*]} -DXST_ARENA_BYTES=262144 -Inative/core -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror"
 CORE_CFLAGS="${OPT[*]} ${OWN_OPT[*]:-} -std=c99 -Inative/core -Wall -Wextra"
 LDFLAGS="${LDOPT[*]}"
 

@@ -24,6 +24,8 @@
 extern void xs_xst_call(txMachine* the);
 extern void xs_xst_crc32(txMachine* the);
 extern void xs_xst_plan_validate(txMachine* the);
+/* natives: native/xs/xst_arena.c (the device arena, as on a board) */
+extern void xs_xst_arena(txMachine* the);
 /* natives: native/xs/host/xs_host_io.c */
 extern void xs_host_args(txMachine* the);
 extern void xs_host_file_size(txMachine* the);
@@ -46,6 +48,7 @@ static const xs_host_native_entry gxNatives[] = {
 	{ "xs_xst_call", xs_xst_call, 3 },
 	{ "xs_xst_crc32", xs_xst_crc32, 3 },
 	{ "xs_xst_plan_validate", xs_xst_plan_validate, 2 },
+	{ "xs_xst_arena", xs_xst_arena, 0 },
 	{ "xs_host_args", xs_host_args, 0 },
 	{ "xs_host_file_size", xs_host_file_size, 1 },
 	{ "xs_host_read", xs_host_read, 3 },
