@@ -3,7 +3,7 @@
 // writes, under DIR (default out/app):
 //   person_detect-10.xstp  person_detect (models/) with a new 10-class head, a
 //                          sparse scheme chosen greedily for boards/moddable_two.json's
-//                          arena (196,608 B), LQM; compiled by `xstrain compile`
+//                          arena (196,608 B), LQM at lr 2^-6 (--lr); compiled by `xstrain compile`
 //                          (kept when it exists: delete it to compile again)
 //   <data>/train.bin       N (default 6000) training images of a seeded shuffle, 96x96
 //   <data>/test.bin        the first N (default 1000) test images, 96x96
@@ -39,7 +39,7 @@ async function prepare(args: string[]): Promise<number> {
   if (!existsSync(plan)) {
     process.stdout.write(`prepare: compiling models/person_detect.tflite with a 10-class head for ${APP_BOARD} -> ${plan}\n`);
     const code = await xstrain(['compile', 'models/person_detect.tflite', '--board', APP_BOARD, '--classes', '10',
-      '--optimizer', 'lqm', '--lr', option(args, 'lr', String(2 ** -10)), '-o', plan]);
+      '--optimizer', 'lqm', '--lr', option(args, 'lr', String(2 ** -6)), '-o', plan]);
     if (code !== 0) return code;
   }
 

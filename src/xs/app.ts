@@ -83,6 +83,7 @@ function main(): void {
   const replay = new ReplaySensor({ source: train.source(), loop: true });
   print(`xstrain app on XS: ${planPath} learning ${dir} online, batch 1 (stream ${train.count} frames of ` +
     `${train.header.width}x${train.header.height}, ${testCount} test images, checkpoints every ${every} steps in ${flashPath})`);
+  let flash: HostFileFlash | null = null;
   const service = new TrainerService({
     blob, what: `plan ${planPath}`, sensor: replay, checkpointEvery: every, holdout: holdoutFrames,
     dispatch: (plan) => new XsDispatch(new ArrayBuffer(plan.arenaBytes), new ArrayBuffer(plan.flash.length)),
@@ -92,11 +93,13 @@ function main(): void {
         if (!o.has('fresh')) print(`${flashPath} is not this plan's checkpoint partition (${fileSize(flashPath)} bytes, not ${bytes}): erased`);
         writeFile(flashPath, new Uint8Array(bytes).fill(0xff));
       }
-      return new HostFileFlash(flashPath, bytes, FLASH_SECTOR);
+      return (flash = new HostFileFlash(flashPath, bytes, FLASH_SECTOR, false));
     },
     onMessage: (m) => print(m),
   });
   const from = service.start();
+  const sync = () => flash!.sync();
+  sync();
   replay.position = from % train.count;
   const heap = () => hostHeap();
   print(`plan: ${service.plan.io.classes} classes, arena ${service.plan.arenaBytes} B, ${service.plan.train.length} kernel calls a step; ` +
@@ -105,20 +108,20 @@ function main(): void {
   const before = service.accuracyOn(test, testCount);
   print(`test accuracy at step ${from}: ${pct(before)} on ${testCount} test images`);
   const t0 = Date.now();
-  let lastLine = '';
   for (let k = 0; k < steps; k++) {
     // now: the window count (the replay gives a frame on every poll).
     if (service.poll(service.windows, (position) => train.label(position % train.count)) === null) {
       throw new Error(`the capture gave no window at step ${service.windows}: ${service.capture.status.message}`);
     }
+    sync(); // after a checkpoint: the file holds it
     if ((k + 1) % reportEvery === 0 || k + 1 === steps) {
       const secs = Math.max(0.001, (Date.now() - t0) / 1000);
-      lastLine = `${service.progress(from + steps)}  ${((k + 1) / secs).toFixed(1)} steps/s  XS heap ${heap()[0]} B`;
-      print(lastLine);
+      print(`${service.progress(from + steps)}  ${((k + 1) / secs).toFixed(1)} steps/s  XS heap ${heap()[0]} B`);
     }
   }
   const rate = steps / Math.max(0.001, (Date.now() - t0) / 1000);
   service.checkpoint();
+  sync();
   const after = service.accuracyOn(test, testCount);
   const [inUse, peak] = heap();
   print(`test accuracy at step ${service.windows}: ${pct(after)} on ${testCount} test images (${pct(before)} at step ${from})`);
