@@ -202,6 +202,10 @@ int main(int argc, char* argv[])
 	};
 	txMachine* the;
 
+	/* Line-buffered even into a pipe: a progress line reaches the reader
+	 * when it is printed (the main job is watched, and may be killed). */
+	setvbuf(stdout, C_NULL, _IOLBF, 0);
+
 	if ((argc < 2) || !c_strcmp(argv[1], "-h") || !c_strcmp(argv[1], "--help")) {
 		xs_host_usage();
 		return (argc < 2) ? 2 : 0;
