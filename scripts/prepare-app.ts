@@ -1,5 +1,5 @@
 // The main job's prepare step (Node; `npm start` runs it before the XS app):
-//   npx tsx scripts/prepare-app.ts [--data fashion|mnist|DIR] [--train N] [--test N] [--out DIR] [--lr X]
+//   npx tsx scripts/prepare-app.ts [--data fashion|mnist|DIR] [--train N] [--test N] [--out DIR] [--lr X] [--force]
 // writes, under DIR (default out/app):
 //   person_detect-10.xstp  person_detect (models/) with a new 10-class head, a
 //                          sparse scheme chosen greedily for boards/moddable_two.json's
@@ -8,7 +8,8 @@
 //   <data>/train.bin       N (default 6000) training images of a seeded shuffle, 96x96
 //   <data>/test.bin        the first N (default 1000) test images, 96x96
 //   <data>/holdout.bin     the last 32 test images (the rollback guard's holdout)
-// <data> is fashion-mnist or mnist (the stand-in). Frames files: src/core/frames.ts.
+// <data> is fashion-mnist or mnist (the stand-in); the frames are kept when
+// they exist (--force writes them again). Frames files: src/core/frames.ts.
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,6 +45,10 @@ async function prepare(args: string[]): Promise<number> {
   }
 
   const dir = join(out, data.name);
+  if (['train.bin', 'test.bin', 'holdout.bin'].every((f) => existsSync(join(dir, f))) && !args.includes('--force')) {
+    process.stdout.write(`prepare: ${dir} holds the prepared frames (--force, or delete it, to prepare them again)\n`);
+    return 0;
+  }
   const train = loadIdxSplit(data.dir, 'train', data.name), test = loadIdxSplit(data.dir, 'test', data.name);
   if (testCount + HOLDOUT > test.count) throw new Error(`--test ${testCount}: the test split has ${test.count} images, ${HOLDOUT} of them the holdout`);
   const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);

@@ -10,7 +10,7 @@
 //   - the plan: person_detect with a new 10-class head and a sparse scheme
 //     chosen greedily for the board's arena (xstrain compile, reused as is).
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { type ImageSet, imageSet, parseIdx } from '../core/idx.js';
@@ -19,9 +19,33 @@ import { shuffledIndices } from '../core/rng.js';
 import { mnistDir } from './mnist.js';
 
 // Where the Debian package may put the idx files (searched in this order,
-// after XSTRAIN_FASHION_DIR): the package was not installable on the
-// machine this was written on, so the exact directory is not verified.
+// after XSTRAIN_FASHION_DIR, then any directory under /usr/share whose name
+// has "fashion" in it, three levels deep): the package was not installable
+// on the machine this was written on, so its exact directory is not verified.
 export const FASHION_DIRS = ['/usr/share/dataset-fashion-mnist', '/usr/share/fashion-mnist', '/usr/share/datasets/fashion-mnist'];
+
+function searchFashion(base: string, depth: number): string | null {
+  let names: string[];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return null;
+  }
+  for (const n of names) {
+    const d = join(base, n);
+    try {
+      if (!statSync(d).isDirectory()) continue;
+    } catch {
+      continue;
+    }
+    if (hasIdxSet(d) && d.toLowerCase().includes('fashion')) return d;
+    if (depth > 1 && (depth < 3 || n.toLowerCase().includes('fashion'))) {
+      const found = searchFashion(d, depth - 1);
+      if (found) return found;
+    }
+  }
+  return null;
+}
 
 const FILES = {
   train: ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte'],
@@ -69,7 +93,9 @@ export function findData(data: string): DataSource {
   }
   const dirs = [process.env.XSTRAIN_FASHION_DIR, ...FASHION_DIRS].filter((d): d is string => !!d);
   for (const d of dirs) if (hasIdxSet(d)) return { name: 'fashion-mnist', dir: d };
-  throw new Error(`Fashion-MNIST not found (looked in ${dirs.join(', ')}): install the Debian package dataset-fashion-mnist ` +
+  const found = searchFashion('/usr/share', 3);
+  if (found) return { name: 'fashion-mnist', dir: found };
+  throw new Error(`Fashion-MNIST not found (looked in ${dirs.join(', ')} and under /usr/share/*fashion*): install the Debian package dataset-fashion-mnist ` +
     `(scripts/setup.sh does), set XSTRAIN_FASHION_DIR to a directory of its idx files, or use --data mnist for the MNIST stand-in`);
 }
 
