@@ -16,7 +16,12 @@ import { gzipSync } from 'node:zlib';
 import { findData, loadIdxSplit } from '../src/node/app-data.js';
 import { mnistDir } from '../src/node/mnist.js';
 import { FramesReader, resizeBilinear } from '../src/core/frames.js';
-import { CHECKPOINT_HEADER_BYTES } from '../src/core/checkpoint.js';
+import { CHECKPOINT_HEADER_BYTES, checkpointFlashBytes } from '../src/core/checkpoint.js';
+import { crc32Hex } from '../src/core/crc32.js';
+import { MemoryFlash } from '../src/core/flash.js';
+import { ReplaySensor } from '../src/core/sensor-replay.js';
+import { TrainerError, TrainerService } from '../src/core/trainer.js';
+import { NodeDispatch } from '../src/node/addon.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const xst = path.join(root, 'out', 'xs', 'xst-xs');
@@ -74,6 +79,52 @@ describe('main job data (prepare step)', () => {
     const r = resizeBilinear(new Uint8Array([0, 100, 200, 40]), 2, 2, 4, 4);
     expect(Array.from(r.subarray(0, 4))).toEqual([0, 25, 75, 100]);
     expect(r[5]).toBe(Math.floor((0 * 0.75 + 100 * 0.25) * 0.75 + (200 * 0.75 + 40 * 0.25) * 0.25 + 0.5));
+  });
+});
+
+function framesOf(file: string): FramesReader {
+  const b = readFileSync(file);
+  return new FramesReader((o, n) => new Uint8Array(b.buffer, b.byteOffset + o, n), b.length, file);
+}
+
+function nodeService(blob: Uint8Array, frames: FramesReader): TrainerService {
+  return new TrainerService({
+    blob, what: 'the test plan', sensor: new ReplaySensor({ source: frames.source(), loop: true }), checkpointEvery: 0,
+    dispatch: (p) => new NodeDispatch(new ArrayBuffer(p.arenaBytes), new ArrayBuffer(p.flash.length)),
+    flash: (bytes) => new MemoryFlash(checkpointFlashBytes(bytes, 4096), 4096),
+  });
+}
+
+describe('trainer service on Node (src/core/trainer.ts)', () => {
+  it('trains the labelled windows to the same bytes as the XS app, refuses a label the head does not have', () => {
+    const train = framesOf(path.join(data, 'train.bin'));
+    const service = nodeService(new Uint8Array(readFileSync(plan)), train);
+    expect(service.start()).toBe(0);
+    expect(service.messages).toEqual(["no checkpoint restored (the checkpoint slots are empty): starting from the plan's initial weights"]);
+    // A window labelled 12: inference only, and the refusal in the messages.
+    expect(service.poll(0, () => 12)).not.toBeNull();
+    expect(service.messages.at(-1)).toBe('label 12 rejected: the head has 10 classes (labels 0 to 9)');
+    expect([service.learner.steps, service.accuracy]).toEqual([0, null]);
+    // Then the stream from frame 1 as the XS app plays it, 60 windows.
+    const xsFlash = path.join(work, 'node-vs-xs.bin');
+    for (let k = 1; k < 60; k++) service.poll(k, (p) => train.label(p));
+    expect(service.learner.steps).toBe(59);
+    expect(service.accuracy).toBeGreaterThanOrEqual(0);
+    expect(service.loss).toBeGreaterThan(0);
+    expect(service.progress(60)).toMatch(/^step 60\/60 {2}running accuracy [\d.]+% {2}loss [\d.]+ {2}arena 196240 B$/);
+    // The XS app trains window 0 too: compare a Node run of the same 60 windows.
+    const same = nodeService(new Uint8Array(readFileSync(plan)), train);
+    same.start();
+    for (let k = 0; k < 60; k++) same.poll(k, (p) => train.label(p));
+    const xs = runApp('--steps', '60', '--test', '5', '--every', '0', '--fresh', '--flash', xsFlash);
+    expect(xs.json!.paramsCrc).toBe(crc32Hex(same.rt.regionBytes()));
+  }, 120_000);
+
+  it('a corrupt plan is a TrainerError that says to compile it again', () => {
+    const blob = new Uint8Array(readFileSync(plan));
+    blob[200]! ^= 0xff;
+    expect(() => nodeService(blob, framesOf(path.join(data, 'test.bin')))).toThrow(TrainerError);
+    expect(() => nodeService(blob, framesOf(path.join(data, 'test.bin')))).toThrow(/the test plan is not a usable training plan: .*; compile it again/);
   });
 });
 

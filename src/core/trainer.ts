@@ -27,7 +27,7 @@
 import { type BootResult, CheckpointStore, checkpointFlashBytes, planCheckpointState, planIdentity } from './checkpoint.js';
 import type { Flash } from './flash.js';
 import type { Dispatch } from './kernels.js';
-import { OnlineLearner, type Prediction, type Trainer } from './labels.js';
+import { OnlineLearner, type Prediction, planTrainer } from './labels.js';
 import { type Plan, decodePlan } from './plan-format.js';
 import { PlanRuntime, lossOfMetric } from './plan-runtime.js';
 import { RollbackGuard, holdoutAccuracy } from './rollback.js';
@@ -90,7 +90,6 @@ export class TrainerService {
   checkpoints = 0;
   rollbacks = 0;
   private labelled = 0; // labelled windows in this run (for the averages)
-  private lastMetric: number | null = null;
 
   constructor(readonly o: TrainerOptions) {
     const what = o.what ?? 'the plan';
@@ -115,18 +114,7 @@ export class TrainerService {
     });
     this.capture = new Capture(o.sensor, { features, input: io.input, arena: this.rt.dispatch, size: 1, hop: 1 });
     const rt = this.rt;
-    const trainer: Trainer = {
-      classes: io.classes,
-      logitScale: io.logits.scale,
-      infer: () => {
-        rt.inferInPlace();
-        return rt.logits();
-      },
-      train: (label) => {
-        this.lastMetric = rt.stepInPlace(label);
-      },
-    };
-    this.learner = new OnlineLearner(trainer, this.capture);
+    this.learner = new OnlineLearner(planTrainer(rt), this.capture);
     const state = planCheckpointState(this.rt);
     const payload = this.rt.plan.regions.reduce((a, r) => a + r.bytes, 0);
     const flash = o.flash(payload);
@@ -172,7 +160,6 @@ export class TrainerService {
     const outcome = this.learner.onWindow();
     const label = labelOf(position);
     if (label !== null) {
-      this.lastMetric = null;
       const done = this.learner.label(label, 'console');
       if (!done.accepted) this.say(done.message);
       else {
@@ -180,8 +167,9 @@ export class TrainerService {
         const w = 1 / Math.min(this.labelled, this.average);
         const hit = outcome.prediction.label === label ? 1 : 0;
         this.accuracy = this.accuracy === null ? hit : this.accuracy + w * (hit - this.accuracy);
-        if (this.lastMetric !== null) {
-          const l = lossOfMetric(this.lastMetric);
+        const metric = this.rt.metric(); // the step just taken
+        if (metric !== null) {
+          const l = lossOfMetric(metric);
           this.loss = this.loss === null ? l : this.loss + w * (l - this.loss);
         }
       }
