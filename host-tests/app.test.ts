@@ -51,7 +51,7 @@ beforeAll(() => {
   for (const f of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']) {
     writeFileSync(path.join(idxDir, `${f}.gz`), gzipSync(readFileSync(path.join(mnistDir, f)), { level: 1 }));
   }
-  const r = spawnSync('npx', ['tsx', 'scripts/prepare-app.ts', '--data', idxDir, '--train', '2000', '--test', '200', '--out', out],
+  const r = spawnSync('npx', ['tsx', 'scripts/prepare-app.ts', '--data', idxDir, '--train-images', '2000', '--test-images', '200', '--out', out],
     { cwd: root, encoding: 'utf8', timeout: 180_000 });
   if (r.status !== 0) throw new Error(`prepare failed: ${r.stderr}${r.stdout}`);
 }, 240_000);
