@@ -33,17 +33,14 @@ import { ReplaySensor } from '../core/sensor-replay.js';
 import { TrainerService } from '../core/trainer.js';
 import { XsDispatch } from './dispatch.js';
 import { HostFileFlash } from './file-flash.js';
-import { args, exit, fileSize, print, readFile, writeFile } from './host.js';
-
-const hostRead = native('xs_host_read') as (path: string, offset: number, length: number) => ArrayBuffer;
-const hostHeap = native('xs_host_heap') as () => [number, number];
+import { args, exit, fileSize, heapBytes, print, readFile, readRange, writeFile } from './host.js';
 
 const FLASH_SECTOR = 4096;
 
 function frames(path: string): FramesReader {
   const size = fileSize(path);
   if (size < 0) throw new Error(`${path} does not exist: run the prepare step first (npx tsx scripts/prepare-app.ts, or npm start)`);
-  return new FramesReader((offset, length) => new Uint8Array(hostRead(path, offset, length)), size, path);
+  return new FramesReader((offset, length) => readRange(path, offset, length), size, path);
 }
 
 function options(all: string[]): Map<string, string> {
@@ -101,7 +98,6 @@ function main(): void {
   const sync = () => flash!.sync();
   sync();
   replay.position = from % train.count;
-  const heap = () => hostHeap();
   print(`plan: ${service.plan.io.classes} classes, arena ${service.plan.arenaBytes} B, ${service.plan.train.length} kernel calls a step; ` +
     `${from ? `resuming at step ${from}` : 'starting at step 0'}`);
 
@@ -116,14 +112,14 @@ function main(): void {
     sync(); // after a checkpoint: the file holds it
     if ((k + 1) % reportEvery === 0 || k + 1 === steps) {
       const secs = Math.max(0.001, (Date.now() - t0) / 1000);
-      print(`${service.progress(from + steps)}  ${((k + 1) / secs).toFixed(1)} steps/s  XS heap ${heap()[0]} B`);
+      print(`${service.progress(from + steps)}  ${((k + 1) / secs).toFixed(1)} steps/s  XS heap ${heapBytes().inUse} B`);
     }
   }
   const rate = steps / Math.max(0.001, (Date.now() - t0) / 1000);
   service.checkpoint();
   sync();
   const after = service.accuracyOn(test, testCount);
-  const [inUse, peak] = heap();
+  const { inUse, peak } = heapBytes();
   print(`test accuracy at step ${service.windows}: ${pct(after)} on ${testCount} test images (${pct(before)} at step ${from})`);
   print(JSON.stringify({
     accuracyBefore: before, accuracyAfter: after, steps: service.windows, fromStep: from, stepsPerSecond: Math.round(rate * 10) / 10,
