@@ -16,7 +16,11 @@ export class HostFileFlash extends MemoryFlash {
   // (all 0xFF) when the file does not exist. writeThrough false: erases and
   // writes stay in RAM until sync() (the main job syncs after each
   // checkpoint, so the file goes from one complete checkpoint to the next
-  // instead of being rewritten for every 256-byte chunk of a save).
+  // instead of being rewritten for every 256-byte chunk of a save). The
+  // rewrite itself truncates and writes the file (xs_host_write): a kill in
+  // the middle of it leaves a short file, which the main job treats as not
+  // its partition (it erases it and starts fresh, and says so); a rename of
+  // a temporary file would need a host native that does not exist yet.
   constructor(readonly path: string, byteLength: number, blockSize = 4096, readonly writeThrough = true) {
     const size = fileSize(path);
     if (size >= 0 && size !== byteLength) throw new FlashError(`flash file ${path} is ${size} bytes, the partition is ${byteLength}`);
