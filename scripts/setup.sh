@@ -14,7 +14,8 @@ cross=1
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- Debian packages ---------------------------------------------------------
-pkgs=(gcc g++ make python3 openssl flatbuffers-compiler)
+# dataset-fashion-mnist: the main job's data (npm start; its tests use MNIST).
+pkgs=(gcc g++ make python3 openssl flatbuffers-compiler dataset-fashion-mnist)
 if ((cross)); then
   pkgs+=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-system-misc
          gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf)

@@ -106,6 +106,13 @@ export class PlanRuntime {
     this.label[0] = label;
     this.dispatch.write(io.label, new Uint8Array(this.label.buffer));
     this.run(this.plan.train, 'TRAIN');
+    return this.metric();
+  }
+
+  // p(label) of the last step's forward, in Q16 (the metric cell), when the
+  // plan keeps it.
+  metric(): number | null {
+    const { io } = this.plan;
     if (io.metric < 0) return null;
     const b = this.dispatch.read(io.metric, 4);
     return new DataView(b.buffer, b.byteOffset, 4).getInt32(0, true);

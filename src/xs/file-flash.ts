@@ -9,9 +9,19 @@ import { FlashError, MemoryFlash } from '../core/flash.js';
 import { fileSize, readFile, writeFile } from './host.js';
 
 export class HostFileFlash extends MemoryFlash {
+  // Changes not yet in the file (only with writeThrough false).
+  dirty = false;
+
   // Opens path as a partition of byteLength bytes, creating it erased
-  // (all 0xFF) when the file does not exist.
-  constructor(readonly path: string, byteLength: number, blockSize = 4096) {
+  // (all 0xFF) when the file does not exist. writeThrough false: erases and
+  // writes stay in RAM until sync() (the main job syncs after each
+  // checkpoint, so the file goes from one complete checkpoint to the next
+  // instead of being rewritten for every 256-byte chunk of a save). The
+  // rewrite itself truncates and writes the file (xs_host_write): a kill in
+  // the middle of it leaves a short file, which the main job treats as not
+  // its partition (it erases it and starts fresh, and says so); a rename of
+  // a temporary file would need a host native that does not exist yet.
+  constructor(readonly path: string, byteLength: number, blockSize = 4096, readonly writeThrough = true) {
     const size = fileSize(path);
     if (size >= 0 && size !== byteLength) throw new FlashError(`flash file ${path} is ${size} bytes, the partition is ${byteLength}`);
     super(byteLength, blockSize, size >= 0 ? readFile(path) : undefined);
@@ -20,11 +30,23 @@ export class HostFileFlash extends MemoryFlash {
 
   override erase(sector: number): void {
     super.erase(sector);
-    writeFile(this.path, this.bytes);
+    this.changed();
   }
 
   override write(offset: number, byteLength: number, buffer: ArrayBuffer | ArrayBufferView): void {
     super.write(offset, byteLength, buffer);
+    this.changed();
+  }
+
+  // Writes the partition to its file if anything changed since.
+  sync(): void {
+    if (!this.dirty) return;
     writeFile(this.path, this.bytes);
+    this.dirty = false;
+  }
+
+  private changed(): void {
+    this.dirty = true;
+    if (this.writeThrough) this.sync();
   }
 }

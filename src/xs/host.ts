@@ -6,6 +6,7 @@ const hostFileSize = native('xs_host_file_size') as (path: string) => number;
 const hostRead = native('xs_host_read') as (path: string, offset: number, length: number) => ArrayBuffer;
 const hostWrite = native('xs_host_write') as (path: string, data: ArrayBuffer | Uint8Array | string, append: boolean) => void;
 const hostExit = native('xs_host_exit') as (code: number) => void;
+const hostHeap = native('xs_host_heap') as () => [number, number];
 
 export function args(): string[] {
   return hostArgs();
@@ -13,6 +14,18 @@ export function args(): string[] {
 
 export function readFile(path: string): Uint8Array {
   return new Uint8Array(hostRead(path, 0, hostFileSize(path)));
+}
+
+// length bytes of path from offset.
+export function readRange(path: string, offset: number, length: number): Uint8Array {
+  return new Uint8Array(hostRead(path, offset, length));
+}
+
+// The XS machine's heap in bytes after a garbage collection, now and at its
+// peak (chunks + slots as the machine counts them; not the C arena).
+export function heapBytes(): { inUse: number; peak: number } {
+  const [inUse, peak] = hostHeap();
+  return { inUse, peak };
 }
 
 // The file's size in bytes, or -1 when there is no such file.

@@ -15,6 +15,9 @@
  *       unless append is true.
  *   xs_host_exit(code: number): never
  *       flushes stdout and exits the process with code (0..255).
+ *   xs_host_heap(): [inUse, peak]
+ *       bytes of the XS machine's heap after a garbage collection (chunks +
+ *       slots as the machine counts them; the C arena is not in it).
  */
 #include "xsmc.h"
 
@@ -168,4 +171,20 @@ void xs_host_exit(xsMachine* the)
 	if (code > 255)
 		xsRangeError("xs_host_exit: code must be in 0..255");
 	xs_host_exit_now((int)code);
+}
+
+extern void xs_host_heap_bytes(void* machine, double* inUse, double* peak);
+
+void xs_host_heap(xsMachine* the)
+{
+	double inUse, peak;
+	xsmcVars(1);
+	xs_host_check_argc(the, 0, "xs_host_heap()");
+	xsCollectGarbage();
+	xs_host_heap_bytes(the, &inUse, &peak);
+	xsmcSetNewArray(xsResult, 2);
+	xsmcSetNumber(xsVar(0), inUse);
+	xsmcSetIndex(xsResult, 0, xsVar(0));
+	xsmcSetNumber(xsVar(0), peak);
+	xsmcSetIndex(xsResult, 1, xsVar(0));
 }

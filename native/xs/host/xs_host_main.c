@@ -32,6 +32,7 @@ extern void xs_host_file_size(txMachine* the);
 extern void xs_host_read(txMachine* the);
 extern void xs_host_write(txMachine* the);
 extern void xs_host_exit(txMachine* the);
+extern void xs_host_heap(txMachine* the);
 
 /* xs_host_platform.c */
 extern void xs_host_print_exception(txMachine* the, txSlot* exception, txString prefix);
@@ -54,6 +55,7 @@ static const xs_host_native_entry gxNatives[] = {
 	{ "xs_host_read", xs_host_read, 3 },
 	{ "xs_host_write", xs_host_write, 3 },
 	{ "xs_host_exit", xs_host_exit, 1 },
+	{ "xs_host_heap", xs_host_heap, 0 },
 };
 
 int xs_host_argc = 0;
@@ -72,6 +74,15 @@ void xs_host_exit_now(int status)
 	fflush(stdout);
 	fflush(stderr);
 	exit(status);
+}
+
+/* The machine's heap as it counts it (for xs_host_heap, xs_host_io.c):
+ * chunks (strings, array buffers, ...) plus slots (sizeof(txSlot) each), now
+ * and at the peak (the largest chunk total plus the largest slot count). */
+void xs_host_heap_bytes(txMachine* the, double* inUse, double* peak)
+{
+	*inUse = (double)the->currentChunksSize + (double)the->currentHeapCount * sizeof(txSlot);
+	*peak = (double)the->peakChunksSize + (double)the->peakHeapCount * sizeof(txSlot);
 }
 
 static void xs_host_trace(txMachine* the)
@@ -193,6 +204,10 @@ int main(int argc, char* argv[])
 		0,                 /* staticSize: 0 = heap grows                  */
 	};
 	txMachine* the;
+
+	/* Line-buffered even into a pipe: a progress line reaches the reader
+	 * when it is printed (the main job is watched, and may be killed). */
+	setvbuf(stdout, C_NULL, _IOLBF, 0);
 
 	if ((argc < 2) || !c_strcmp(argv[1], "-h") || !c_strcmp(argv[1], "--help")) {
 		xs_host_usage();
