@@ -21,6 +21,7 @@ import { crc32Hex } from '../src/core/crc32.js';
 import { MemoryFlash } from '../src/core/flash.js';
 import { ReplaySensor } from '../src/core/sensor-replay.js';
 import { TrainerError, TrainerService } from '../src/core/trainer.js';
+import { decodePlan } from '../src/core/plan-format.js';
 import { NodeDispatch } from '../src/node/addon.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -111,7 +112,8 @@ describe('trainer service on Node (src/core/trainer.ts)', () => {
     expect(service.learner.steps).toBe(59);
     expect(service.accuracy).toBeGreaterThanOrEqual(0);
     expect(service.loss).toBeGreaterThan(0);
-    expect(service.progress(60)).toMatch(/^step 60\/60 {2}running accuracy [\d.]+% {2}loss [\d.]+ {2}arena 196240 B$/);
+    const arena = decodePlan(new Uint8Array(readFileSync(plan))).arenaBytes;
+    expect(service.progress(60)).toMatch(new RegExp(`^step 60/60 {2}running accuracy [\\d.]+% {2}loss [\\d.]+ {2}arena ${arena} B$`));
     // The XS app trains window 0 too: compare a Node run of the same 60 windows.
     const same = nodeService(new Uint8Array(readFileSync(plan)), train);
     same.start();
