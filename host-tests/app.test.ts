@@ -160,6 +160,11 @@ describe('main job on XS (src/xs/app.ts)', () => {
       });
       child.on('exit', (_code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`not killed: ${text}`))));
     });
+    // A kill while the flash file was being replaced leaves at most a partial
+    // FILE.tmp beside it (the file itself is replaced by a rename): the
+    // checkpoints in the file are untouched.
+    expect(existsSync(flash)).toBe(true);
+    writeFileSync(`${flash}.tmp`, readFileSync(flash).subarray(0, 1000));
     const resumed = runApp('--steps', '100', '--flash', flash, ...common);
     expect(resumed.status, resumed.stderr + resumed.stdout).toBe(0);
     expect(resumed.stdout).toContain('restored checkpoint generation 2 (step 100) from slot 1');

@@ -5,6 +5,7 @@ const hostArgs = native('xs_host_args') as () => string[];
 const hostFileSize = native('xs_host_file_size') as (path: string) => number;
 const hostRead = native('xs_host_read') as (path: string, offset: number, length: number) => ArrayBuffer;
 const hostWrite = native('xs_host_write') as (path: string, data: ArrayBuffer | Uint8Array | string, append: boolean) => void;
+const hostRename = native('xs_host_rename') as (from: string, to: string) => void;
 const hostExit = native('xs_host_exit') as (code: number) => void;
 const hostHeap = native('xs_host_heap') as () => [number, number];
 
@@ -40,6 +41,14 @@ export function fileSize(path: string): number {
 // Creates or replaces path with bytes.
 export function writeFile(path: string, bytes: Uint8Array): void {
   hostWrite(path, bytes, false);
+}
+
+// Replaces path's contents at once: written to path.tmp, then renamed over
+// path, so a process killed at any moment leaves the old file or the new one.
+export function replaceFile(path: string, bytes: Uint8Array): void {
+  const tmp = `${path}.tmp`;
+  hostWrite(tmp, bytes, false);
+  hostRename(tmp, path);
 }
 
 export function exit(code: number): void {

@@ -13,6 +13,9 @@
  *                 | string, append: boolean): undefined
  *       a string is written as UTF-8; the file is created or truncated
  *       unless append is true.
+ *   xs_host_rename(from: string, to: string): undefined
+ *       rename(2): replaces `to` at once (same file system), so a reader
+ *       sees the old file or the new one, never part of either.
  *   xs_host_exit(code: number): never
  *       flushes stdout and exits the process with code (0..255).
  *   xs_host_heap(): [inUse, peak]
@@ -161,6 +164,16 @@ void xs_host_write(xsMachine* the)
 		error = errno;
 	if (error)
 		xs_host_throw(the, XS_UNKNOWN_ERROR, "xs_host_write: %s: %s", path, strerror(error));
+}
+
+void xs_host_rename(xsMachine* the)
+{
+	char from[C_PATH_MAX], to[C_PATH_MAX];
+	xs_host_check_argc(the, 2, "xs_host_rename(from, to)");
+	xs_host_path_arg(the, 0, "xs_host_rename", from);
+	xs_host_path_arg(the, 1, "xs_host_rename", to);
+	if (rename(from, to) != 0)
+		xs_host_throw(the, XS_UNKNOWN_ERROR, "xs_host_rename: %s -> %s: %s", from, to, strerror(errno));
 }
 
 void xs_host_exit(xsMachine* the)

@@ -31,6 +31,7 @@ extern void xs_host_args(txMachine* the);
 extern void xs_host_file_size(txMachine* the);
 extern void xs_host_read(txMachine* the);
 extern void xs_host_write(txMachine* the);
+extern void xs_host_rename(txMachine* the);
 extern void xs_host_exit(txMachine* the);
 extern void xs_host_heap(txMachine* the);
 
@@ -54,6 +55,7 @@ static const xs_host_native_entry gxNatives[] = {
 	{ "xs_host_file_size", xs_host_file_size, 1 },
 	{ "xs_host_read", xs_host_read, 3 },
 	{ "xs_host_write", xs_host_write, 3 },
+	{ "xs_host_rename", xs_host_rename, 2 },
 	{ "xs_host_exit", xs_host_exit, 1 },
 	{ "xs_host_heap", xs_host_heap, 0 },
 };
