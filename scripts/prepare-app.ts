@@ -8,7 +8,7 @@
 // Prepare writes, under DIR (default out/app):
 //   person_detect-10.xstp  person_detect (models/) with a new 10-class head, a
 //                          sparse scheme chosen greedily for boards/moddable_two.json's
-//                          arena (196,608 B), LQM at lr 2^-6 (--lr); compiled by `xstrain compile`
+//                          arena (98,304 B), LQM at lr 2^-6 (--lr); compiled by `xstrain compile`
 //                          (kept when it exists: --force compiles it again)
 //   <data>/train.bin       N (default 6000) training images of a seeded shuffle, 96x96
 //   <data>/test.bin        the first N (default 1000) test images, 96x96

@@ -1,6 +1,6 @@
 // The main job on the XS engine (README "Two commands"): person_detect with a
 // new 10-class head learns Fashion-MNIST online, batch 1, from a replayed
-// camera stream, in the Moddable Two's 196,608-byte arena, checkpointing to
+// camera stream, in the Moddable Two's 98,304-byte arena, checkpointing to
 // a file-backed flash partition so a run that is killed resumes.
 //
 //   xst-xs out/ts/xs/app.js [--data DIR] [--plan FILE] [--flash FILE] [--steps N]
