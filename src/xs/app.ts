@@ -33,7 +33,7 @@ import { ReplaySensor } from '../core/sensor-replay.js';
 import { TrainerService } from '../core/trainer.js';
 import { XsDispatch } from './dispatch.js';
 import { HostFileFlash } from './file-flash.js';
-import { args, exit, fileSize, heapBytes, print, readFile, readRange, writeFile } from './host.js';
+import { args, exit, fileSize, heapBytes, print, readFile, readRange, stackPaint, stackUsed, writeFile } from './host.js';
 
 const FLASH_SECTOR = 4096;
 
@@ -48,13 +48,13 @@ function options(all: string[]): Map<string, string> {
   const m = new Map<string, string>();
   for (let i = 0; i < all.length; i++) {
     const a = all[i]!;
-    if (a === '--fresh') {
-      m.set('fresh', '1');
+    if (a === '--fresh' || a === '--memory') {
+      m.set(a.slice(2), '1');
       continue;
     }
     const name = a.startsWith('--') ? a.slice(2) : '';
     if (!known.includes(name) || all[i + 1] === undefined) {
-      throw new Error(`usage: app.js [--data DIR] [--plan FILE] [--flash FILE] [--steps N] [--test N] [--every N] [--report N] [--fresh] (got '${a}')`);
+      throw new Error(`usage: app.js [--data DIR] [--plan FILE] [--flash FILE] [--steps N] [--test N] [--every N] [--report N] [--fresh] [--memory] (got '${a}')`);
     }
     m.set(name, all[++i]!);
   }
@@ -68,6 +68,14 @@ function count(m: Map<string, string>, name: string, fallback: number): number {
 }
 
 function main(): void {
+  // --memory: the heap after a GC at each stage (stages.modules: the modules
+  // loaded, nothing run yet).
+  const stages: Record<string, { chunks: number; slots: number }> = {};
+  const stage = (name: string) => {
+    const { chunks, slots } = heapBytes();
+    stages[name] = { chunks, slots };
+  };
+  stage('modules');
   const o = options(args());
   const dir = o.get('data') ?? 'out/app/fashion-mnist';
   const planPath = o.get('plan') ?? 'out/app/person_detect-10.xstp';
@@ -77,13 +85,17 @@ function main(): void {
   const every = count(o, 'every', 200), reportEvery = Math.max(1, count(o, 'report', 100));
 
   const blob = readFile(planPath);
+  stage('blob');
   const replay = new ReplaySensor({ source: train.source(), loop: true });
   print(`xstrain app on XS: ${planPath} learning ${dir} online, batch 1 (stream ${train.count} frames of ` +
     `${train.header.width}x${train.header.height}, ${testCount} test images, checkpoints every ${every} steps in ${flashPath})`);
   let flash: HostFileFlash | null = null;
   const service = new TrainerService({
     blob, what: `plan ${planPath}`, sensor: replay, checkpointEvery: every, holdout: holdoutFrames,
-    dispatch: (plan) => new XsDispatch(new ArrayBuffer(plan.arenaBytes), new ArrayBuffer(plan.flash.length)),
+    dispatch: (plan) => {
+      stage('decoded'); // the blob and its decoded plan
+      return new XsDispatch(new ArrayBuffer(plan.arenaBytes), new ArrayBuffer(plan.flash.length));
+    },
     flash: (stateBytes) => {
       const bytes = checkpointFlashBytes(stateBytes, FLASH_SECTOR);
       if (o.has('fresh') || (fileSize(flashPath) >= 0 && fileSize(flashPath) !== bytes)) {
@@ -101,9 +113,11 @@ function main(): void {
   print(`plan: ${service.plan.io.classes} classes, arena ${service.plan.arenaBytes} B, ${service.plan.train.length} kernel calls a step; ` +
     `${from ? `resuming at step ${from}` : 'starting at step 0'}`);
 
+  stage('started');
   const before = service.accuracyOn(test, testCount);
   print(`test accuracy at step ${from}: ${pct(before)} on ${testCount} test images`);
   const t0 = Date.now();
+  if (o.has('memory')) stackPaint();
   for (let k = 0; k < steps; k++) {
     // now: the window count (the replay gives a frame on every poll).
     if (service.poll(service.windows, (position) => train.label(position % train.count)) === null) {
@@ -116,6 +130,8 @@ function main(): void {
     }
   }
   const rate = steps / Math.max(0.001, (Date.now() - t0) / 1000);
+  const stackBytes = o.has('memory') ? stackUsed() : 0;
+  stage('steps');
   service.checkpoint();
   sync();
   const after = service.accuracyOn(test, testCount);
@@ -126,6 +142,18 @@ function main(): void {
     arenaBytes: service.plan.arenaBytes, xsHeapBytes: inUse, xsHeapPeakBytes: peak, paramsCrc: crc32Hex(service.rt.regionBytes()),
     checkpoints: service.checkpoints, rollbacks: service.rollbacks,
   }));
+  if (o.has('memory')) {
+    // --memory: the XS heap in use (after a GC) at each stage, the buffers
+    // this host keeps in it that a device keeps elsewhere, and the C stack
+    // the steps took below the loop's frame (scripts/memory-report.ts).
+    print(JSON.stringify({
+      memory: {
+        stages, heapInUse: inUse, heapPeak: peak,
+        planBlobBytes: blob.byteLength, arenaBytes: service.plan.arenaBytes, flashSectionBytes: service.plan.flash.length,
+        checkpointPartitionBytes: flash!.bytes.length, stackBytes, steps,
+      },
+    }));
+  }
 }
 
 function pct(x: number): string {

@@ -7,7 +7,18 @@ const hostRead = native('xs_host_read') as (path: string, offset: number, length
 const hostWrite = native('xs_host_write') as (path: string, data: ArrayBuffer | Uint8Array | string, append: boolean) => void;
 const hostRename = native('xs_host_rename') as (from: string, to: string) => void;
 const hostExit = native('xs_host_exit') as (code: number) => void;
-const hostHeap = native('xs_host_heap') as () => [number, number];
+const hostHeap = native('xs_host_heap') as () => [number, number, number, number];
+const hostStackPaint = native('xs_host_stack_paint') as () => void;
+const hostStackUsed = native('xs_host_stack_used') as () => number;
+
+// C stack high-water mark: paint a region below this call's frame, run
+// something, then the bytes below that frame it wrote (0: none).
+export function stackPaint(): void {
+  hostStackPaint();
+}
+export function stackUsed(): number {
+  return hostStackUsed();
+}
 
 export function args(): string[] {
   return hostArgs();
@@ -24,9 +35,11 @@ export function readRange(path: string, offset: number, length: number): Uint8Ar
 
 // The XS machine's heap in bytes after a garbage collection, now and at its
 // peak (chunks + slots as the machine counts them; not the C arena).
-export function heapBytes(): { inUse: number; peak: number } {
-  const [inUse, peak] = hostHeap();
-  return { inUse, peak };
+// chunks: the live chunk bytes; slots: the live slot count (sizeof(txSlot)
+// is 32 B on this 64-bit host, 16 B on a 32-bit device).
+export function heapBytes(): { inUse: number; peak: number; chunks: number; slots: number } {
+  const [inUse, peak, chunks, slots] = hostHeap();
+  return { inUse, peak, chunks, slots };
 }
 
 // The file's size in bytes, or -1 when there is no such file.

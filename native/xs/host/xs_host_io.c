@@ -18,9 +18,13 @@
  *       sees the old file or the new one, never part of either.
  *   xs_host_exit(code: number): never
  *       flushes stdout and exits the process with code (0..255).
- *   xs_host_heap(): [inUse, peak]
+ *   xs_host_heap(): [inUse, peak, chunks, slots]
  *       bytes of the XS machine's heap after a garbage collection (chunks +
- *       slots as the machine counts them; the C arena is not in it).
+ *       slots as the machine counts them; the C arena is not in it): in use
+ *       (live chunks and slots only: the free space the machine has
+ *       allocated is not counted), at the peak, then the live chunk bytes
+ *       and the live slot count (sizeof(txSlot) is 32 B here, 16 B on a
+ *       32-bit device).
  */
 #include "xsmc.h"
 
@@ -186,18 +190,68 @@ void xs_host_exit(xsMachine* the)
 	xs_host_exit_now((int)code);
 }
 
-extern void xs_host_heap_bytes(void* machine, double* inUse, double* peak);
+extern void xs_host_heap_bytes(void* machine, double* inUse, double* peak, double* chunks, double* slots);
 
 void xs_host_heap(xsMachine* the)
 {
-	double inUse, peak;
+	double inUse, peak, chunks, slots;
 	xsmcVars(1);
 	xs_host_check_argc(the, 0, "xs_host_heap()");
 	xsCollectGarbage();
-	xs_host_heap_bytes(the, &inUse, &peak);
-	xsmcSetNewArray(xsResult, 2);
+	xs_host_heap_bytes(the, &inUse, &peak, &chunks, &slots);
+	xsmcSetNewArray(xsResult, 4);
 	xsmcSetNumber(xsVar(0), inUse);
 	xsmcSetIndex(xsResult, 0, xsVar(0));
 	xsmcSetNumber(xsVar(0), peak);
 	xsmcSetIndex(xsResult, 1, xsVar(0));
+	xsmcSetNumber(xsVar(0), chunks);
+	xsmcSetIndex(xsResult, 2, xsVar(0));
+	xsmcSetNumber(xsVar(0), slots);
+	xsmcSetIndex(xsResult, 3, xsVar(0));
+}
+
+/* C stack high-water mark (xs_host_stack_paint / xs_host_stack_used):
+ * paint fills XS_HOST_STACK_REGION bytes below its own frame with a pattern
+ * and keeps that frame's address as the top; used returns how many bytes
+ * below the top were written since (the deepest byte that lost the
+ * pattern). Natives called from JavaScript at the same depth as paint (the
+ * kernel calls of a step) then show what they and the engine's native-call
+ * frames take below the JavaScript frame: the C stack of a step on this
+ * host (x86-64 build), not a device's. */
+#define XS_HOST_STACK_REGION (256 * 1024)
+#define XS_HOST_STACK_GAP 512
+static unsigned char* gxStackTop = NULL;
+
+static unsigned char* xs_host_stack_here(void) __attribute__((noinline));
+static unsigned char* xs_host_stack_here(void)
+{
+	return (unsigned char*)__builtin_frame_address(0);
+}
+
+void xs_host_stack_paint(xsMachine* the)
+{
+	unsigned char* p;
+	size_t i;
+	xs_host_check_argc(the, 0, "xs_host_stack_paint()");
+	gxStackTop = xs_host_stack_here();
+	p = gxStackTop - XS_HOST_STACK_GAP;
+	for (i = 0; i < XS_HOST_STACK_REGION; i++)
+		((volatile unsigned char*)p)[-(long)i - 1] = (unsigned char)(0xA5 ^ (i & 0xFF));
+}
+
+void xs_host_stack_used(xsMachine* the)
+{
+	unsigned char* p;
+	size_t i, deepest = 0;
+	xs_host_check_argc(the, 0, "xs_host_stack_used()");
+	if (!gxStackTop)
+		xsUnknownError("xs_host_stack_used: xs_host_stack_paint was not called");
+	p = gxStackTop - XS_HOST_STACK_GAP;
+	for (i = XS_HOST_STACK_REGION; i > 0; i--) {
+		if (((volatile unsigned char*)p)[-(long)i] != (unsigned char)(0xA5 ^ ((i - 1) & 0xFF))) {
+			deepest = i;
+			break;
+		}
+	}
+	xsmcSetInteger(xsResult, (xsIntegerValue)(deepest ? deepest + XS_HOST_STACK_GAP : 0));
 }

@@ -34,6 +34,8 @@ extern void xs_host_write(txMachine* the);
 extern void xs_host_rename(txMachine* the);
 extern void xs_host_exit(txMachine* the);
 extern void xs_host_heap(txMachine* the);
+extern void xs_host_stack_paint(txMachine* the);
+extern void xs_host_stack_used(txMachine* the);
 
 /* xs_host_platform.c */
 extern void xs_host_print_exception(txMachine* the, txSlot* exception, txString prefix);
@@ -58,6 +60,8 @@ static const xs_host_native_entry gxNatives[] = {
 	{ "xs_host_rename", xs_host_rename, 2 },
 	{ "xs_host_exit", xs_host_exit, 1 },
 	{ "xs_host_heap", xs_host_heap, 0 },
+	{ "xs_host_stack_paint", xs_host_stack_paint, 0 },
+	{ "xs_host_stack_used", xs_host_stack_used, 0 },
 };
 
 int xs_host_argc = 0;
@@ -80,9 +84,12 @@ void xs_host_exit_now(int status)
 
 /* The machine's heap as it counts it (for xs_host_heap, xs_host_io.c):
  * chunks (strings, array buffers, ...) plus slots (sizeof(txSlot) each), now
- * and at the peak (the largest chunk total plus the largest slot count). */
-void xs_host_heap_bytes(txMachine* the, double* inUse, double* peak)
+ * and at the peak (the largest chunk total plus the largest slot count),
+ * and the live chunk bytes and slot count apart. */
+void xs_host_heap_bytes(txMachine* the, double* inUse, double* peak, double* chunks, double* slots)
 {
+	*chunks = (double)the->currentChunksSize;
+	*slots = (double)the->currentHeapCount;
 	*inUse = (double)the->currentChunksSize + (double)the->currentHeapCount * sizeof(txSlot);
 	*peak = (double)the->peakChunksSize + (double)the->peakHeapCount * sizeof(txSlot);
 }
