@@ -433,6 +433,11 @@ export function decodePlan(blob: Uint8Array, arenaCapacity = Infinity): Plan {
     const count = u32(s.offset);
     if (count === 0 || count > s.bytes / 8) fail(`${name} says ${count} ops (at least 1, at most what fits ${s.bytes} bytes)`, PlanStatus.format, kind);
     const out: PlanCall[] = [];
+    // Every call's args in one buffer (each call a view of its part): a
+    // buffer per call cost the XS heap about 3 slots and a chunk header more
+    // per call (README, "Memory").
+    const all = new Int32Array((s.bytes - 4) >> 2);
+    let used = 0;
     let pos = s.offset + 4;
     for (let i = 0; i < count; i++) {
       if (end - pos < 8) fail(`${name} op ${i} is cut off`, PlanStatus.format, kind, i);
@@ -441,7 +446,8 @@ export function decodePlan(blob: Uint8Array, arenaCapacity = Infinity): Plan {
       const want = opNargs[op as OpId];
       if (want === undefined) fail(`${name} op ${i} has unknown op id ${op}`, 2, kind, i);
       if (n !== want) fail(`${name} op ${i} (${opName[op as OpId]}) has ${n} args, the op takes ${want}`, 1, kind, i);
-      const args = new Int32Array(n);
+      const args = all.subarray(used, used + n);
+      used += n;
       for (let k = 0; k < n; k++) args[k] = v.getInt32(pos + 8 + 4 * k, true);
       out.push({ op: op as OpId, args });
       pos += 8 + 4 * n;
