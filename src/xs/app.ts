@@ -4,7 +4,7 @@
 // a file-backed flash partition so a run that is killed resumes.
 //
 //   xst-xs out/ts/xs/app.js [--data DIR] [--plan FILE] [--flash FILE] [--steps N]
-//       [--test N] [--every N] [--report N] [--fresh]
+//       [--test N] [--every N] [--report N] [--fresh] [--memory]
 //
 //   --data DIR   the prepared frames (scripts/prepare-app.ts): DIR/train.bin
 //                (the stream), DIR/test.bin, DIR/holdout.bin; default
@@ -18,6 +18,9 @@
 //   --every N    windows between checkpoints (default 200)
 //   --report N   windows between progress lines (default 100)
 //   --fresh      erase the checkpoints first (start from the plan's weights)
+//   --memory     after the JSON line, one more: {memory: the XS heap's live
+//                chunk bytes and slots at each stage, the buffers this host
+//                keeps in it, the C stack the steps took} (scripts/memory-report.ts)
 //
 // Output: what boot did, a progress line every --report windows (step,
 // running accuracy and loss: exponential moving averages over ~100 labelled
