@@ -4,7 +4,8 @@
 // mc/config, LIS3DH, digital, serial), run by the project's XS host with the
 // real C core, xsmc glue and static arena (native/xs/xst_arena.c). One run:
 // boot onto erased flash, three windows of the LIS3DH, a button press, console
-// lines, a checkpoint after two steps.
+// lines, a checkpoint after two windows (TrainerService's checkpointEvery),
+// with its progress line.
 
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -61,10 +62,13 @@ describe('the device app on XS', () => {
     expect(said).toMatch(/xstrain: sensor ok; windows 1; training on; .*steps 1 \(self 0\); rejected 0; last prediction [01] \(p /);
     expect(said).toContain('xstrain: label 7 rejected: the head has 2 classes (labels 0 to 1)');
     expect(said).toContain('xstrain: window 2 trained on label 1 (console)');
-    expect(said).toContain('xstrain: checkpoint generation 1 (step 2) saved in slot 0');
+    // TrainerService: the checkpoint at window 2 (before that window's console label), then progress.
+    expect(said).toContain('xstrain: saved checkpoint generation 1 at step 2\n');
+    expect(said).toMatch(new RegExp(`xstrain: step 2  running accuracy (0\\.0|100\\.0)%  loss \\d+\\.\\d{3}  arena ${plan.arenaBytes} B\n`));
     expect(said).toMatch(/samples 3072; flash erases 1 writes \d+/);
     // The console's replies: every message after it opened, CR LF ended.
     expect(said).toContain('serial:\nsampling the LIS3DH at 50 Hz');
-    expect(said).toContain('window 2 trained on label 1 (console)\r\ncheckpoint generation 1 (step 2) saved in slot 0\r\n');
+    expect(said).toContain('label 7 rejected: the head has 2 classes (labels 0 to 1)\r\nsaved checkpoint generation 1 at step 2\r\nstep 2  running accuracy ');
+    expect(said).toContain('window 2 trained on label 1 (console)\r\n');
   }, 120_000);
 });

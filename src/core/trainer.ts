@@ -6,7 +6,9 @@
 // plan blob, the Dispatch, the flash and the sensor are handed in.
 //
 // What it owns and reuses: PlanRuntime (plan-runtime.ts) for the plan;
-// Capture + FrameFeatures (sensor.ts) for the windows; OnlineLearner
+// Capture + FrameFeatures (sensor.ts) for the windows (or, with the
+// `windows` option, another feature path such as the device's
+// AccelerometerFeatures); OnlineLearner
 // (labels.ts) for the policy "infer on every window, learn only with a
 // label"; CheckpointStore (checkpoint.ts) and RollbackGuard (rollback.ts)
 // for the training state in flash.
@@ -27,11 +29,11 @@
 import { type BootResult, CheckpointStore, checkpointFlashBytes, planCheckpointState, planIdentity } from './checkpoint.js';
 import type { Flash } from './flash.js';
 import type { Dispatch } from './kernels.js';
-import { OnlineLearner, type Prediction, planTrainer } from './labels.js';
+import { type LabelOutcome, type LearnerOptions, OnlineLearner, type Prediction, parseCommand, planTrainer } from './labels.js';
 import { type Plan, decodePlan } from './plan-format.js';
 import { PlanRuntime, lossOfMetric } from './plan-runtime.js';
 import { RollbackGuard, holdoutAccuracy } from './rollback.js';
-import { Capture, type Frame, FrameFeatures, type SensorClass } from './sensor.js';
+import { Capture, type CaptureOptions, type FeaturePath, type Frame, FrameFeatures, type SensorClass } from './sensor.js';
 
 export class TrainerError extends Error {}
 
@@ -41,14 +43,31 @@ export interface LabelledFrames {
   label(index: number): number;
 }
 
-export interface TrainerOptions {
+// Windows of samples other than camera frames (e.g. an accelerometer's):
+// their feature path and the capture's window; the plan's input is then
+// whatever the features fill (Capture checks the size).
+export interface WindowOptions<S> {
+  features: FeaturePath<S>;
+  size: number; // samples a window
+  hop: number; // samples between window starts
+  rateHz?: number; // default 0: every poll samples
+  onStatus?: CaptureOptions<S>['onStatus'];
+}
+
+export interface TrainerOptions<S = Frame> {
   blob: Uint8Array; // the plan blob, as read from its flash partition
   what?: string; // where the blob came from, for messages (e.g. its path)
   dispatch: (plan: Plan) => Dispatch; // a Dispatch with the plan's arena and flash
+  arenaCapacity?: number; // the arena the Dispatch has (default: what the plan needs)
   // The checkpoint partition (from sector 0), given the bytes of training
   // state the plan keeps (checkpointFlashBytes(stateBytes, sector) fit two).
   flash: (stateBytes: number) => Flash;
-  sensor: SensorClass<Frame>;
+  sensor: SensorClass<S>;
+  // Without it: one grayscale frame a window, through FrameFeatures (below).
+  windows?: WindowOptions<S>;
+  // The learner's options (button label, self-training, its report of
+  // labels and commands). Default: none, so labelOf's refusals are said here.
+  learner?: LearnerOptions;
   // Pixel byte -> real value (FrameFeatures). Default: byteScale = the
   // input's scale, byteOffset = -(128 + zeroPoint) * scale, so byte b
   // becomes int8 b - 128 exactly (person_detect's camera convention).
@@ -73,9 +92,9 @@ export interface TrainerReport {
   rollbacks: number;
 }
 
-export class TrainerService {
+export class TrainerService<S = Frame> {
   readonly rt: PlanRuntime;
-  readonly capture: Capture<Frame>;
+  readonly capture: Capture<S>;
   readonly learner: OnlineLearner;
   readonly store: CheckpointStore;
   readonly guard: RollbackGuard | null;
@@ -90,31 +109,39 @@ export class TrainerService {
   checkpoints = 0;
   rollbacks = 0;
   private labelled = 0; // labelled windows in this run (for the averages)
+  private last: Prediction | null = null; // the last window's (before any label)
 
-  constructor(readonly o: TrainerOptions) {
+  constructor(readonly o: TrainerOptions<S>) {
     const what = o.what ?? 'the plan';
     try {
       // decodePlan sizes the Dispatch; load decodes again and runs the C
       // validator (every op's tensors against the arena and flash).
-      this.rt = PlanRuntime.load(o.dispatch(decodePlan(o.blob)), o.blob);
+      const d = o.dispatch(decodePlan(o.blob));
+      this.rt = o.arenaCapacity === undefined ? PlanRuntime.load(d, o.blob) : PlanRuntime.load(d, o.blob, { arenaCapacity: o.arenaCapacity });
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       throw new TrainerError(`${what} is not a usable training plan: ${why}; compile it again (npm start's prepare step does)`);
     }
     const { io } = this.rt.plan;
-    if (io.input.shape.length !== 4 || io.input.shape[3] !== 1) {
-      throw new TrainerError(`${what}: the trainer feeds grayscale camera frames; the plan's input is int8[${io.input.shape.join('x')}], not [1, H, W, 1]`);
+    const w = o.windows;
+    if (w) {
+      this.capture = new Capture(o.sensor, { ...w, input: io.input, arena: this.rt.dispatch });
+    } else {
+      if (io.input.shape.length !== 4 || io.input.shape[3] !== 1) {
+        throw new TrainerError(`${what}: the trainer feeds grayscale camera frames; the plan's input is int8[${io.input.shape.join('x')}], not [1, H, W, 1]`);
+      }
+      const [height, width] = [io.input.shape[1]!, io.input.shape[2]!];
+      const scale = io.input.scale;
+      const features = new FrameFeatures({
+        width, height,
+        byteScale: o.byteScale ?? scale,
+        byteOffset: o.byteOffset ?? -(128 + io.input.zeroPoint) * scale,
+      });
+      // S is Frame here (no windows option: the frame path).
+      this.capture = new Capture(o.sensor, { features: features as unknown as FeaturePath<S>, input: io.input, arena: this.rt.dispatch, size: 1, hop: 1 });
     }
-    const [height, width] = [io.input.shape[1]!, io.input.shape[2]!];
-    const scale = io.input.scale;
-    const features = new FrameFeatures({
-      width, height,
-      byteScale: o.byteScale ?? scale,
-      byteOffset: o.byteOffset ?? -(128 + io.input.zeroPoint) * scale,
-    });
-    this.capture = new Capture(o.sensor, { features, input: io.input, arena: this.rt.dispatch, size: 1, hop: 1 });
     const rt = this.rt;
-    this.learner = new OnlineLearner(planTrainer(rt), this.capture);
+    this.learner = new OnlineLearner(planTrainer(rt), this.capture, o.learner);
     const state = planCheckpointState(this.rt);
     const payload = this.rt.plan.regions.reduce((a, r) => a + r.bytes, 0);
     const flash = o.flash(payload);
@@ -158,24 +185,43 @@ export class TrainerService {
     if (!this.capture.poll(now)) return null;
     const position = this.windows++;
     const outcome = this.learner.onWindow();
+    this.last = outcome.prediction;
     const label = labelOf(position);
-    if (label !== null) {
-      const done = this.learner.label(label, 'console');
-      if (!done.accepted) this.say(done.message);
-      else {
-        this.labelled++;
-        const w = 1 / Math.min(this.labelled, this.average);
-        const hit = outcome.prediction.label === label ? 1 : 0;
-        this.accuracy = this.accuracy === null ? hit : this.accuracy + w * (hit - this.accuracy);
-        const metric = this.rt.metric(); // the step just taken
-        if (metric !== null) {
-          const l = lossOfMetric(metric);
-          this.loss = this.loss === null ? l : this.loss + w * (l - this.loss);
-        }
-      }
-    }
+    if (label !== null) this.label(label, 'console');
     if (this.every > 0 && this.windows % this.every === 0) this.checkpoint();
     return outcome.prediction;
+  }
+
+  // A label for the last window (a training step when the learner takes
+  // it), counted in the running averages. A refusal is said here unless the
+  // learner has its own report (which said it).
+  label(label: number, from: 'button' | 'console'): LabelOutcome {
+    const done = this.learner.label(label, from);
+    if (!done.accepted) {
+      if (!this.o.learner?.report) this.say(done.message);
+    } else if (this.last) {
+      this.labelled++;
+      const w = 1 / Math.min(this.labelled, this.average);
+      const hit = this.last.label === label ? 1 : 0;
+      this.accuracy = this.accuracy === null ? hit : this.accuracy + w * (hit - this.accuracy);
+      const metric = this.rt.metric(); // the step just taken
+      if (metric !== null) {
+        const l = lossOfMetric(metric);
+        this.loss = this.loss === null ? l : this.loss + w * (l - this.loss);
+      }
+    }
+    return done;
+  }
+
+  press(): LabelOutcome {
+    return this.label(this.learner.buttonLabel, 'button');
+  }
+
+  // One console line: labels go through label() (the averages), the other
+  // commands to the learner.
+  command(line: string): LabelOutcome {
+    const c = parseCommand(line);
+    return c.kind === 'label' ? this.label(c.label, 'console') : this.learner.command(line);
   }
 
   // Saves the training state at the current position (through the rollback
@@ -207,7 +253,8 @@ export class TrainerService {
 
   // A frame's int8 features as the capture makes them (for test sets).
   features(frame: Frame): Int8Array {
-    const f = this.capture.o.features as FrameFeatures;
+    const f = this.capture.o.features as unknown as FrameFeatures;
+    if (!(f instanceof FrameFeatures)) throw new TrainerError('features(frame): this trainer takes windows of other samples, not camera frames');
     const table = f.byteTable(this.rt.plan.io.input), out = new Int8Array(frame.pixels.length);
     for (let i = 0; i < out.length; i++) out[i] = table[frame.pixels[i]!]!;
     return out;

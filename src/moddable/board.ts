@@ -14,7 +14,7 @@ export interface BoardConfig {
   window: number; // samples a window (the plan's input is int8[window x 3])
   hop: number; // samples between window starts
   checkpointPartition: string; // the flash partition the checkpoints live in
-  checkpointEverySteps: number; // training steps between checkpoint saves
+  checkpointEverySteps: number; // windows between checkpoint saves (TrainerService's checkpointEvery)
   plan: string; // the plan blob's resource name
 }
 

@@ -3,16 +3,16 @@
 // valid checkpoint from the flash partition; then every sample period a
 // Timer polls the LIS3DH capture, each window is inferred and learned from
 // when it has a label (button, serial console, or self-training), and the
-// training state is checkpointed every N steps. Messages go to trace() and,
-// where the board has one, the serial console.
+// training state is checkpointed every N windows: TrainerService
+// (src/core/trainer.ts) does all of it, as in the XS host's main job.
+// Messages go to trace() and, where the board has one, the serial console.
 
 import Resource from 'Resource';
 import Timer from 'timer';
-import { CheckpointStore, planCheckpointState, planIdentity } from '../core/checkpoint.js';
-import { Button, OnlineLearner, planTrainer } from '../core/labels.js';
+import { Button } from '../core/labels.js';
 import { decodePlan } from '../core/plan-format.js';
-import { PlanRuntime } from '../core/plan-runtime.js';
-import { AccelerometerFeatures, Capture, STANDARD_GRAVITY } from '../core/sensor.js';
+import { AccelerometerFeatures, type Acceleration, STANDARD_GRAVITY } from '../core/sensor.js';
+import { TrainerService } from '../core/trainer.js';
 import { boardConfig } from './board.js';
 import { openButton } from './button.js';
 import { openConsole, type LineConsole } from './console.js';
@@ -42,52 +42,45 @@ function frozenWeights(): HostBuffer | null {
 }
 
 const dispatch = new DeviceDispatch(frozenWeights());
-const rt = PlanRuntime.load(dispatch, blob, { arenaCapacity: dispatch.arenaCapacity });
-say(`${cfg.board}: plan ${rt.plan.arenaBytes} B of the ${dispatch.arenaCapacity} B arena, ${rt.plan.io.classes} classes`);
 
-// ---- checkpoints ------------------------------------------------------------------
+// ---- the trainer service: plan, LIS3DH windows, learner, checkpoints -----------
+// TrainerService (src/core/trainer.ts, as the XS host's main job uses it):
+// validates the plan, restores the newest valid checkpoint (or says why it
+// falls back), infers every window, trains on the labels the button and the
+// console give, keeps a running accuracy and loss, and saves a checkpoint
+// every checkpointEverySteps windows (the stream position).
 
-const store = new CheckpointStore(openPartition(cfg.checkpointPartition), planCheckpointState(rt), planIdentity(blob));
-const boot = store.boot();
-for (const m of boot.messages) say(m);
-let stepsAtSave = boot.restored ? boot.restored.step : 0;
-
-// ---- sensor, learner, labels ------------------------------------------------------
-
-const capture = new Capture(openLis3dh({ address: cfg.lis3dhAddress, rateHz: cfg.rateHz, onError: (e) => say(`LIS3DH error: ${String(e)}`) }), {
-  features: new AccelerometerFeatures({ range: LIS3DH_RANGE_4G.metersPerSecond2, normalize: 'center', gain: 1 / STANDARD_GRAVITY }),
-  input: rt.plan.io.input,
-  arena: dispatch,
-  size: cfg.window,
-  hop: cfg.hop,
-  rateHz: cfg.rateHz,
-  onStatus: (s) => say(`sensor ${s.state}: ${s.message}`),
+const service = new TrainerService<Acceleration>({
+  blob, what: `plan resource "${cfg.plan}"`,
+  dispatch: () => dispatch,
+  arenaCapacity: dispatch.arenaCapacity,
+  flash: () => openPartition(cfg.checkpointPartition),
+  sensor: openLis3dh({ address: cfg.lis3dhAddress, rateHz: cfg.rateHz, onError: (e) => say(`LIS3DH error: ${String(e)}`) }),
+  windows: {
+    features: new AccelerometerFeatures({ range: LIS3DH_RANGE_4G.metersPerSecond2, normalize: 'center', gain: 1 / STANDARD_GRAVITY }),
+    size: cfg.window,
+    hop: cfg.hop,
+    rateHz: cfg.rateHz,
+    onStatus: (s) => say(`sensor ${s.state}: ${s.message}`),
+  },
+  learner: { report: say },
+  checkpointEvery: cfg.checkpointEverySteps,
+  onMessage: say,
 });
-const learner = new OnlineLearner(planTrainer(rt), capture, { report: say });
-const button = new Button({ now: () => Date.now(), onPress: () => learner.press() });
-openButton(button);
-serial = openConsole((line) => learner.command(line));
+const rt = service.rt;
+say(`${cfg.board}: plan ${rt.plan.arenaBytes} B of the ${dispatch.arenaCapacity} B arena, ${rt.plan.io.classes} classes`);
+const from = service.start();
 
-// ---- TRAINER HOOK ---------------------------------------------------------------------
-// The trainer service (src/core/trainer.ts, TrainerService: written on
-// another branch) takes over from here: checkpoint policy, the held-out
-// check and rollback (src/core/rollback.ts). Until it lands, the step count
-// since boot drives a plain save every checkpointEverySteps steps.
-function afterWindow(): void {
-  const steps = stepsAtSave + learner.steps;
-  if (learner.steps > 0 && learner.steps % cfg.checkpointEverySteps === 0 && store.newest()?.step !== steps) {
-    const saved = store.save(steps);
-    say(`checkpoint generation ${saved.generation} (step ${saved.step}) saved in slot ${saved.slot}`);
-  }
-}
-// ---- end of the trainer hook ----------------------------------------------------------
+// ---- labels: the button and the serial console -----------------------------------
+
+const button = new Button({ now: () => Date.now(), onPress: () => service.press() });
+openButton(button);
+serial = openConsole((line) => service.command(line));
 
 // ---- the poll loop: one sample a period ---------------------------------------------
 
 Timer.repeat(() => {
-  if (capture.poll(Date.now())) {
-    learner.onWindow();
-    afterWindow();
-  }
+  if (service.poll(Date.now(), () => null) !== null && service.windows % cfg.checkpointEverySteps === 0) say(service.progress());
 }, Math.max(1, Math.round(1000 / cfg.rateHz)));
-say(`sampling the LIS3DH at ${cfg.rateHz} Hz, windows of ${cfg.window} samples every ${cfg.hop}; press the button to label a window (class ${learner.buttonLabel})`);
+say(`sampling the LIS3DH at ${cfg.rateHz} Hz, windows of ${cfg.window} samples every ${cfg.hop}; ` +
+  `${from ? `resuming at window ${from}` : 'starting at window 0'}; press the button to label a window (class ${service.learner.buttonLabel})`);
