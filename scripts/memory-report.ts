@@ -11,15 +11,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { option } from '../src/node/app-data.js';
 import { type AppMemory, type BoardFile, type HeapCount, formatMemoryReport, memoryReport } from '../src/node/memory.js';
-
-function option(args: string[], name: string, fallback: string): string {
-  const at = args.indexOf(`--${name}`);
-  if (at < 0) return fallback;
-  const v = args[at + 1];
-  if (v === undefined) throw new Error(`--${name} needs a value`);
-  return v;
-}
 
 function lastJson(what: string, r: ReturnType<typeof spawnSync>): Record<string, unknown> {
   if (r.error) throw new Error(`cannot run out/xs/xst-xs (build it: bash native/xs/build.sh): ${r.error.message}`);

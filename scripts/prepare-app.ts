@@ -20,7 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main as xstrain } from '../src/cli/xstrain.js';
-import { findData, framesFile, loadIdxSplit, trainOrder } from '../src/node/app-data.js';
+import { findData, framesFile, loadIdxSplit, option, trainOrder } from '../src/node/app-data.js';
 
 export const APP_BOARD = 'moddable_two';
 export const HOLDOUT = 32;
@@ -28,14 +28,6 @@ const SIDE = 96;
 const SEED = 1;
 
 const PREPARE_OPTIONS = ['data', 'train-images', 'test-images', 'out', 'lr'];
-
-function option(args: string[], name: string, fallback: string): string {
-  const at = args.indexOf(`--${name}`);
-  if (at < 0) return fallback;
-  const v = args[at + 1];
-  if (v === undefined) throw new Error(`--${name} needs a value`);
-  return v;
-}
 
 async function prepare(all: string[]): Promise<number> {
   // Split: prepare's options (with their values, and --force), the app's.

@@ -115,3 +115,13 @@ export function framesFile(set: ImageSet, indices: readonly number[], side: numb
 export function trainOrder(set: ImageSet, count: number, seed: number): number[] {
   return Array.from(shuffledIndices(set.count, seed).subarray(0, Math.min(count, set.count)));
 }
+
+// The value after --name in a script's arguments, or fallback when absent
+// (scripts/prepare-app.ts, scripts/memory-report.ts).
+export function option(args: string[], name: string, fallback: string): string {
+  const at = args.indexOf(`--${name}`);
+  if (at < 0) return fallback;
+  const v = args[at + 1];
+  if (v === undefined) throw new Error(`--${name} needs a value`);
+  return v;
+}
