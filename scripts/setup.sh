@@ -15,7 +15,10 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- Debian packages ---------------------------------------------------------
 # dataset-fashion-mnist: the main job's data (npm start; its tests use MNIST).
-pkgs=(gcc g++ make python3 openssl flatbuffers-compiler dataset-fashion-mnist)
+# python3-sklearn: only for the file sklearn ships its 8x8 digits in
+# (datasets/data/digits.csv.gz), task B of npm run bench:transfer; nothing
+# runs Python.
+pkgs=(gcc g++ make python3 openssl flatbuffers-compiler dataset-fashion-mnist python3-sklearn)
 if ((cross)); then
   pkgs+=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-system-misc
          gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf)
