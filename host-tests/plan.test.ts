@@ -188,12 +188,14 @@ describe.each(cases)('$name', (c) => {
     expect(a.regionsCrc()).toBe(node.crc);
   });
 
-  it('XS engine: same CRC, p(label) and inference output', () => {
-    const r = runXs(blob, 'case.xstp', String(STEPS), String(SEED));
-    expect(r.status, r.stderr).toBe(0);
-    const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
-    expect(JSON.parse(line!)).toEqual({ crc: node.crc.toString(16).padStart(8, '0'), metrics: node.metrics, output: node.output, target: 'xs' });
-  });
+  for (const mode of ['bound', 'per-op'] as const) {
+    it(`XS engine (${mode === 'bound' ? 'the ops run in C from the blob' : 'one xsmc call per op'}): same CRC, p(label) and inference output`, () => {
+      const r = runXs(blob, 'case.xstp', String(STEPS), String(SEED), ...(mode === 'per-op' ? ['per-op'] : []));
+      expect(r.status, r.stderr).toBe(0);
+      const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
+      expect(JSON.parse(line!)).toEqual({ crc: node.crc.toString(16).padStart(8, '0'), metrics: node.metrics, output: node.output, target: 'xs' });
+    });
+  }
 
   for (const target of ['cortex-m4', 'cortex-m4-portable', 'rv32'] as const) {
     it(`${target} image (C executor, xst_plan_run): same CRC and inference output`, async () => {

@@ -207,3 +207,175 @@ void xs_xst_plan_validate(xsMachine *the)
 		xsmcSetIndex(xsResult, i, xsVar(0));
 	}
 }
+
+/*
+ * Running a plan in C (xst_plan_run) instead of one xs_xst_call per op: the
+ * JavaScript side then keeps no decoded op list (about 100 KB of XS heap
+ * for person_detect's plan, README "Memory").
+ *
+ *  - xs_xst_plan_bind(blob, arenaCapacity, desc): xst_plan_validate() as
+ *    xs_xst_plan_validate, returning [status, section, index]; when valid it
+ *    also fills desc (an Int32Array of XST_XS_PLAN_DESC words) with where
+ *    the blob's ops and flash section are, as offsets into the blob (the
+ *    blob may move in the XS heap between calls: no pointer is kept).
+ *  - xs_xst_plan_run(desc, blob, which, arena): runs the TRAIN (0) or
+ *    INFER (1) ops of blob on arena (ArrayBuffer, view or host buffer, at
+ *    least the plan's arena bytes). Returns the index of the op that failed
+ *    and stores its status in desc[XST_XS_PLAN_STATUS], or returns -1 when
+ *    every op ran. desc and blob are JavaScript-writable, so nothing is
+ *    trusted: the header words in desc must match the blob's, every range
+ *    is checked against the blob, the flash section must stay 4-aligned,
+ *    and each op goes through xst_dispatch_memory (its own checks) as it
+ *    runs.
+ */
+enum {
+	XST_XS_PLAN_LENGTH, XST_XS_PLAN_CRC, XST_XS_PLAN_ARENA,
+	XST_XS_PLAN_FLASH_OFF, XST_XS_PLAN_FLASH_LEN,
+	XST_XS_PLAN_TRAIN_OFF, XST_XS_PLAN_TRAIN_BYTES, XST_XS_PLAN_TRAIN_COUNT,
+	XST_XS_PLAN_INFER_OFF, XST_XS_PLAN_INFER_BYTES, XST_XS_PLAN_INFER_COUNT,
+	XST_XS_PLAN_STATUS,
+	XST_XS_PLAN_DESC
+};
+
+static uint32_t xst_xs_rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/* desc as a writable int32 array of XST_XS_PLAN_DESC words (copied in or
+ * out with bounds-checked copies). */
+static void xst_xs_desc(xsMachine *the, xsIntegerValue index, int32_t *words, int out)
+{
+	xsIntegerValue byteOffset, byteLength;
+	xsmcGet(xsVar(0), xsGlobal, xsID("Int32Array"));
+	xsmcGet(xsVar(0), xsVar(0), xsID("prototype"));
+	if ((xsmcTypeOf(xsArg(index)) != xsReferenceType) || !xsmcIsInstanceOf(xsArg(index), xsVar(0)))
+		xsTypeError("xstrain plan: desc must be an Int32Array");
+	xsmcGet(xsVar(1), xsArg(index), xsID("byteOffset"));
+	byteOffset = xsmcToInteger(xsVar(1));
+	xsmcGet(xsVar(1), xsArg(index), xsID("byteLength"));
+	byteLength = xsmcToInteger(xsVar(1));
+	if (byteLength != XST_XS_PLAN_DESC * 4)
+		xsRangeError("xstrain plan: desc must have %d elements", (int)XST_XS_PLAN_DESC);
+	xsmcGet(xsVar(0), xsArg(index), xsID("buffer"));
+	/* Both copies check the range against the buffer (and throw on a
+	 * detached one). */
+	if (out)
+		xsmcSetArrayBufferData(xsVar(0), byteOffset, words, byteLength);
+	else
+		xsmcGetArrayBufferData(xsVar(0), byteOffset, words, byteLength);
+}
+
+void xs_xst_plan_bind(xsMachine *the)
+{
+	void *data;
+	xsUnsignedValue size;
+	int32_t capacity, out[3], desc[XST_XS_PLAN_DESC];
+	xst_plan plan;
+	int status, i;
+
+	if (xsmcArgc != 3)
+		xsTypeError("xs_xst_plan_bind(blob, arenaCapacity, desc): expected 3 arguments, got %d",
+		            (int)xsmcArgc);
+	xsmcVars(2);
+	capacity = xst_xs_int32_arg(the, 1, "xs_xst_plan_bind", "arenaCapacity");
+	if (capacity < 0)
+		xsRangeError("xs_xst_plan_bind: arenaCapacity must be >= 0");
+	if (xsmcTypeOf(xsArg(0)) != xsReferenceType)
+		xsTypeError("xs_xst_plan_bind: blob must be an ArrayBuffer or a view");
+	xst_xs_desc(the, 2, desc, 0); /* checks desc before the blob's pointer is taken */
+	xsmcGetBufferReadable(xsArg(0), &data, &size);
+	if (size > 0xFFFFFFFFu)
+		xsRangeError("xs_xst_plan_bind: blob larger than 4 GB");
+	status = xst_plan_validate((const uint8_t *)data, (uint32_t)size, (uint32_t)capacity, &plan);
+	out[0] = status;
+	out[1] = status ? plan.error_section : -1;
+	out[2] = status ? plan.error_index : -1;
+	if (status == XST_OK) {
+		/* Differences of pointers into the same blob. */
+		desc[XST_XS_PLAN_LENGTH] = (int32_t)plan.length;
+		desc[XST_XS_PLAN_CRC] = (int32_t)xst_xs_rd32(plan.blob + 12);
+		desc[XST_XS_PLAN_ARENA] = (int32_t)plan.arena_bytes;
+		desc[XST_XS_PLAN_FLASH_OFF] = (int32_t)(plan.flash - plan.blob);
+		desc[XST_XS_PLAN_FLASH_LEN] = (int32_t)plan.flash_len;
+		desc[XST_XS_PLAN_TRAIN_OFF] = (int32_t)(plan.ops[XST_PLAN_TRAIN] - plan.blob);
+		desc[XST_XS_PLAN_TRAIN_BYTES] = (int32_t)plan.op_bytes[XST_PLAN_TRAIN];
+		desc[XST_XS_PLAN_TRAIN_COUNT] = (int32_t)plan.op_count[XST_PLAN_TRAIN];
+		desc[XST_XS_PLAN_INFER_OFF] = (int32_t)(plan.ops[XST_PLAN_INFER] - plan.blob);
+		desc[XST_XS_PLAN_INFER_BYTES] = (int32_t)plan.op_bytes[XST_PLAN_INFER];
+		desc[XST_XS_PLAN_INFER_COUNT] = (int32_t)plan.op_count[XST_PLAN_INFER];
+		desc[XST_XS_PLAN_STATUS] = 0;
+		xst_xs_desc(the, 2, desc, 1);
+	}
+	xsmcSetNewArray(xsResult, 3);
+	for (i = 0; i < 3; i++) {
+		xsmcSetInteger(xsVar(0), out[i]);
+		xsmcSetIndex(xsResult, i, xsVar(0));
+	}
+}
+
+/* [off, off + n) inside [0, limit), without overflow. */
+static int xst_xs_inside(int32_t off, int32_t n, uint32_t limit)
+{
+	return off >= 0 && n >= 0 && (uint32_t)off <= limit && (uint32_t)n <= limit - (uint32_t)off;
+}
+
+void xs_xst_plan_run(xsMachine *the)
+{
+	int32_t desc[XST_XS_PLAN_DESC], which, failed = -1;
+	void *data, *arena;
+	xsUnsignedValue size, arenaLength;
+	xst_plan plan;
+	int status;
+
+	if (xsmcArgc != 4)
+		xsTypeError("xs_xst_plan_run(desc, blob, which, arena): expected 4 arguments, got %d",
+		            (int)xsmcArgc);
+	xsmcVars(2);
+	xst_xs_desc(the, 0, desc, 0);
+	which = xst_xs_int32_arg(the, 2, "xs_xst_plan_run", "which");
+	if (which != XST_PLAN_TRAIN && which != XST_PLAN_INFER)
+		xsRangeError("xs_xst_plan_run: which must be 0 (TRAIN) or 1 (INFER)");
+	if ((xsmcTypeOf(xsArg(1)) != xsReferenceType) || (xsmcTypeOf(xsArg(3)) != xsReferenceType))
+		xsTypeError("xs_xst_plan_run: blob and arena must be ArrayBuffers, views or host buffers");
+	/* Neither call allocates: both pointers stay valid until the ops end,
+	 * and no JavaScript runs in between. */
+	xsmcGetBufferReadable(xsArg(1), &data, &size);
+	xsmcGetBufferWritable(xsArg(3), &arena, &arenaLength);
+	{
+		const uint8_t *blob = (const uint8_t *)data;
+		const int32_t off = desc[which == XST_PLAN_TRAIN ? XST_XS_PLAN_TRAIN_OFF : XST_XS_PLAN_INFER_OFF];
+		const int32_t bytes = desc[which == XST_PLAN_TRAIN ? XST_XS_PLAN_TRAIN_BYTES : XST_XS_PLAN_INFER_BYTES];
+		const int32_t count = desc[which == XST_PLAN_TRAIN ? XST_XS_PLAN_TRAIN_COUNT : XST_XS_PLAN_INFER_COUNT];
+		const uint32_t length = (uint32_t)desc[XST_XS_PLAN_LENGTH];
+		if (size > 0xFFFFFFFFu || desc[XST_XS_PLAN_LENGTH] < (int32_t)XST_PLAN_HEADER_BYTES
+		    || length > (uint32_t)size || xst_xs_rd32(blob + 8) != length
+		    || xst_xs_rd32(blob + 12) != (uint32_t)desc[XST_XS_PLAN_CRC]
+		    || xst_xs_rd32(blob + 16) != (uint32_t)desc[XST_XS_PLAN_ARENA]
+		    || !xst_xs_inside(off, bytes, length) || count < 0
+		    || !xst_xs_inside(desc[XST_XS_PLAN_FLASH_OFF], desc[XST_XS_PLAN_FLASH_LEN], length))
+			xsRangeError("xs_xst_plan_run: desc does not describe this blob (bind the plan again)");
+		if (((uintptr_t)(blob + desc[XST_XS_PLAN_FLASH_OFF])) % 4u)
+			xsRangeError("xs_xst_plan_run: the blob's flash section is not 4-aligned in memory");
+		plan = (xst_plan){0};
+		plan.blob = blob;
+		plan.length = length;
+		plan.arena_bytes = (uint32_t)desc[XST_XS_PLAN_ARENA];
+		plan.flash = blob + desc[XST_XS_PLAN_FLASH_OFF];
+		plan.flash_len = (uint32_t)desc[XST_XS_PLAN_FLASH_LEN];
+		plan.ops[which] = blob + off;
+		plan.op_bytes[which] = (uint32_t)bytes;
+		plan.op_count[which] = (uint32_t)count;
+	}
+	if (arenaLength > 0xFFFFFFFFu)
+		xsRangeError("xs_xst_plan_run: arena larger than 4 GB");
+	status = xst_plan_run(&plan, which, (uint8_t *)arena, (uint32_t)arenaLength, &failed);
+	if (status == XST_ERR_PLAN_ARENA)
+		xsRangeError("xs_xst_plan_run: the arena is %u bytes, the plan needs %u", (unsigned)arenaLength,
+		             (unsigned)plan.arena_bytes);
+	if (status != XST_OK) {
+		desc[XST_XS_PLAN_STATUS] = status;
+		xst_xs_desc(the, 0, desc, 1);
+	}
+	xsmcSetInteger(xsResult, status == XST_OK ? -1 : failed);
+}

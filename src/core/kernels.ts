@@ -22,6 +22,19 @@ export interface Dispatch {
   // The C plan validator (xst_plan_validate), where the Dispatch is the C
   // core: [status, section, index] for blob and an arena of arenaCapacity.
   validatePlan?(blob: Uint8Array, arenaCapacity: number): readonly [number, number, number];
+  // Where the Dispatch runs whole plans in C (xst_plan_run; the XS glue):
+  // validates blob as validatePlan does and, when valid, returns the plan
+  // bound to this Dispatch's arena. The ops then run from the blob (the
+  // plan's flash section read in place) and PlanRuntime keeps no decoded op
+  // list. The blob must stay as it is while the binding is used.
+  bindPlan?(blob: Uint8Array, arenaCapacity: number): PlanBinding;
+}
+
+export interface PlanBinding {
+  status: readonly [number, number, number]; // as validatePlan's
+  // Runs TRAIN (0) or INFER (1): -1 when every op ran, else the failed op's
+  // index with its core status.
+  run(which: 0 | 1): { failed: number; status: number };
 }
 
 export interface FcShape {

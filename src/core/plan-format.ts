@@ -115,9 +115,19 @@ export interface Plan {
   flash: Uint8Array;
   init: PlanInit[];
   io: PlanIo;
+  // The op lists; empty when decoded with { calls: false } (the ops then
+  // run from the blob in C: PlanRuntime with a Dispatch that binds plans).
   train: PlanCall[];
   infer: PlanCall[];
+  trainOps: number; // ops of a training step, decoded or not
+  inferOps: number;
   regions: PlanRegion[];
+}
+
+export interface DecodeOptions {
+  // false: check every op record as usual but keep no PlanCall objects (on
+  // XS they were 100 KB of heap for person_detect's plan, README "Memory").
+  calls?: boolean;
 }
 
 // A plan that cannot be used: `status` is the C status that means the same
@@ -310,7 +320,8 @@ function hex8(v: number): string {
 // Reads and checks a plan blob. arenaCapacity: the arena the caller has
 // (default: whatever the plan says). The flash section and the INIT bytes
 // are views into blob (nothing large is copied on a device).
-export function decodePlan(blob: Uint8Array, arenaCapacity = Infinity): Plan {
+export function decodePlan(blob: Uint8Array, arenaCapacity = Infinity, options: DecodeOptions = {}): Plan {
+  const keepCalls = options.calls ?? true;
   const fail: (msg: string, status: number, section?: number, index?: number) => never = (msg, status, section = 0, index = -1) => {
     throw new PlanError(`plan: ${msg}`, status, section, index);
   };
@@ -427,7 +438,7 @@ export function decodePlan(blob: Uint8Array, arenaCapacity = Infinity): Plan {
   }
 
   // TRAIN, INFER
-  const calls = (kind: number): PlanCall[] => {
+  const calls = (kind: number): { calls: PlanCall[]; count: number } => {
     const s = body(kind), name = planSectionName(kind), end = s.offset + s.bytes;
     if (s.bytes < 4) fail(`${name} section has no op count`, PlanStatus.format, kind);
     const count = u32(s.offset);
@@ -436,7 +447,7 @@ export function decodePlan(blob: Uint8Array, arenaCapacity = Infinity): Plan {
     // Every call's args in one buffer (each call a view of its part): a
     // buffer per call cost the XS heap about 3 slots and a chunk header more
     // per call (README, "Memory").
-    const all = new Int32Array((s.bytes - 4) >> 2);
+    const all = new Int32Array(keepCalls ? (s.bytes - 4) >> 2 : 0);
     let used = 0;
     let pos = s.offset + 4;
     for (let i = 0; i < count; i++) {
@@ -446,14 +457,16 @@ export function decodePlan(blob: Uint8Array, arenaCapacity = Infinity): Plan {
       const want = opNargs[op as OpId];
       if (want === undefined) fail(`${name} op ${i} has unknown op id ${op}`, 2, kind, i);
       if (n !== want) fail(`${name} op ${i} (${opName[op as OpId]}) has ${n} args, the op takes ${want}`, 1, kind, i);
-      const args = all.subarray(used, used + n);
-      used += n;
-      for (let k = 0; k < n; k++) args[k] = v.getInt32(pos + 8 + 4 * k, true);
-      out.push({ op: op as OpId, args });
+      if (keepCalls) {
+        const args = all.subarray(used, used + n);
+        used += n;
+        for (let k = 0; k < n; k++) args[k] = v.getInt32(pos + 8 + 4 * k, true);
+        out.push({ op: op as OpId, args });
+      }
       pos += 8 + 4 * n;
     }
     if (pos !== end) fail(`${name} has ${end - pos} bytes after its last op`, PlanStatus.format, kind);
-    return out;
+    return { calls: out, count };
   };
   const train = calls(PlanSection.train), infer = calls(PlanSection.infer);
 
@@ -473,7 +486,7 @@ export function decodePlan(blob: Uint8Array, arenaCapacity = Infinity): Plan {
       regions.push({ kind: kind!, offset, bytes });
     }
   }
-  return { arenaBytes, flash, init, io, train, infer, regions };
+  return { arenaBytes, flash, init, io, train: train.calls, infer: infer.calls, trainOps: train.count, inferOps: infer.count, regions };
 }
 
 export const PLAN_FLASH_BASE = FLASH_BASE;

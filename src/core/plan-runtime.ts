@@ -9,8 +9,8 @@
 // (every op's tensors against the arena and flash) before the first op runs.
 
 import { crc32 } from './crc32.js';
-import { BufferDispatch, type Dispatch, FLASH_BASE } from './kernels.js';
-import { opName } from './ops.js';
+import { BufferDispatch, type Dispatch, FLASH_BASE, type PlanBinding } from './kernels.js';
+import { opName, statusNames } from './ops.js';
 import { type Plan, type PlanCall, PlanError, PlanSection, PlanStatus, decodePlan, describePlanStatus } from './plan-format.js';
 import { Xorshift32 } from './rng.js';
 import { TraceWriter } from './trace.js';
@@ -22,14 +22,25 @@ export type PlanValidator = (blob: Uint8Array, arenaCapacity: number) => readonl
 export interface PlanLoadOptions {
   arenaCapacity?: number; // the arena the Dispatch has (default: what the plan needs)
   validate?: PlanValidator | null; // default: the Dispatch's own, if it has one
+  // Run the ops in C from the blob when the Dispatch can (bindPlan; default
+  // true): no decoded op list, no copy of the flash section. false: one
+  // Dispatch call per op (what a trace records).
+  bind?: boolean;
 }
 
 export class PlanRuntime {
   readonly plan: Plan;
   private readonly label = new Int32Array(1);
+  private binding: PlanBinding | null = null;
 
-  private constructor(readonly dispatch: Dispatch, plan: Plan) {
+  private constructor(readonly dispatch: Dispatch, plan: Plan, private readonly blob: Uint8Array) {
     this.plan = plan;
+  }
+
+  // Whether the ops run in C from the blob (bindPlan) rather than one
+  // Dispatch call each.
+  get bound(): boolean {
+    return this.binding !== null;
   }
 
   // Decodes and validates blob, writes its flash section into the
@@ -37,7 +48,16 @@ export class PlanRuntime {
   static load(dispatch: Dispatch, blob: Uint8Array, options: PlanLoadOptions = {}): PlanRuntime {
     const buffers = dispatch instanceof BufferDispatch ? dispatch : null;
     const capacity = options.arenaCapacity ?? (buffers ? buffers.bytes.length : Infinity);
-    const plan = decodePlan(blob, capacity);
+    const bind = options.bind !== false && dispatch.bindPlan ? dispatch.bindPlan.bind(dispatch) : null;
+    const plan = decodePlan(blob, capacity, { calls: !bind });
+    if (bind) {
+      const binding = bind(blob, Math.min(capacity, 0x3fffffff));
+      if (binding.status[0] !== 0) PlanRuntime.rejected(blob, binding.status);
+      const rt = new PlanRuntime(dispatch, plan, blob);
+      rt.binding = binding;
+      rt.reset();
+      return rt;
+    }
     const flashHas = buffers ? (buffers.flashBytes?.length ?? 0) : Infinity;
     if (plan.flash.length > flashHas) {
       throw new PlanError(`the plan's flash section is ${plan.flash.length} bytes, the ${dispatch.name} Dispatch's read-only region ` +
@@ -45,17 +65,21 @@ export class PlanRuntime {
     }
     const validate = options.validate === undefined ? dispatch.validatePlan?.bind(dispatch) : options.validate;
     if (validate) {
-      const [status, section, index] = validate(blob, Math.min(capacity, 0x3fffffff));
-      if (status !== 0) {
-        const call = section === 4 || section === 5 ? (section === 4 ? plan.train : plan.infer)[index] : undefined;
-        const op = call ? ` (${opName[call.op]})` : '';
-        throw new PlanError(`${describePlanStatus(status, section, index)}${op}`, status, section, index);
-      }
+      const status = validate(blob, Math.min(capacity, 0x3fffffff));
+      if (status[0] !== 0) PlanRuntime.rejected(blob, status);
     }
-    const rt = new PlanRuntime(dispatch, plan);
+    const rt = new PlanRuntime(dispatch, plan, blob);
     if (plan.flash.length) dispatch.write(FLASH_BASE, plan.flash);
     rt.reset();
     return rt;
+  }
+
+  // The C validator's verdict as a PlanError naming the op it stopped at.
+  private static rejected(blob: Uint8Array, [status, section, index]: readonly [number, number, number]): never {
+    const calls = section === 4 || section === 5 ? decodePlan(blob)[section === 4 ? 'train' : 'infer'] : [];
+    const call = calls[index];
+    const op = call ? ` (${opName[call.op]})` : '';
+    throw new PlanError(`${describePlanStatus(status, section, index)}${op}`, status, section, index);
   }
 
   // The arena as before the first step: zero, then the INIT records.
@@ -79,7 +103,22 @@ export class PlanRuntime {
     this.dispatch.write(t.offset, new Uint8Array(input.buffer, input.byteOffset, input.length));
   }
 
-  private run(calls: readonly PlanCall[], what: string): void {
+  private run(calls: readonly PlanCall[], what: 'TRAIN' | 'INFER'): void {
+    if (this.binding) {
+      const { failed, status } = this.binding.run(what === 'TRAIN' ? 0 : 1);
+      if (failed >= 0) {
+        let name = '?', note = '';
+        try {
+          const call = decodePlan(this.blob)[what === 'TRAIN' ? 'train' : 'infer'][failed];
+          if (call) name = opName[call.op];
+        } catch (e) {
+          note = `; the blob changed after it was loaded (${(e as Error).message})`;
+        }
+        throw new PlanError(`plan ${what} op ${failed} (${name}): ${statusNames[status] ?? `status ${status}`}${note}`, status,
+          what === 'TRAIN' ? 4 : 5, failed);
+      }
+      return;
+    }
     for (let i = 0; i < calls.length; i++) {
       const c = calls[i]!;
       try {

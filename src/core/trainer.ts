@@ -114,9 +114,10 @@ export class TrainerService<S = Frame> {
   constructor(readonly o: TrainerOptions<S>) {
     const what = o.what ?? 'the plan';
     try {
-      // decodePlan sizes the Dispatch; load decodes again and runs the C
-      // validator (every op's tensors against the arena and flash).
-      const d = o.dispatch(decodePlan(o.blob));
+      // decodePlan sizes the Dispatch (no op list kept); load decodes again
+      // and runs the C validator (every op's tensors against the arena and
+      // flash).
+      const d = o.dispatch(decodePlan(o.blob, Infinity, { calls: false }));
       this.rt = o.arenaCapacity === undefined ? PlanRuntime.load(d, o.blob) : PlanRuntime.load(d, o.blob, { arenaCapacity: o.arenaCapacity });
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);

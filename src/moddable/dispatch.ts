@@ -1,8 +1,9 @@
 // Device adapter: the C core on the board's static arena. The arena is the
 // .bss array of native/xs/xst_arena.c, sized by the manifest's
 // defines.xstrain.arena_bytes for the board; the plan's frozen weights (its
-// flash section) stay where the plan resource is, in flash: the read-only
-// region is a view of the resource, never a RAM copy.
+// flash section) stay where the plan resource is, in flash: the plan runs in
+// C from the resource (XsDispatch.bindPlan), and a read-only region given
+// for per-op calls is a view of the resource, never a RAM copy.
 
 import { FLASH_BASE } from '../core/kernels.js';
 import { XsDispatch } from '../xs/dispatch.js';

@@ -10,7 +10,6 @@
 import Resource from 'Resource';
 import Timer from 'timer';
 import { Button } from '../core/labels.js';
-import { decodePlan } from '../core/plan-format.js';
 import { AccelerometerFeatures, type Acceleration, STANDARD_GRAVITY } from '../core/sensor.js';
 import { TrainerService } from '../core/trainer.js';
 import { boardConfig } from './board.js';
@@ -34,14 +33,10 @@ if (!Resource.exists(cfg.plan)) throw new Error(`no plan resource "${cfg.plan}":
 const resource = new Resource(cfg.plan);
 const blob = new Uint8Array(resource);
 
-// The plan's flash section (frozen weights) as a view of the resource, not a
-// copy. (This decode is dropped at once; PlanRuntime.load keeps its own.)
-function frozenWeights(): HostBuffer | null {
-  const { flash } = decodePlan(blob);
-  return flash.length ? resource.slice(flash.byteOffset, flash.byteOffset + flash.length, false) : null;
-}
-
-const dispatch = new DeviceDispatch(frozenWeights());
+// The plan runs in C from the resource (XsDispatch.bindPlan: xst_plan_run
+// reads the ops and the frozen weights in place, in flash); the arena is the
+// board's static array.
+const dispatch = new DeviceDispatch(null);
 
 // ---- the trainer service: plan, LIS3DH windows, learner, checkpoints -----------
 // TrainerService (src/core/trainer.ts, as the XS host's main job uses it):

@@ -7,8 +7,9 @@
 // parts, each put where a device keeps it:
 //   flash: the built-ins and the modules (preloaded: mcconfig runs the
 //     modules at build time and keeps the machine in flash), the plan blob
-//     (a resource), the copy of its flash section the host Dispatch keeps (a
-//     device reads the resource in place), the checkpoint partition;
+//     (a resource; the ops run from it in C, its flash section read in
+//     place), a copy of the flash section if the host Dispatch kept one
+//     (none since the plan is bound: 0), the checkpoint partition;
 //   arena: the host's arena ArrayBuffer (a static array on a device);
 //   ram: everything else (the decoded plan, frames, objects of the run).
 // A slot is 32 B on this 64-bit host and 16 B on a 32-bit device; chunk
@@ -99,9 +100,9 @@ export function memoryReport(m: AppMemory, baseline: HeapCount, boards: Record<s
     part('modules (code and module objects)', 'flash', modules.chunks, modules.slots),
     part('plan blob', 'flash', m.planBlobBytes, 0),
     part('options, frames readers (with the blob read)', 'ram', blobStage.chunks - m.planBlobBytes, blobStage.slots),
-    part('decoded plan (calls and their Int32Array args)', 'ram', s.decoded.chunks - s.blob.chunks, s.decoded.slots - s.blob.slots),
+    part('decoded plan (header, IO, INIT and REGIONS records; the ops run in C from the blob)', 'ram', s.decoded.chunks - s.blob.chunks, s.decoded.slots - s.blob.slots),
     part('arena ArrayBuffer', 'arena', m.arenaBytes, 0),
-    part("copy of the plan's flash section (host Dispatch)", 'flash', m.flashSectionBytes, 0),
+    ...(m.flashSectionBytes ? [part("copy of the plan's flash section (host Dispatch)", 'flash', m.flashSectionBytes, 0)] : []),
     part('checkpoint partition (host file in RAM)', 'flash', m.checkpointPartitionBytes, 0),
     part('trainer, capture frames, learner, guard, the steps', 'ram', run.chunks, run.slots),
   ];

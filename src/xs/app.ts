@@ -93,11 +93,14 @@ function main(): void {
   print(`xstrain app on XS: ${planPath} learning ${dir} online, batch 1 (stream ${train.count} frames of ` +
     `${train.header.width}x${train.header.height}, ${testCount} test images, checkpoints every ${every} steps in ${flashPath})`);
   let flash: HostFileFlash | null = null;
+  let dispatch = null as XsDispatch | null; // set by the service's factory
   const service = new TrainerService({
     blob, what: `plan ${planPath}`, sensor: replay, checkpointEvery: every, holdout: holdoutFrames,
     dispatch: (plan) => {
       stage('decoded'); // the blob and its decoded plan
-      return new XsDispatch(new ArrayBuffer(plan.arenaBytes), new ArrayBuffer(plan.flash.length));
+      // No read-only region: the plan runs in C from the blob (bindPlan),
+      // reading its flash section where it is.
+      return (dispatch = new XsDispatch(new ArrayBuffer(plan.arenaBytes)));
     },
     flash: (stateBytes) => {
       const bytes = checkpointFlashBytes(stateBytes, FLASH_SECTOR);
@@ -113,7 +116,7 @@ function main(): void {
   const sync = () => flash!.sync();
   sync();
   replay.position = from % train.count;
-  print(`plan: ${service.plan.io.classes} classes, arena ${service.plan.arenaBytes} B, ${service.plan.train.length} kernel calls a step; ` +
+  print(`plan: ${service.plan.io.classes} classes, arena ${service.plan.arenaBytes} B, ${service.plan.trainOps} kernel calls a step; ` +
     `${from ? `resuming at step ${from}` : 'starting at step 0'}`);
 
   stage('started');
@@ -152,7 +155,7 @@ function main(): void {
     print(JSON.stringify({
       memory: {
         stages, heapInUse: inUse, heapPeak: peak,
-        planBlobBytes: blob.byteLength, arenaBytes: service.plan.arenaBytes, flashSectionBytes: service.plan.flash.length,
+        planBlobBytes: blob.byteLength, arenaBytes: service.plan.arenaBytes, flashSectionBytes: dispatch?.flash?.byteLength ?? 0,
         checkpointPartitionBytes: flash!.bytes.length, stackBytes, steps,
       },
     }));

@@ -7,9 +7,10 @@
 //     four-places test trains it on Node and the QEMU images)
 //   xst-xs out/ts/xs/main.js infer <model.xstg> <input.bin> -> one JSON line
 //     (the model blob of src/core/graph-blob.ts, run by the forward runner)
-//   xst-xs out/ts/xs/main.js plan <plan.xstp> <steps> <seed> [repeat]
+//   xst-xs out/ts/xs/main.js plan <plan.xstp> <steps> <seed> [repeat] [per-op]
 //     -> one JSON line {"crc", "metrics", "output", "target"}: a training plan
-//     (src/core/plan-format.ts) validated by the C, `steps` training steps on
+//     (src/core/plan-format.ts) validated by the C and run from the blob in C
+//     (per-op: one xsmc call per op instead), `steps` training steps on
 //     seededSample(plan, i, seed) (sample 0 every step with `repeat`), the
 //     CRC of the trainable regions, p(label) per step (Q16), then the
 //     inference output on sample 0
@@ -50,10 +51,13 @@ function infer(blobPath: string, inputPath: string): void {
 }
 
 // Training steps of a plan blob on the C kernels through xsmc.
-function plan(blobPath: string, steps: number, seed: number, repeat: boolean): void {
+// perOp: one xs_xst_call per op (the plan decoded in JavaScript) instead of
+// the whole section in C from the blob (bindPlan, the default).
+function plan(blobPath: string, steps: number, seed: number, repeat: boolean, perOp: boolean): void {
   const blob = readFile(blobPath);
   const p = decodePlan(blob);
-  const rt = PlanRuntime.load(new XsDispatch(new ArrayBuffer(p.arenaBytes), new ArrayBuffer(p.flash.length)), blob);
+  const rt = PlanRuntime.load(new XsDispatch(new ArrayBuffer(p.arenaBytes), new ArrayBuffer(p.flash.length)), blob, { bind: !perOp });
+  if (rt.bound === perOp) throw new Error(`the plan ${perOp ? 'is' : 'is not'} bound`);
   const metrics: (number | null)[] = [];
   for (let i = 0; i < steps; i++) {
     const s = seededSample(p, repeat ? 0 : i, seed);
@@ -91,8 +95,9 @@ function main(): void {
     return;
   }
   if (all[0] === 'plan') {
-    if (all.length !== 4 && !(all.length === 5 && all[4] === 'repeat')) throw new Error('usage: main.js plan <plan.xstp> <steps> <seed> [repeat]');
-    plan(all[1]!, Number(all[2]), Number(all[3]), all[4] === 'repeat');
+    const flags = all.slice(4);
+    if (all.length < 4 || flags.some((f) => f !== 'repeat' && f !== 'per-op')) throw new Error('usage: main.js plan <plan.xstp> <steps> <seed> [repeat] [per-op]');
+    plan(all[1]!, Number(all[2]), Number(all[3]), flags.includes('repeat'), flags.includes('per-op'));
     return;
   }
   if (all[0] === 'infer') {

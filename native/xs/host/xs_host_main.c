@@ -24,6 +24,8 @@
 extern void xs_xst_call(txMachine* the);
 extern void xs_xst_crc32(txMachine* the);
 extern void xs_xst_plan_validate(txMachine* the);
+extern void xs_xst_plan_bind(txMachine* the);
+extern void xs_xst_plan_run(txMachine* the);
 /* natives: native/xs/xst_arena.c (the device arena, as on a board) */
 extern void xs_xst_arena(txMachine* the);
 /* natives: native/xs/host/xs_host_io.c */
@@ -52,6 +54,8 @@ static const xs_host_native_entry gxNatives[] = {
 	{ "xs_xst_call", xs_xst_call, 3 },
 	{ "xs_xst_crc32", xs_xst_crc32, 3 },
 	{ "xs_xst_plan_validate", xs_xst_plan_validate, 2 },
+	{ "xs_xst_plan_bind", xs_xst_plan_bind, 3 },
+	{ "xs_xst_plan_run", xs_xst_plan_run, 4 },
 	{ "xs_xst_arena", xs_xst_arena, 0 },
 	{ "xs_host_args", xs_host_args, 0 },
 	{ "xs_host_file_size", xs_host_file_size, 1 },

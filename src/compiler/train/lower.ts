@@ -602,6 +602,8 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
     },
     train,
     infer,
+    trainOps: train.length,
+    inferOps: infer.length,
     regions,
   };
 }
