@@ -85,7 +85,24 @@ describe('boards', () => {
         if (cr?.static) expect(cr.static).toBe(xs.bytes);
         else if (cr) expect(cr.chunk.initial + 16 * cr.heap.initial + 16 * cr.stack).toBe(xs.bytes); // 16-byte slots on 32-bit XS
         if (b.platform.startsWith('esp32/')) expect(section.defines.file.partition).toBe(`#${b.checkpoints.partition}`);
+        if (b.platform.startsWith('esp32/')) {
+          // The partition table the build uses: the checkpoint partition is
+          // there with the board file's size; app partitions 64 KB-aligned;
+          // nothing overlaps or runs past the board's flash.
+          const csv = readFileSync(join(root, section.build.PARTITIONS_FILE), 'utf8');
+          const rows = csv.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+            .map((l) => l.split(',').map((x) => x.trim()));
+          const parts = rows.map(([name, type, subtype, offset, size]) => ({ name, type, subtype, offset: Number(offset), size: Number(size) }));
+          for (const p of parts) expect(Number.isInteger(p.offset) && Number.isInteger(p.size) && p.size > 0, p.name).toBe(true);
+          const store = parts.find((p) => p.name === b.checkpoints.partition)!;
+          expect(store).toMatchObject({ type: 'data', size: b.checkpoints.partitionBytes });
+          for (const p of parts) if (p.type === 'app') expect(p.offset % 0x10000, p.name).toBe(0);
+          const sorted = [...parts].sort((x, y) => x.offset - y.offset);
+          for (let i = 1; i < sorted.length; i++) expect(sorted[i]!.offset).toBeGreaterThanOrEqual(sorted[i - 1]!.offset + sorted[i - 1]!.size);
+          expect(sorted.at(-1)!.offset + sorted.at(-1)!.size).toBeLessThanOrEqual(b.flashBytes);
+        }
         if (b.platform.startsWith('nrf52/')) {
+          expect(section.defines.file.lfs.partition.size).toBe(b.checkpoints.partitionBytes); // MODDEF_FILE_LFS_PARTITION_SIZE
           const heap = b.memory.items.find((i) => i.what.startsWith('FreeRTOS heap'))!;
           expect(Number(section.build.NRF52_HEAP_SIZE)).toBe(heap.bytes);
           expect(b.checkpoints.partition).toBe('storage'); // the nRF52 flash module's names: storage, xs, ble-peers, running

@@ -112,6 +112,9 @@ describe('memory report (main job on the XS host)', () => {
       // The main job's firmware fits each board: arena, XS heap and the
       // board's other RAM (the plan's ops run in C from the blob; when they
       // were decoded in JavaScript the XS heap fit no board).
+      // ... and its two checkpoints fit the board's checkpoint partition.
+      const k = (JSON.parse(readFileSync(path.join(root, 'boards', `${b.board}.json`), 'utf8')) as { checkpoints: { partitionBytes: number } }).checkpoints;
+      expect(measured.checkpointPartitionBytes).toBeLessThanOrEqual(k.partitionBytes);
       expect(b.fitsArena && b.fitsXs && b.fitsRam, `${b.board}: arena ${b.arena}/${b.boardArena}, XS ${b.xsHeap}/${b.boardXs}, total ${b.total}/${b.regionBytes}`).toBe(true);
     }
   });
