@@ -95,7 +95,8 @@ describe('memory report (main job on the XS host)', () => {
     const files = readdirSync(path.join(root, 'boards')).filter((f) => f.endsWith('.json'));
     expect(report.boards.map((b) => `${b.board}.json`).sort()).toEqual(files.sort());
     for (const b of report.boards) {
-      const f = JSON.parse(readFileSync(path.join(root, 'boards', `${b.board}.json`), 'utf8')) as BoardFile;
+      const f = JSON.parse(readFileSync(path.join(root, 'boards', `${b.board}.json`), 'utf8')) as BoardFile & { platform: string };
+      const manifest = JSON.parse(readFileSync(path.join(root, 'manifest.json'), 'utf8')) as { platforms: Record<string, { creation: { stack: number } }> };
       expect(b.ramBytes).toBe(f.ramBytes);
       expect(b.regionBytes).toBe(f.memory.regionBytes);
       expect(b.boardArena).toBe(f.arenaBytes);
@@ -104,7 +105,13 @@ describe('memory report (main job on the XS host)', () => {
       expect(b.boardXs).toBeGreaterThan(0);
       expect(b.xsHeap).toBe(report.deviceXsHeap);
       expect(b.cStack).toBe(measured.stackBytes);
-      expect(b.total).toBe(b.others + b.arena + b.xsHeap + b.cStack);
+      expect(b.total).toBe(b.others + b.arena + b.xsHeap + b.xsStack + b.cStack);
+      // The XS stack the run needs (the smallest it completes with) is
+      // within the board's creation.stack.
+      expect(report.xsStackSlots).toBeGreaterThan(64);
+      expect(b.xsStack).toBe(report.xsStackSlots! * 16);
+      expect(b.boardXsStackSlots).toBe(manifest.platforms[f.platform].creation.stack);
+      expect(report.xsStackSlots!, b.board).toBeLessThanOrEqual(b.boardXsStackSlots!);
       expect(b.free).toBe(b.regionBytes - b.total);
       expect(b.fitsRam).toBe(b.total <= b.regionBytes);
       expect(b.fitsXs).toBe(b.xsHeap <= b.boardXs);

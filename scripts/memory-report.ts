@@ -7,6 +7,7 @@
 // --data default out/app/fashion-mnist, --plan out/app/person_detect-10.xstp,
 // --steps 100 (fewer than the checkpoint interval: the C stack is a step's,
 // not a checkpoint's host file I/O). The checkpoint file is a temporary one.
+// Then the XS stack: the smallest that a 30-step run completes with.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,7 +36,28 @@ function main(args: string[]): void {
     for (const f of readdirSync('boards').filter((f) => f.endsWith('.json')).sort()) {
       boards[f.replace(/\.json$/, '')] = JSON.parse(readFileSync(join('boards', f), 'utf8')) as BoardFile;
     }
-    const report = memoryReport(app.memory as AppMemory, base.heapBaseline as HeapCount, boards);
+    // The XS stack: the smallest creation.stack (slots) with which a short
+    // run (boot, checkpoints, holdout scoring, steps) completes, by
+    // bisection (XST_XS_STACK_SLOTS; a smaller stack is a fatal "stack
+    // overflow"). The host loads modules unpreloaded, so it may need more
+    // than a device: an upper bound.
+    const runs = (slots: number) => spawnSync('out/xs/xst-xs', ['out/ts/xs/app.js', '--data', data, '--plan', plan,
+      '--flash', join(tmp, 'stack.bin'), '--steps', '30', '--every', '10', '--test', '5', '--report', '1000000', '--fresh'],
+    { encoding: 'utf8', timeout: 600_000, env: { ...process.env, XST_XS_STACK_SLOTS: String(slots) } }).status === 0;
+    let lo = 64, hi = 16384; // lo fails, hi runs
+    if (runs(lo) || !runs(hi)) throw new Error('XS stack bisection: the run does not fail at 64 slots and pass at 16,384');
+    while (hi - lo > 8) {
+      const mid = (lo + hi) >> 1;
+      if (runs(mid)) hi = mid;
+      else lo = mid;
+    }
+    const manifest = JSON.parse(readFileSync('manifest.json', 'utf8')) as { platforms: Record<string, { creation?: { stack?: number } }> };
+    const stackSlots: Record<string, number> = {};
+    for (const [name, b] of Object.entries(boards)) {
+      const slots = manifest.platforms[(b as BoardFile & { platform: string }).platform]?.creation?.stack;
+      if (slots !== undefined) stackSlots[name] = slots;
+    }
+    const report = memoryReport(app.memory as AppMemory, base.heapBaseline as HeapCount, boards, hi, stackSlots);
     if (args.includes('--json')) console.log(JSON.stringify({ measured: app.memory, baseline: base.heapBaseline, report }));
     else console.log(formatMemoryReport(report));
   } finally {

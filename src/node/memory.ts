@@ -52,8 +52,10 @@ export interface BoardMemory {
   others: number; // the board's other items (SDK, RTOS, drivers), as the board file gives them
   arena: number; // the run's (the plan's)
   xsHeap: number; // the run's XS heap on a device (the 'ram' parts)
+  xsStack: number; // the run's XS stack on a device (slots x 16; 0 when not measured)
+  boardXsStackSlots: number | null; // the manifest's creation.stack for the board
   cStack: number; // measured on the host
-  total: number; // others + arena + xsHeap + cStack
+  total: number; // others + arena + xsHeap + xsStack + cStack
   free: number; // regionBytes - total
   fitsArena: boolean;
   fitsXs: boolean;
@@ -66,6 +68,7 @@ export interface MemoryReport {
   deviceXsHeap: number;
   arenaBytes: number;
   stackBytes: number;
+  xsStackSlots: number | null; // the smallest XS stack the run completes with (XST_XS_STACK_SLOTS), when measured
   boards: BoardMemory[];
 }
 
@@ -90,7 +93,10 @@ function flatten(items: BoardItem[]): BoardItem[] {
   return items.flatMap((i) => (i.holds ? flatten(i.holds) : [i]));
 }
 
-export function memoryReport(m: AppMemory, baseline: HeapCount, boards: Record<string, BoardFile>): MemoryReport {
+// xsStackSlots: the smallest XS stack (slots) the app ran with
+// (scripts/memory-report.ts); stackSlots: each board's creation.stack.
+export function memoryReport(m: AppMemory, baseline: HeapCount, boards: Record<string, BoardFile>,
+  xsStackSlots: number | null = null, stackSlots: Record<string, number> = {}): MemoryReport {
   const s = m.stages;
   const modules = minus(s.modules, baseline);
   const blobStage = minus(s.blob, s.modules);
@@ -120,16 +126,21 @@ export function memoryReport(m: AppMemory, baseline: HeapCount, boards: Record<s
     const stack = items.filter(isStack);
     const others = items.filter((i) => !isArena(i) && !isXs(i) && !isStack(i)).reduce((a, i) => a + i.bytes, 0);
     const cStack = m.stackBytes;
-    const total = others + m.arenaBytes + deviceXsHeap + cStack;
+    const xsStack = (xsStackSlots ?? 0) * DEVICE_SLOT_BYTES;
+    const total = others + m.arenaBytes + deviceXsHeap + xsStack + cStack;
     out.push({
       board, name: b.name, ramBytes: b.ramBytes, regionBytes: b.memory.regionBytes, boardArena: b.arenaBytes, boardXs,
       cStackReserve: stack.length ? stack.reduce((a, i) => a + i.bytes, 0) : null, others,
-      arena: m.arenaBytes, xsHeap: deviceXsHeap, cStack, total, free: b.memory.regionBytes - total,
-      fitsArena: m.arenaBytes <= b.arenaBytes, fitsXs: deviceXsHeap <= boardXs, fitsRam: total <= b.memory.regionBytes,
+      arena: m.arenaBytes, xsHeap: deviceXsHeap, xsStack, boardXsStackSlots: stackSlots[board] ?? null, cStack, total, free: b.memory.regionBytes - total,
+      fitsArena: m.arenaBytes <= b.arenaBytes,
+      // The XS heap and the stack share the board's XS memory; the stack
+      // must also fit the board's creation.stack.
+      fitsXs: deviceXsHeap + xsStack <= boardXs && (xsStackSlots === null || stackSlots[board] === undefined || xsStackSlots <= stackSlots[board]!),
+      fitsRam: total <= b.memory.regionBytes,
     });
   }
   const hostHeapBytes = s.steps.chunks + s.steps.slots * HOST_SLOT_BYTES;
-  return { hostHeapBytes, parts, deviceXsHeap, arenaBytes: m.arenaBytes, stackBytes: m.stackBytes, boards: out };
+  return { hostHeapBytes, parts, deviceXsHeap, arenaBytes: m.arenaBytes, stackBytes: m.stackBytes, xsStackSlots, boards: out };
 }
 
 function n(x: number): string {
@@ -144,14 +155,15 @@ export function formatMemoryReport(r: MemoryReport): string {
   lines.push('|---|---|---:|---:|---:|---:|');
   for (const p of r.parts) lines.push(`| ${p.what} | ${p.where} | ${n(p.chunks)} | ${n(p.slots)} | ${n(p.hostBytes)} | ${n(p.deviceBytes)} |`);
   lines.push('');
-  lines.push(`device XS heap (the 'ram' parts, slots x ${DEVICE_SLOT_BYTES} B): ${n(r.deviceXsHeap)} B; arena ${n(r.arenaBytes)} B; C stack of the steps ${n(r.stackBytes)} B (host, x86-64)`);
+  lines.push(`device XS heap (the 'ram' parts, slots x ${DEVICE_SLOT_BYTES} B): ${n(r.deviceXsHeap)} B; arena ${n(r.arenaBytes)} B; C stack of the steps ${n(r.stackBytes)} B (host, x86-64); ` +
+    `XS stack ${r.xsStackSlots === null ? 'not measured' : `${n(r.xsStackSlots)} slots = ${n(r.xsStackSlots * DEVICE_SLOT_BYTES)} B (the smallest the run completes with)`}`);
   lines.push('');
-  lines.push('| board | RAM | region | board: arena / XS heap+stack / C stack / other | run: arena | run: XS heap | run: C stack | run total | free |');
-  lines.push('|---|---:|---:|---|---:|---:|---:|---:|---:|');
+  lines.push('| board | RAM | region | board: arena / XS heap+stack (stack slots) / C stack / other | run: arena | run: XS heap | run: XS stack | run: C stack | run total | free |');
+  lines.push('|---|---:|---:|---|---:|---:|---:|---:|---:|---:|');
   for (const b of r.boards) {
     const flag = (ok: boolean) => (ok ? '' : ' (over)');
-    lines.push(`| ${b.board} | ${n(b.ramBytes)} | ${n(b.regionBytes)} | ${n(b.boardArena)} / ${n(b.boardXs)} / ${b.cStackReserve === null ? 'n/a' : n(b.cStackReserve)} / ${n(b.others)} | ` +
-      `${n(b.arena)}${flag(b.fitsArena)} | ${n(b.xsHeap)}${flag(b.fitsXs)} | ${n(b.cStack)} | ${n(b.total)}${flag(b.fitsRam)} | ${n(b.free)} |`);
+    lines.push(`| ${b.board} | ${n(b.ramBytes)} | ${n(b.regionBytes)} | ${n(b.boardArena)} / ${n(b.boardXs)} (${b.boardXsStackSlots ?? '?'}) / ${b.cStackReserve === null ? 'n/a' : n(b.cStackReserve)} / ${n(b.others)} | ` +
+      `${n(b.arena)}${flag(b.fitsArena)} | ${n(b.xsHeap)}${flag(b.fitsXs)} | ${n(b.xsStack)} | ${n(b.cStack)} | ${n(b.total)}${flag(b.fitsRam)} | ${n(b.free)} |`);
   }
   return lines.join('\n');
 }

@@ -232,6 +232,21 @@ int main(int argc, char* argv[])
 	}
 	xs_host_argc = argc - 2;
 	xs_host_argv = argv + 2;
+	/* XST_XS_STACK_SLOTS: the machine's JavaScript stack in slots, as a
+	 * board's manifest creation.stack sets it (scripts/memory-report.ts
+	 * finds the smallest the main job runs with). */
+	{
+		const char* slots = getenv("XST_XS_STACK_SLOTS");
+		if (slots) {
+			char* end;
+			long n = strtol(slots, &end, 10);
+			if (*slots == 0 || *end != 0 || n < 64 || n > 1024 * 1024) {
+				fprintf(stderr, "xst-xs: XST_XS_STACK_SLOTS=%s is not a slot count in [64, 1048576]\n", slots);
+				return 2;
+			}
+			creation.stackCount = (txSize)n;
+		}
+	}
 
 	the = gxMachine = fxCreateMachine(&creation, "xst-xs", C_NULL, XS_NO_ID);
 	if (!the) {
