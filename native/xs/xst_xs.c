@@ -176,37 +176,6 @@ void xs_xst_crc32(xsMachine *the)
 	                                                 (size_t)length));
 }
 
-void xs_xst_plan_validate(xsMachine *the)
-{
-	void *data;
-	xsUnsignedValue size;
-	int32_t capacity, out[3];
-	xst_plan plan;
-	int status, i;
-
-	if (xsmcArgc != 2)
-		xsTypeError("xs_xst_plan_validate(blob, arenaCapacity): expected 2 arguments, got %d",
-		            (int)xsmcArgc);
-	capacity = xst_xs_int32_arg(the, 1, "xs_xst_plan_validate", "arenaCapacity");
-	if (capacity < 0)
-		xsRangeError("xs_xst_plan_validate: arenaCapacity must be >= 0");
-	if (xsmcTypeOf(xsArg(0)) != xsReferenceType)
-		xsTypeError("xs_xst_plan_validate: blob must be an ArrayBuffer or a view");
-	xsmcGetBufferReadable(xsArg(0), &data, &size);
-	if (size > 0xFFFFFFFFu)
-		xsRangeError("xs_xst_plan_validate: blob larger than 4 GB");
-	/* No allocation between taking the pointer and the end of validation. */
-	status = xst_plan_validate((const uint8_t *)data, (uint32_t)size, (uint32_t)capacity, &plan);
-	out[0] = status;
-	out[1] = status ? plan.error_section : -1;
-	out[2] = status ? plan.error_index : -1;
-	xsmcVars(1);
-	xsmcSetNewArray(xsResult, 3);
-	for (i = 0; i < 3; i++) {
-		xsmcSetInteger(xsVar(0), out[i]);
-		xsmcSetIndex(xsResult, i, xsVar(0));
-	}
-}
 
 /*
  * Running a plan in C (xst_plan_run) instead of one xs_xst_call per op: the
@@ -266,7 +235,11 @@ static void xst_xs_desc(xsMachine *the, xsIntegerValue index, int32_t *words, in
 		xsmcGetArrayBufferData(xsVar(0), byteOffset, words, byteLength);
 }
 
-void xs_xst_plan_bind(xsMachine *the)
+/* xs_xst_plan_validate and xs_xst_plan_bind: validates xsArg(0) for an
+ * arena of xsArg(1) bytes; the result is [status, section, index]. With
+ * bind, the Int32Array xsArg(2) receives the bound plan's description when
+ * the plan is valid. */
+static void xst_xs_plan_check(xsMachine *the, const char *fn, int bind)
 {
 	void *data;
 	xsUnsignedValue size;
@@ -274,24 +247,23 @@ void xs_xst_plan_bind(xsMachine *the)
 	xst_plan plan;
 	int status, i;
 
-	if (xsmcArgc != 3)
-		xsTypeError("xs_xst_plan_bind(blob, arenaCapacity, desc): expected 3 arguments, got %d",
-		            (int)xsmcArgc);
 	xsmcVars(2);
-	capacity = xst_xs_int32_arg(the, 1, "xs_xst_plan_bind", "arenaCapacity");
+	capacity = xst_xs_int32_arg(the, 1, fn, "arenaCapacity");
 	if (capacity < 0)
-		xsRangeError("xs_xst_plan_bind: arenaCapacity must be >= 0");
+		xsRangeError("%s: arenaCapacity must be >= 0", fn);
 	if (xsmcTypeOf(xsArg(0)) != xsReferenceType)
-		xsTypeError("xs_xst_plan_bind: blob must be an ArrayBuffer or a view");
-	xst_xs_desc(the, 2, desc, 0); /* checks desc before the blob's pointer is taken */
+		xsTypeError("%s: blob must be an ArrayBuffer or a view", fn);
+	if (bind)
+		xst_xs_desc(the, 2, desc, 0); /* checks desc before the blob's pointer is taken */
 	xsmcGetBufferReadable(xsArg(0), &data, &size);
 	if (size > 0xFFFFFFFFu)
-		xsRangeError("xs_xst_plan_bind: blob larger than 4 GB");
+		xsRangeError("%s: blob larger than 4 GB", fn);
+	/* No allocation between taking the pointer and the end of validation. */
 	status = xst_plan_validate((const uint8_t *)data, (uint32_t)size, (uint32_t)capacity, &plan);
 	out[0] = status;
 	out[1] = status ? plan.error_section : -1;
 	out[2] = status ? plan.error_index : -1;
-	if (status == XST_OK) {
+	if (bind && status == XST_OK) {
 		/* Differences of pointers into the same blob. */
 		desc[XST_XS_PLAN_LENGTH] = (int32_t)plan.length;
 		desc[XST_XS_PLAN_CRC] = (int32_t)xst_xs_rd32(plan.blob + 12);
@@ -312,6 +284,22 @@ void xs_xst_plan_bind(xsMachine *the)
 		xsmcSetInteger(xsVar(0), out[i]);
 		xsmcSetIndex(xsResult, i, xsVar(0));
 	}
+}
+
+void xs_xst_plan_validate(xsMachine *the)
+{
+	if (xsmcArgc != 2)
+		xsTypeError("xs_xst_plan_validate(blob, arenaCapacity): expected 2 arguments, got %d",
+		            (int)xsmcArgc);
+	xst_xs_plan_check(the, "xs_xst_plan_validate", 0);
+}
+
+void xs_xst_plan_bind(xsMachine *the)
+{
+	if (xsmcArgc != 3)
+		xsTypeError("xs_xst_plan_bind(blob, arenaCapacity, desc): expected 3 arguments, got %d",
+		            (int)xsmcArgc);
+	xst_xs_plan_check(the, "xs_xst_plan_bind", 1);
 }
 
 /* [off, off + n) inside [0, limit), without overflow. */
