@@ -389,3 +389,47 @@ describe('bad plans are refused before anything runs', () => {
       .toThrow(/conv2d_s8_backward_weight \(backward_weight L50 .*ic 0:\d+\]\); sgd_s8_update \(update weights L49 \(depthwise_conv2d\)\)/);
   });
 });
+
+describe('backboneLrFactor: the layers before the classifier learn at lr x factor', () => {
+  it('one SGD step: the classifier moves as without it, the earlier biases by about the factor', () => {
+    const model = tflite('micro_speech_quantized');
+    const o = { scheme: { biasLayers: 2, weights: [] }, reorder: true, optimizer: 'sgd' as const, lr: 2 ** -2, lrBias: 2 ** -2 };
+    const deltas = (factor: number) => {
+      const c = compilePlan(model, { ...o, backboneLrFactor: factor });
+      const rt = nodeRuntime(c.plan, c.blob);
+      const before = rt.plan.regions.map((r) => rt.dispatch.read(r.offset, r.bytes).slice());
+      const s = seededSample(c.plan, 0, SEED);
+      rt.step(s.input, s.label);
+      return rt.plan.regions.map((r, k) => {
+        const a = new Int8Array(before[k]!.buffer), b = new Int8Array(rt.dispatch.read(r.offset, r.bytes).slice().buffer);
+        if (r.kind === 'bias') {
+          const a32 = new Int32Array(before[k]!.buffer), b32 = new Int32Array(b.buffer);
+          return { kind: r.kind, delta: Array.from(b32, (v, i) => v - a32[i]!) };
+        }
+        return { kind: r.kind, delta: Array.from(b, (v, i) => v - a[i]!) };
+      });
+    };
+    const full = deltas(1), slow = deltas(2 ** -4);
+    const size = (d: number[]) => d.reduce((x, v) => x + Math.abs(v), 0);
+    // The classifier's weights and bias: the only weights region, and the
+    // last bias region; its update is the same (the gradient it gets is
+    // computed before any update, from the same forward).
+    const weights = full.map((r, k) => (r.kind === 'weights' ? k : -1)).filter((k) => k >= 0);
+    const biases = full.map((r, k) => (r.kind === 'bias' ? k : -1)).filter((k) => k >= 0);
+    expect(weights.length).toBe(1);
+    expect(biases.length).toBe(2);
+    for (const k of [weights[0]!, biases.at(-1)!]) {
+      expect(size(full[k]!.delta), `region ${k}`).toBeGreaterThan(0);
+      expect(slow[k]!.delta, `region ${k}`).toEqual(full[k]!.delta);
+    }
+    // The earlier layers' biases move about 16x less (rounded steps).
+    let moved = 0;
+    for (const k of biases.slice(0, -1)) {
+      const a = size(full[k]!.delta), b = size(slow[k]!.delta);
+      if (a > 0) moved++;
+      expect(b, `bias region ${k}`).toBeLessThanOrEqual(a / 8 + full[k]!.delta.length);
+    }
+    expect(moved).toBeGreaterThan(0);
+    expect(() => compilePlan(model, { ...o, backboneLrFactor: 0 })).toThrow(/backboneLrFactor 0 is not a positive number/);
+  });
+});

@@ -6,7 +6,7 @@
 //   xstrain inspect MODEL.tflite
 //     the imported graph: ops, shapes, MACs, constant bytes, arena needed.
 //   xstrain compile MODEL (--board BOARD | --budget SIZE) [--scheme FILE | --finetune DIR [--probe-steps N]]
-//       [--classes N] [--optimizer sgd|lqm] [--lr X] [--calibration DIR] [-o PLAN.xstp]
+//       [--classes N] [--optimizer sgd|lqm] [--lr X] [--backbone-lr F] [--calibration DIR] [-o PLAN.xstp]
 //     a training plan that fits the arena, and its memory report (text and
 //     an SVG of the arena over the step); with --finetune the scheme is
 //     searched by contribution on labelled samples (src/compiler/train/search.ts);
@@ -48,7 +48,7 @@ const usage = `usage:
   xstrain infer MODEL.tflite --input FILE [--target ${targets.join('|')}]
   xstrain inspect MODEL.tflite
   xstrain compile MODEL (--board BOARD | --budget SIZE) [--scheme FILE | --finetune DIR [--probe-steps N]]
-                  [--classes N] [--optimizer sgd|lqm] [--lr X] [--calibration DIR] [-o PLAN.xstp]
+                  [--classes N] [--optimizer sgd|lqm] [--lr X] [--backbone-lr F] [--calibration DIR] [-o PLAN.xstp]
                   (xstrain compile --help: details)`;
 
 const compileHelp = `usage: xstrain compile MODEL (--board BOARD | --budget SIZE) [options]
@@ -95,6 +95,8 @@ MODEL             a fully int8 .tflite file, or a builtin architecture with seed
                   (builtins: the number of classes they are built with, default 10)
 --optimizer O     sgd (default) or lqm (log-quantised momentum) for the weights
 --lr X            learning rate of weights and biases (default 2^-10 = 0.0009765625)
+--backbone-lr F   the layers before the classifier learn at lr x F (default 1);
+                  a new head on pre-trained layers: e.g. 0.015625 (2^-6)
 --calibration DIR calibration samples to quantise a float32 model: .npy files
                   (float32/float64, one sample or a batch) or raw .bin/.raw float32
                   samples of the input's size (src/node/calibration.ts)
@@ -252,7 +254,7 @@ function readScheme(path: string, layers: readonly TrainableLayer[]): SparseUpda
 
 // Lowering fails when the scheme needs a kernel that does not exist yet;
 // say which layers, in the CLI's terms (it always reorders and slices).
-function lowerOrExplain(graph: Graph, compiled: CompiledTraining, lr: number): Plan {
+function lowerOrExplain(graph: Graph, compiled: CompiledTraining, lr: number, backboneLrFactor: number): Plan {
   const modelled = compiled.graph.ops.filter((op) => op.modelled);
   if (modelled.length) {
     const layers = [...new Set(modelled.flatMap((op) => (op.layer === null ? [] : [op.layer])))].sort((a, b) => a - b);
@@ -261,7 +263,7 @@ function lowerOrExplain(graph: Graph, compiled: CompiledTraining, lr: number): P
       `to update the weights of layer${layers.length > 1 ? 's' : ''} ${layers.map(describe).join(', ')} where their gradients appear; ` +
       `remove ${layers.length > 1 ? 'them' : 'it'} from "weights" (biases can still update there; fully-connected and pointwise 1x1 layers have their kernels)`);
   }
-  return lowerTraining(graph, compiled, { lr, lrBias: lr });
+  return lowerTraining(graph, compiled, { lr, lrBias: lr, backboneLrFactor });
 }
 
 async function cmdCompile(argv: string[]): Promise<number> {
@@ -270,7 +272,7 @@ async function cmdCompile(argv: string[]): Promise<number> {
     return 0;
   }
   const { positional, options } = parseOptions(argv,
-    ['board', 'budget', 'scheme', 'finetune', 'probe-steps', 'classes', 'optimizer', 'lr', 'calibration', 'out'], { '-o': 'out' });
+    ['board', 'budget', 'scheme', 'finetune', 'probe-steps', 'classes', 'optimizer', 'lr', 'backbone-lr', 'calibration', 'out'], { '-o': 'out' });
   if (positional.length !== 1) throw new UsageError(`compile takes one MODEL (a .tflite file or a builtin: ${BUILTINS})`);
   const boardName = options.get('board'), budgetText = options.get('budget');
   if (boardName === undefined && budgetText === undefined) throw new UsageError('compile needs --board BOARD or --budget SIZE (the arena the plan must fit)');
@@ -281,6 +283,10 @@ async function cmdCompile(argv: string[]): Promise<number> {
   if (optimizer !== 'sgd' && optimizer !== 'lqm') throw new UsageError(`unknown optimizer "${optimizer}": use sgd or lqm`);
   const lr = Number(options.get('lr') ?? 2 ** -10);
   if (!(lr > 0 && Number.isFinite(lr))) throw new UsageError(`--lr ${options.get('lr')}: give a positive number, e.g. 0.001`);
+  const backboneLrFactor = Number(options.get('backbone-lr') ?? 1);
+  if (!(backboneLrFactor > 0 && Number.isFinite(backboneLrFactor))) {
+    throw new UsageError(`--backbone-lr ${options.get('backbone-lr')}: give a positive factor, e.g. 0.015625 (2^-6)`);
+  }
   const finetune = options.get('finetune');
   if (finetune !== undefined && options.has('scheme')) {
     throw new UsageError('--finetune DIR searches for a scheme and --scheme FILE gives one: use one of them');
@@ -334,7 +340,7 @@ async function cmdCompile(argv: string[]): Promise<number> {
       (set.clamped ? `; ${set.clamped} input values were outside the int8 input's range and saturated (are the samples normalised as the model expects?)` : '') +
       '\nsearching a scheme by contribution: each option compiled and probed...\n');
     searched = searchScheme(graph, data, budget, {
-      compile: { head, optimizer, ...MEMORY_LEVELS[MEMORY_LEVELS.length - 1]!.options, lr, lrBias: lr },
+      compile: { head, optimizer, ...MEMORY_LEVELS[MEMORY_LEVELS.length - 1]!.options, lr, lrBias: lr, backboneLrFactor },
       dispatch: (arenaBytes, flashBytes) => new NodeDispatch(new ArrayBuffer(arenaBytes), new ArrayBuffer(flashBytes)),
       steps: probeSteps,
       seed: FINETUNE_SEED,
@@ -350,7 +356,7 @@ async function cmdCompile(argv: string[]): Promise<number> {
       'give --finetune DIR of labelled samples to choose it by contribution (accuracy gain per byte)\n');
   }
   const fitted = fitter.fit(scheme);
-  const plan = lowerOrExplain(graph, fitted.compiled, lr);
+  const plan = lowerOrExplain(graph, fitted.compiled, lr, backboneLrFactor);
   if (plan.arenaBytes > budget) throw fitter.overBudget(scheme);
   const blob = encodePlan(plan);
 

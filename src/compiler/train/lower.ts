@@ -44,13 +44,17 @@ import type { OpId } from '../../core/ops.js';
 import { type Plan, type PlanCall, type PlanInit, type PlanRegion, type PlanTensor, encodePlan } from '../../core/plan-format.js';
 import { log2eScaleQ16, quantizeMultiplier, weightScaleMantissa } from '../../core/quant.js';
 import { type CompileOptions, type CompiledTraining, compileTraining } from './compile.js';
-import { isLayerOp } from './layers.js';
+import { isLayerOp, trainableLayers } from './layers.js';
 import type { TrainGraph, TrainOp } from './train-graph.js';
 
 export interface LowerOptions {
   lr: number; // real-valued SGD step of the weights
   lrBias: number; // and of the biases
   qas?: boolean; // quantisation-aware scaling (default true)
+  // The steps of every layer but the last (the classifier) are lr and
+  // lrBias times this (default 1): a new head learns at lr while the
+  // pre-trained layers it rests on move more slowly.
+  backboneLrFactor?: number;
   lqm?: LqmSettings; // when the graph's optimizer is LQM (default mlp.ts defaultLqm)
   seed?: number; // stochastic-rounding state (default 1)
 }
@@ -205,7 +209,12 @@ export function lowerTraining(model: Graph, compiled: CompiledTraining, o: Lower
   };
   const what = (op: TrainOp) => `${op.name} (${op.kernel})`;
   const inputScale = (n: LayerOp, w: string) => quantOf(g.tensors[n.inputs[0]!]!, w).scale[0]!;
-  const factors = (n: LayerOp, w: string) => weightScales(g, n, w).map((s) => updateFactors(o.lr, o.lrBias, inputScale(n, w), s, qas));
+  const backbone = o.backboneLrFactor ?? 1;
+  if (!(backbone > 0) || !Number.isFinite(backbone)) throw new LoweringError(`plan lowering: backboneLrFactor ${backbone} is not a positive number`);
+  const classifier = g.ops[trainableLayers(g).at(-1)?.op ?? -1];
+  const lrOf = (n: LayerOp) => (n === classifier ? 1 : backbone);
+  const factors = (n: LayerOp, w: string) =>
+    weightScales(g, n, w).map((s) => updateFactors(o.lr * lrOf(n), o.lrBias * lrOf(n), inputScale(n, w), s, qas));
   const int32Table = (name: string, values: number[]) => ctx.constant(name, 'int32', [values.length], bytesOf(Int32Array.from(values)));
   const weightName = (n: LayerOp) => g.tensors[n.inputs[1]!]!.name;
   const lrTables = (n: LayerOp, which: 'w' | 'b', w: string) => {
