@@ -12,6 +12,7 @@
 //   tsx bench/transfer.ts               every arm; writes bench/results/transfer.{json,md} and the SVGs
 //   tsx bench/transfer.ts --rerun-fp32  also re-run task A's arm (v) (about 2 hours) and cache it
 //   tsx bench/transfer.ts --tune        first tune the xstrain arms' learning rates (training data only)
+//   tsx bench/transfer.ts --tune-only   only that (prints the rates to put in int8.ts LR)
 //   tsx bench/transfer.ts --quick       a smoke run (300 samples, 300 test images) into out/transfer-quick/
 //   --arms i,ii,...  --tasks A,B        a subset
 //
@@ -26,14 +27,14 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { writeTflite } from '../src/compiler/tflite/write.js';
+import { fileURLToPath } from 'node:url';
 import { repoRoot } from '../src/node/addon.js';
 import { TASK_A, TASK_B, type TaskOptions, type TransferTask, loadTaskA, loadTaskB } from './transfer/data.js';
 import {
   ARM_SPECS, CALIBRATION, EVAL_EVERY, LR, LR_GRID, TUNE, XSTRAIN_ARMS, type XstrainArm, type XstrainModel,
-  boardArenaBytes, runXstrainArm, taskAModel, taskBModel, temporaryFloatDigitsCnn, tuneArm,
+  boardArenaBytes, runXstrainArm, taskAModel, taskBModel, tuneArm,
 } from './transfer/int8.js';
+import { type Fp32Module, fp32Model, loadFp32, taskBFloatTflite } from './transfer/fp32-link.js';
 import { type TransferReport, writeReport } from './transfer/report.js';
 import type { ArmId, ArmResult } from './transfer/types.js';
 
@@ -55,36 +56,7 @@ const QUICK: TaskOptions = { train: 300, test: 300 };
 const taskOptions = (quick: boolean): TaskOptions => (quick ? QUICK : {});
 const loadTask = (id: TaskId, quick: boolean): TransferTask => (id === 'A' ? loadTaskA(taskOptions(quick)) : loadTaskB(taskOptions(quick)));
 
-// ---- task B's pretrained float model --------------------------------------------------
-// TODO(lead, fp32 branch): the MNIST CNN pretrained in fp32 with tfjs
-// (bench/transfer/pretrain.ts, its float .tflite bytes). Until it is
-// merged: a seeded random float CNN (int8.ts temporaryFloatDigitsCnn), so
-// task B's accuracy before adaptation is at chance and its figures are
-// not the benchmark's.
-async function taskBFloatTflite(): Promise<{ bytes: Uint8Array; source: string; temporary: boolean }> {
-  return { bytes: writeTflite(temporaryFloatDigitsCnn()), source: 'TEMPORARY seeded random float CNN (not pretrained)', temporary: true };
-}
-
-// ---- the fp32 arms (tfjs, bench/transfer/fp32.ts on the fp32 branch) ----------------------
-// The names the fp32 branch exports (the lead wires them here): the module
-// is imported at run time so this file builds without it; a missing module
-// makes the arms missing, with the reason.
-interface Fp32Module {
-  runFp32Arm(task: TransferTask, floatModel: unknown, o: { arm: 'v' | 'vi'; every?: number; log?: (s: string) => void }): Promise<ArmResult>;
-  fp32ProtocolHash(task: TransferTask, arm: 'v' | 'vi'): string;
-}
-
-async function loadFp32(): Promise<Fp32Module | string> {
-  const path = join(repoRoot, 'bench', 'transfer', 'fp32.ts');
-  if (!existsSync(path)) return 'bench/transfer/fp32.ts (the tfjs arms) is not in this tree yet';
-  return (await import(pathToFileURL(path).href)) as Fp32Module;
-}
-
-// The float model the fp32 arms start from: task A's person_detect, task B's
-// pretrained CNN. TODO(lead): as the fp32 branch defines it.
-function fp32Model(task: TaskId, floatTflite: Uint8Array): unknown {
-  return task === 'A' ? join(repoRoot, 'models', 'person_detect.tflite') : floatTflite;
-}
+// ---- the fp32 arms (bench/transfer/fp32-link.ts) ----------------------------------------
 
 async function runFp32(fp32: Fp32Module, job: Job): Promise<ArmResult> {
   const task = loadTask(job.task, job.quick);
@@ -167,7 +139,8 @@ async function main(args: string[]): Promise<void> {
   const t0 = Date.now();
   const secs = () => Math.round((Date.now() - t0) / 1000);
   const log = (s: string) => console.log(`[${secs()} s] ${s}`);
-  const quick = args.includes('--quick'), rerunFp32 = args.includes('--rerun-fp32'), tune = args.includes('--tune');
+  const quick = args.includes('--quick'), rerunFp32 = args.includes('--rerun-fp32');
+  const tuneOnly = args.includes('--tune-only'), tune = tuneOnly || args.includes('--tune');
   const tasks = (option(args, 'tasks') ?? 'A,B').split(',') as TaskId[];
   const arms = (option(args, 'arms') ?? ARMS.join(',')).split(',') as ArmId[];
   const width = Number(option(args, 'jobs') ?? 2);

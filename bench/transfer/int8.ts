@@ -11,7 +11,8 @@
 // cheapest level that fits the arena). Inputs: a byte image b is the real
 // value b / 255, quantised with the model input's scale and zero point
 // (person_detect: b - 128).
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SchemeFitter } from '../../src/compiler/train/budget.js';
 import type { HeadOption } from '../../src/compiler/train/head.js';
@@ -22,7 +23,8 @@ import type { Optimizer } from '../../src/compiler/train/train-graph.js';
 import type { CalibrationSample } from '../../src/compiler/quantize/calibrate.js';
 import type { Graph, GraphTensor } from '../../src/core/graph.js';
 import { type Plan, encodePlan } from '../../src/core/plan-format.js';
-import { PlanRuntime } from '../../src/core/plan-runtime.js';
+import { PlanRuntime, seededSample } from '../../src/core/plan-runtime.js';
+import { crc32Hex } from '../../src/core/crc32.js';
 import { type HoldoutSample, holdoutAccuracy } from '../../src/core/rollback.js';
 import { Xorshift32, shuffledIndices } from '../../src/core/rng.js';
 import { NodeDispatch, repoRoot } from '../../src/node/addon.js';
@@ -188,6 +190,35 @@ export async function stepInstructionsM4(p: ArmPlan, sample: HoldoutSample): Pro
   return { instructions: m.instructions, target: m.target, reason: m.reason };
 }
 
+// Bit-identity spot check on the XS engine (the device's JavaScript engine,
+// xsmc glue to the same C): `steps` training steps of the plan on
+// seededSample(plan, i, seed) run by the XS host (src/xs/main.ts plan) and
+// here on the Node addon must end with the same trained-region CRC, the same
+// per-step metrics and the same inference output. null when the XS host is
+// not built (npm run build:xs && npm run build:ts; scripts/setup.sh does).
+export function xsSpotCheck(p: ArmPlan, steps = 3, seed = 5): { identical: boolean | null; detail: string } {
+  const xs = join(repoRoot, 'out', 'xs', 'xst-xs'), main = join(repoRoot, 'out', 'ts', 'xs', 'main.js');
+  if (!existsSync(xs) || !existsSync(main)) return { identical: null, detail: 'XS host not built (npm run build:xs && npm run build:ts)' };
+  const dir = join(repoRoot, 'out', 'transfer');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `xs-check-${process.pid}-${p.arm}.xstp`);
+  writeFileSync(file, p.blob);
+  const r = spawnSync(xs, [main, 'plan', file, String(steps), String(seed)], { encoding: 'utf8', timeout: 300_000 });
+  rmSync(file, { force: true });
+  const line = r.stdout?.split('\n').find((l) => l.startsWith('{'));
+  if (r.status !== 0 || !line) return { identical: false, detail: `the XS host failed: ${r.status} ${r.stderr ?? ''}`.trim() };
+  const rt = loadRuntime(p);
+  const metrics: (number | null)[] = [];
+  for (let i = 0; i < steps; i++) {
+    const x = seededSample(p.plan, i, seed);
+    metrics.push(rt.step(x.input, x.label));
+  }
+  const node = { crc: crc32Hex(rt.regionBytes()), metrics, output: Array.from(rt.infer(seededSample(p.plan, 0, seed).input)), target: 'xs' };
+  const got = JSON.stringify(JSON.parse(line));
+  const identical = got === JSON.stringify(node);
+  return { identical, detail: identical ? `${steps} steps: trained regions CRC ${node.crc}, metrics and inference output identical on XS and Node` : `XS ${got} vs Node ${JSON.stringify(node)}` };
+}
+
 // ---- one arm -----------------------------------------------------------------------
 
 export interface RunOptions {
@@ -195,6 +226,7 @@ export interface RunOptions {
   scheme?: SparseUpdateScheme; // default: arm i's board scheme (arms i-iii), the classifier (iv)
   every?: number; // evaluation interval in samples (EVAL_EVERY)
   m4?: boolean; // count the instructions of a step on Cortex-M4F (default true)
+  xs?: boolean; // spot-check bit identity on the XS engine (default true)
   log?: (s: string) => void;
 }
 
@@ -217,6 +249,7 @@ export async function runXstrainArm(task: TransferTask, model: XstrainModel, arm
     }
   }
   const m4 = o.m4 === false ? null : await stepInstructionsM4(p, train[0]!);
+  const xs = o.xs === false ? null : xsSpotCheck(p);
   const spec = ARM_SPECS[arm];
   return {
     arm, label: spec.label, engine: 'xstrain',
@@ -233,6 +266,7 @@ export async function runXstrainArm(task: TransferTask, model: XstrainModel, arm
       scheme: JSON.stringify(p.scheme), schemeOrigin: p.schemeOrigin, memoryLevel: p.memoryLevel, board: BOARD,
       model: model.source, batch: 1, engine: 'plan runtime on the C kernels (Node addon)',
       ...(m4 ? { m4Target: m4.target, ...(m4.reason ? { m4Missing: m4.reason } : {}) } : {}),
+      ...(xs ? { xsBitIdentical: xs.identical ?? 'not checked', xsCheck: xs.detail } : {}),
     },
   };
 }
@@ -264,7 +298,7 @@ export function tuneArm(task: TransferTask, model: XstrainModel, arm: XstrainArm
 // ---- TEMPORARY: a float CNN for task B until bench/transfer/pretrain.ts ------------------
 // (the fp32 branch) provides the MNIST-pretrained one. Seeded random
 // weights, not pretrained: only for developing the task B arms.
-// 28x28x1 -> conv3x3/2 8 relu -> conv3x3/2 16 relu -> avgpool 7x7 -> FC 10 -> softmax
+// 28x28x1 -> conv3x3/2 8 relu -> conv3x3/2 16 relu -> FC 10 (on the 7x7x16 map) -> softmax
 export function temporaryFloatDigitsCnn(seed = 1): Graph {
   const rng = new Xorshift32(seed);
   const f32 = (values: ArrayLike<number>) => new Uint8Array(Float32Array.from(values).buffer);
@@ -275,19 +309,17 @@ export function temporaryFloatDigitsCnn(seed = 1): Graph {
     t('input', [1, 28, 28, 1]),
     t('conv1/w', [8, 3, 3, 1], f32(uniform(8 * 9, he(9)))), t('conv1/b', [8], f32(new Array(8).fill(0))), t('conv1', [1, 14, 14, 8]),
     t('conv2/w', [16, 3, 3, 8], f32(uniform(16 * 72, he(72)))), t('conv2/b', [16], f32(new Array(16).fill(0))), t('conv2', [1, 7, 7, 16]),
-    t('pool', [1, 1, 1, 16]),
-    t('fc/w', [10, 16], f32(uniform(160, he(16)))), t('fc/b', [10], f32(new Array(10).fill(0))), t('logits', [1, 10]),
+    t('fc/w', [10, 784], f32(uniform(7840, he(784)))), t('fc/b', [10], f32(new Array(10).fill(0))), t('logits', [1, 10]),
     t('probs', [1, 10]),
   ];
   const conv = { padding: 'same' as const, strideH: 2, strideW: 2, dilationH: 1, dilationW: 1, activation: 'relu' as const };
   return {
-    name: 'temporary-digits-cnn', tensors, inputs: [0], outputs: [11],
+    name: 'temporary-digits-cnn', tensors, inputs: [0], outputs: [10],
     ops: [
       { kind: 'conv2d', index: 0, inputs: [0, 1, 2], outputs: [3], ...conv },
       { kind: 'conv2d', index: 1, inputs: [3, 4, 5], outputs: [6], ...conv },
-      { kind: 'average_pool2d', index: 2, inputs: [6], outputs: [7], padding: 'valid', strideH: 1, strideW: 1, filterH: 7, filterW: 7, activation: 'none' },
-      { kind: 'fully_connected', index: 3, inputs: [7, 8, 9], outputs: [10], activation: 'none', keepNumDims: false },
-      { kind: 'softmax', index: 4, inputs: [10], outputs: [11], beta: 1 },
+      { kind: 'fully_connected', index: 2, inputs: [6, 7, 8], outputs: [9], activation: 'none', keepNumDims: false },
+      { kind: 'softmax', index: 3, inputs: [9], outputs: [10], beta: 1 },
     ],
   };
 }
