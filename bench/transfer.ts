@@ -91,7 +91,7 @@ async function runJob(job: Job): Promise<JobResult> {
   }
   const task = loadTask(job.task, job.quick), model = xstrainModel(job);
   const arm = job.arm as XstrainArm;
-  if (job.tune) return { kind: 'tune', ...tuneArm(task, model, arm, LR_GRID[arm], job.quick ? { steps: 150, eval: 150 } : {}) };
+  if (job.tune) return { kind: 'tune', ...tuneArm(task, model, arm, LR_GRID[arm]) };
   return { kind: 'arm', result: await runXstrainArm(task, model, arm, { every: job.quick ? 100 : EVAL_EVERY, log }) };
 }
 
@@ -158,7 +158,7 @@ async function main(args: string[]): Promise<void> {
   const tuning: Record<string, unknown> = {};
   if (tune) {
     const jobs = tasks.flatMap((task) => XSTRAIN_ARMS.filter((a) => arms.includes(a)).map((arm): Job => ({ task, arm, tune: true, quick, floatModel })));
-    log(`tuning ${jobs.length} xstrain arms: ${TUNE.steps} training images of the stream, scored on its last ${TUNE.eval}`);
+    log(`tuning ${jobs.length} xstrain arms: the first ${100 * TUNE.trainShare}% of the stream trained, its last images scored`);
     await pool(jobs, width, (job, r) => {
       if (r instanceof Error) throw r;
       if (r.kind !== 'tune') throw new Error('tuning job returned an arm');
@@ -167,6 +167,11 @@ async function main(args: string[]): Promise<void> {
       log(`tuned task ${job.task} arm ${job.arm}: lr 2^${Math.log2(r.best)} (${r.rows.map((x) => `2^${Math.log2(x.lr)} ${(100 * x.accuracy).toFixed(1)}%`).join(', ')})`);
     });
     if (tasks.some((t) => XSTRAIN_ARMS.some((a) => lr[t][a] !== LR[t][a]))) log('tuned learning rates differ from the constants in bench/transfer/int8.ts LR: update them to fix the protocol');
+    if (tuneOnly) {
+      writeFileSync(join(outDir, 'transfer-tuning.json'), `${JSON.stringify({ when: new Date().toISOString(), tasks, tune: TUNE, tuning }, null, 1)}\n`);
+      log(`wrote ${join(outDir, 'transfer-tuning.json').slice(repoRoot.length + 1)}`);
+      return;
+    }
   }
 
   // The arms: task A's (v) from the cache unless --rerun-fp32.

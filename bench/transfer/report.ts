@@ -74,6 +74,8 @@ function taskMarkdown(id: 'A' | 'B', t: TaskReport, svg: string): string {
       `${r.stepInstructionsM4 === null ? '–' : `${(r.stepInstructionsM4 / 1e6).toFixed(1)} M`} | ${r.hostMsPerStep.toFixed(2)} | ${lr}; ${scheme.replace(/\|/g, '\\|')} |`;
   });
   const g = goals(t).map((x) => `- ${x.met === null ? '–' : x.met ? 'met' : '**not met**'}: ${x.goal}: ${x.detail}`);
+  const xs = ARMS.filter((k) => t.arms[k]?.engine === 'xstrain').map((k) => `(${k}) ${String(t.arms[k]!.settings.xsBitIdentical ?? 'not checked')}`);
+  const load = ARMS.filter((k) => t.arms[k]?.engine === 'xstrain').map((k) => `(${k}) ${String(t.arms[k]!.settings.hostLoadAverage1m ?? '?')}`);
   const curves = ARMS.filter((k) => t.arms[k]).map((k) => `(${k}) ${t.arms[k]!.curve.map((p) => `${p.samples}: ${pct(p.accuracy)}`).join(', ')}`);
   return [
     `## Task ${id}: ${t.title}`, '',
@@ -81,6 +83,8 @@ function taskMarkdown(id: 'A' | 'B', t: TaskReport, svg: string): string {
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows, '',
     'Goals of arm (i):', '', ...g, '',
+    `xstrain plans bit-identical on the XS engine and the Node addon (3 training steps, trained-region CRC, metrics, inference output): ${xs.join(', ') || '–'}. ` +
+    `Host load average (1 min) when each xstrain arm ended: ${load.join(', ') || '–'} (this machine has 2 cores; ms per step grow with load).`, '',
     `![task ${id} learning curves](${svg})`, '',
     '<details><summary>curves (test accuracy after n samples)</summary>', '', ...curves.map((c) => `- ${c}`), '', '</details>', '',
   ].join('\n');
@@ -105,7 +109,7 @@ export async function writeReport(r: TransferReport, dir: string): Promise<strin
     `within the ${String(p.boardArenaBytes)} B arena of boards/moddable_two.json; peak training memory is the plan's arena for them ` +
     '(frozen weights stay in flash), instructions per step are one training step on Cortex-M4F under QEMU (-icount, deterministic). ' +
     'Host ms per step is the wall time of the training steps only (no evaluation), on this machine.', '',
-    `Learning rates (weights and biases): ${JSON.stringify(p.lr)}${p.tunedNow ? ' (tuned in this run, on training data only)' : ' (the protocol\'s constants, tuned with --tune on training data only)'}.`, '',
+    `Learning rates (weights and biases): ${JSON.stringify(p.lr)}${p.tunedNow ? ' (tuned in this run, on training data only)' : ' (the protocol\'s constants in bench/transfer/int8.ts, tuned with --tune-only on training data only)'}.`, '',
     ...sections,
     `Run time: ${String((r.seconds as { total?: number }).total ?? '?')} s.`, '',
   ].join('\n');
