@@ -15,6 +15,7 @@
 //   tsx bench/transfer.ts --tune-only   only that (prints the rates to put in int8.ts LR)
 //   tsx bench/transfer.ts --quick       a smoke run (300 samples, 300 test images) into out/transfer-quick/
 //   --arms i,ii,...  --tasks A,B        a subset
+//   tsx bench/transfer.ts --report-only rewrites transfer.md and the SVGs from transfer.json
 //
 // Task A's arm (v) takes hours on this machine, so it is read from
 // bench/results/transfer-fp32-A.json ({protocolHash, protocol, result})
@@ -146,6 +147,11 @@ async function main(args: string[]): Promise<void> {
   const width = Number(option(args, 'jobs') ?? 2);
   const outDir = quick ? join(repoRoot, 'out', 'transfer-quick') : join(repoRoot, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
+  if (args.includes('--report-only')) {
+    const written = await writeReport(JSON.parse(readFileSync(join(outDir, 'transfer.json'), 'utf8')) as TransferReport, outDir);
+    log(`wrote ${written.map((f) => f.slice(repoRoot.length + 1)).join(', ')}`);
+    return;
+  }
   mkdirSync(join(repoRoot, 'out', 'transfer'), { recursive: true });
 
   const floatB = await taskBFloatTflite();
