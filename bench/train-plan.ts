@@ -69,8 +69,13 @@ export async function measureTrainingStep(model: Graph, o: CompileOptions & Lowe
   } catch (e) {
     return { instructions: null, reason: (e as Error).message, target, arenaBytes: null };
   }
-  const { plan, blob } = compiled;
-  const trace = recordPlanTrace(blob, [seededSample(plan, 0, 7)]);
+  return measurePlanStep(compiled.plan, compiled.blob, seededSample(compiled.plan, 0, 7), target, image);
+}
+
+// The same count for a compiled plan and a given sample (bench/transfer).
+export async function measurePlanStep(plan: Plan, blob: Uint8Array, sample: { input: Int8Array; label: number },
+  target: BaremetalTarget = 'cortex-m4', image?: string): Promise<StepMeasurement> {
+  const trace = recordPlanTrace(blob, [sample]);
   const r = await runTrace(target, trace, { timeoutMs: 30 * 60_000, ...(image ? { image } : {}) });
   const step = r.parsed.steps.find((s) => s.which === 0);
   if (r.exitCode !== 0 || !step) {

@@ -1,0 +1,82 @@
+// npm run bench:transfer reduced (bench/transfer.ts): the first 300
+// samples of each task's stream, 300 test images; every arm must learn
+// above chance. 10 classes: chance is 10%, and with 300 test images a
+// classifier at chance scores above 17% with probability below 1e-4
+// (binomial, sd 1.7 points: 4 sd), so an arm passes when its final
+// accuracy is above 17% and above its accuracy before adaptation.
+// Also: arms (i)-(iii) train the same board scheme within the board's
+// arena, arm (iv) the classifier only, and the curve is the one asked for;
+// task A's arm (i) plan trains bit-identically on the XS engine.
+// The fp32 arms (v), (vi) run through bench/transfer/fp32-link.ts when the
+// fp32 branch's module is there (task A's arm (v) is left to the benchmark:
+// full fine-tuning of person_detect in tfjs takes seconds per step).
+import { describe, expect, it } from 'vitest';
+import { type TransferTask, loadTaskA, loadTaskB } from '../bench/transfer/data.js';
+import { loadFp32, fp32Model, taskBFloatTflite } from '../bench/transfer/fp32-link.js';
+import {
+  LR, XSTRAIN_ARMS, type XstrainArm, type XstrainModel, boardArenaBytes, boardScheme, compileArm, runXstrainArm, taskAModel, taskBModel, xsSpotCheck,
+} from '../bench/transfer/int8.js';
+import type { ArmResult } from '../bench/transfer/types.js';
+
+const floatB = (await taskBFloatTflite()).bytes;
+const N = 300;
+const ABOVE_CHANCE = 0.17;
+
+function expectLearns(r: ArmResult, samples: number): void {
+  expect(r.samples).toBe(samples);
+  expect(r.curve.map((p) => p.samples)).toEqual([0, 150, 300]);
+  expect(r.accuracyBefore).toBe(r.curve[0]!.accuracy);
+  expect(r.finalAccuracy).toBe(r.curve.at(-1)!.accuracy);
+  expect(r.finalAccuracy).toBeGreaterThan(ABOVE_CHANCE);
+  expect(r.finalAccuracy).toBeGreaterThan(r.accuracyBefore);
+  expect(r.hostMsPerStep).toBeGreaterThan(0);
+}
+
+function xstrainArms(name: string, load: () => { task: TransferTask; model: XstrainModel }): void {
+  describe(name, () => {
+    let cached: { task: TransferTask; model: XstrainModel } | null = null;
+    const get = () => (cached ??= load());
+    for (const arm of XSTRAIN_ARMS) {
+      it(`arm (${arm}) learns above chance in ${N} samples`, async () => {
+        const { task, model } = get();
+        const r = await runXstrainArm(task, model, arm as XstrainArm, { every: 150, m4: false, xs: false });
+        expectLearns(r, N);
+        expect(r.engine).toBe('xstrain');
+        expect(r.peakTrainingBytes).toBeLessThanOrEqual(boardArenaBytes());
+        expect(r.settings.lr).toBe(LR[task.id][arm]);
+        const scheme = JSON.parse(String(r.settings.scheme)) as unknown;
+        if (arm === 'iv') expect(scheme).toEqual({ biasLayers: 0, weights: [] });
+        else expect(scheme).toEqual(boardScheme(model));
+      }, 120_000);
+    }
+  });
+}
+
+it('task A arm (i)\'s plan trains bit-identically on the XS engine and on Node (3 steps)', () => {
+  const r = xsSpotCheck(compileArm(taskAModel(), 'i', LR.A.i));
+  expect(r.identical, r.detail).toBe(true);
+}, 120_000);
+
+xstrainArms('task A: person_detect, new 10-class head, Fashion-MNIST 96x96 (xstrain arms)', () => ({
+  task: loadTaskA({ train: N, test: N }), model: taskAModel(),
+}));
+
+xstrainArms('task B: the MNIST CNN through the float path, sklearn digits 28x28 (xstrain arms)', () => {
+  const task = loadTaskB({ train: N, test: N });
+  return { task, model: taskBModel(floatB) };
+});
+
+// The fp32 arms, when bench/transfer/fp32.ts is in the tree.
+const fp32 = await loadFp32();
+describe.skipIf(typeof fp32 === 'string')(`the fp32 arms (tfjs)${typeof fp32 === 'string' ? `: skipped, ${fp32}` : ''}`, () => {
+  const cases: ['A' | 'B', 'v' | 'vi'][] = [['A', 'vi'], ['B', 'v'], ['B', 'vi']];
+  for (const [id, arm] of cases) {
+    it(`task ${id} arm (${arm}) learns above chance in ${N} samples`, async () => {
+      if (typeof fp32 === 'string') throw new Error(fp32);
+      const task = id === 'A' ? loadTaskA({ train: N, test: N }) : loadTaskB({ train: N, test: N });
+      const r = await fp32.runFp32Arm(task, fp32Model(id, floatB), { arm, every: 150 });
+      expectLearns(r, N);
+      expect(r.engine).toBe('tfjs');
+    }, 600_000);
+  }
+});
