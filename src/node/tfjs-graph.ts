@@ -42,6 +42,69 @@ function registerGradients(): void {
   req(file);
 }
 
+export const tfjsVersion = (): string =>
+  (createRequire(import.meta.url)('@tensorflow/tfjs-core/package.json') as { version: string }).version;
+
+// tfjs-backend-cpu's Conv2DBackpropFilter reads every element through
+// TensorBuffer.get (about 1 s for the 3x3 filter gradient of a 32x7x7x16 ->
+// 32x4x4x32 conv, over 90% of a training step of task B's MNIST CNN at batch
+// 32). The same sums over typed arrays, for the MNIST pre-training only (not
+// for the benchmark's arms, which measure tfjs as it is):
+// withFastConvFilterGradient(fn) registers it for the CPU backend while fn
+// runs and puts tfjs's own kernel back after. NHWC, dilation 1.
+type KernelArgs = { inputs: Record<string, tf.TensorInfo>; backend: unknown; attrs: Record<string, unknown> };
+interface CpuBackend {
+  data: { get(id: unknown): { values: Float32Array } };
+  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo;
+}
+
+export function conv2dFilterGradient(args: KernelArgs): tf.TensorInfo {
+  const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const backend = args.backend as CpuBackend;
+  const a = args.attrs as { strides: number | [number, number]; pad: 'same' | 'valid' | number; dataFormat: 'NHWC' | 'NCHW'; dimRoundingMode?: 'floor' | 'round' | 'ceil'; filterShape: [number, number, number, number] };
+  if (a.dataFormat !== 'NHWC') throw new Error('conv2dFilterGradient: NHWC only');
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: O, filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  const top = info.padInfo.top, left = info.padInfo.left;
+  const xv = backend.data.get(x.dataId).values, dyv = backend.data.get(dy.dataId).values;
+  const dw = new Float32Array(KH * KW * C * O); // [kh][kw][c][o]
+  for (let b = 0; b < N; b++)
+    for (let yr = 0; yr < OH; yr++)
+      for (let yc = 0; yc < OW; yc++) {
+        const d = ((b * OH + yr) * OW + yc) * O;
+        for (let kr = 0; kr < KH; kr++) {
+          const xr = yr * sh - top + kr;
+          if (xr < 0 || xr >= H) continue;
+          for (let kc = 0; kc < KW; kc++) {
+            const xc = yc * sw - left + kc;
+            if (xc < 0 || xc >= W) continue;
+            const xi = ((b * H + xr) * W + xc) * C, wi = (kr * KW + kc) * C * O;
+            for (let c = 0; c < C; c++) {
+              const xval = xv[xi + c]!;
+              if (xval === 0) continue;
+              const w0 = wi + c * O;
+              for (let o = 0; o < O; o++) dw[w0 + o]! += xval * dyv[d + o]!;
+            }
+          }
+        }
+      }
+  return backend.makeTensorInfo(a.filterShape, 'float32', dw);
+}
+
+export async function withFastConvFilterGradient<T>(fn: () => Promise<T>): Promise<T> {
+  await tfjsReady();
+  const stock = tf.getKernel('Conv2DBackpropFilter', 'cpu');
+  if (!stock) throw new Error('tfjs: no cpu Conv2DBackpropFilter kernel to replace');
+  tf.unregisterKernel('Conv2DBackpropFilter', 'cpu');
+  tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'cpu', kernelFunc: conv2dFilterGradient as unknown as tf.KernelFunc });
+  try {
+    return await fn();
+  } finally {
+    tf.unregisterKernel('Conv2DBackpropFilter', 'cpu');
+    tf.registerKernel(stock);
+  }
+}
+
 // The backend once per process ('cpu': deterministic, single-threaded JS).
 let backendReady: Promise<void> | null = null;
 export function tfjsReady(): Promise<void> {
@@ -162,10 +225,17 @@ export function graphToTfjs(g: Graph, o: GraphToTfjsOptions = {}): TfjsGraph {
           y = tf.reshape(y, shapeOf(op.outputs[0]!));
           break;
         }
-        case 'average_pool2d':
-          // TFLite and tfjs both average over the valid taps only (SAME).
-          y = activate(tf.avgPool(x0 as tf.Tensor4D, [op.filterH, op.filterW], [op.strideH, op.strideW], op.padding), op.activation);
+        case 'average_pool2d': {
+          // TFLite and tfjs both average over the valid taps only (SAME). A
+          // pool over the whole map (VALID) is a mean over H and W: the same
+          // sums, and tfjs-backend-cpu's AvgPoolGrad is much slower than
+          // the mean's gradient.
+          const [, H, W] = x0.shape as [number, number, number, number];
+          const global = op.padding === 'valid' && op.filterH === H && op.filterW === W;
+          const pooled = global ? tf.mean(x0, [1, 2], true) : tf.avgPool(x0 as tf.Tensor4D, [op.filterH, op.filterW], [op.strideH, op.strideW], op.padding);
+          y = activate(pooled, op.activation);
           break;
+        }
         case 'mean': {
           const r = g.tensors[op.inputs[0]!]!.shape.length;
           const axes = Array.from(constantValues(g.tensors[op.inputs[1]!]!), (a) => (a < 0 ? a + r : a));
