@@ -9,8 +9,7 @@
 // Node: tfjs, files.
 
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Graph } from '../../src/core/graph.js';
@@ -18,8 +17,10 @@ import { dequantizeGraph } from '../../src/compiler/quantize/dequantize.js';
 import { importTflite } from '../../src/compiler/tflite/import.js';
 import { prepareHead } from '../../src/compiler/train/head.js';
 import { repoRoot } from '../../src/node/addon.js';
-import { graphToTfjs, type TfjsGraph, tfjsReady } from '../../src/node/tfjs-graph.js';
-import { imageOf, TASK_A, TASK_B, type TransferTask, TRANSFER_HEAD_SEED } from './data.js';
+import { graphToTfjs, type TfjsGraph, tfjsReady, tfjsVersion } from '../../src/node/tfjs-graph.js';
+export { tfjsVersion };
+import { imageOf, loadTaskA, loadTaskB, TASK_A, TASK_B, type TransferTask, TRANSFER_HEAD_SEED } from './data.js';
+import { pretrainedMnistCnn, type Pretrained } from './pretrain.js';
 import type { ArmResult, CurvePoint } from './types.js';
 
 export type Fp32Arm = 'v' | 'vi';
@@ -39,9 +40,6 @@ export const FP32_LR = {
 
 // Bumped when the arms' protocol changes in a way the cache must see.
 export const FP32_PROTOCOL_VERSION = 1;
-
-export const tfjsVersion = (): string =>
-  (createRequire(import.meta.url)('@tensorflow/tfjs-core/package.json') as { version: string }).version;
 
 export const sha256 = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex');
 
@@ -258,3 +256,65 @@ export function fp32Protocol(task: 'A' | 'B', arm: Fp32Arm, modelSha256: string,
 }
 
 export const fp32ProtocolHash = (p: Fp32Protocol): string => sha256(JSON.stringify(p));
+
+// ---- For the benchmark driver ----
+
+// The slow arm (task A, full fine-tune) is computed once by run-fp32.ts and
+// read back from this file while its protocol hash matches.
+export const FP32_A_V_FILE = join(repoRoot, 'bench', 'results', 'transfer-fp32-A.json');
+
+export interface CachedFp32Arm {
+  file: string;
+  protocolHash: string; // as stored
+  expectedHash: string; // of the current protocol
+  matches: boolean;
+  complete: boolean; // false: a run still going (or interrupted); result.curve is what it has so far
+  result: ArmResult;
+}
+
+export function readCachedFp32ArmAv(file = FP32_A_V_FILE): CachedFp32Arm | null {
+  if (!existsSync(file)) return null;
+  const d = JSON.parse(readFileSync(file, 'utf8')) as { protocolHash: string; complete?: boolean; result: ArmResult };
+  const expectedHash = fp32ProtocolHash(fp32Protocol('A', 'v', taskAModel().modelSha256));
+  return { file, protocolHash: d.protocolHash, expectedHash, matches: d.protocolHash === expectedHash, complete: d.complete === true, result: d.result };
+}
+
+export interface Fp32Run {
+  result: ArmResult;
+  protocol: Fp32Protocol;
+  protocolHash: string;
+}
+
+// One arm end to end: the task's data (or the one given, e.g. shortened),
+// its starting model (task A: person_detect + new head; task B: the cached
+// MNIST pre-training, run first if absent), the protocol's learning rate.
+export async function runFp32ArmFor(taskId: 'A' | 'B', arm: Fp32Arm, o: { task?: TransferTask; lr?: number; log?: (l: string) => void; onProgress?: Fp32ArmOptions['onProgress'] } = {}): Promise<Fp32Run> {
+  const task = o.task ?? (taskId === 'A' ? loadTaskA() : loadTaskB());
+  const lr = o.lr ?? FP32_LR[taskId][arm];
+  const model = taskId === 'A' ? taskAModel() : await pretrainedMnistCnn({ log: o.log });
+  const inputReal = taskId === 'A' ? (model as ReturnType<typeof taskAModel>).inputReal : taskBInputReal;
+  const protocol = fp32Protocol(taskId, arm, model.modelSha256, lr);
+  const result = await runFp32Arm(task, model.graph, { arm, lr, inputReal, log: o.log, onProgress: o.onProgress });
+  if (taskId === 'B') result.settings.pretrainedMnistTestAccuracy = (model as Pretrained).mnistTestAccuracy;
+  return { result, protocol, protocolHash: fp32ProtocolHash(protocol) };
+}
+
+// Task B's learning rates were chosen with this grid, on the training stream
+// only: train on its first 700 images in order, score on its last 300; the
+// test set is never read.
+export async function taskBLrGrid(arm: Fp32Arm, lrs: number[], log: (l: string) => void = () => {}): Promise<{ lr: number; heldOutAccuracy: number; before: number }[]> {
+  const b = loadTaskB();
+  const part = (from: number, to: number) => {
+    const n = b.train.side * b.train.side;
+    return { side: b.train.side, count: to - from, images: b.train.images.subarray(from * n, to * n), labels: b.train.labels.subarray(from, to) };
+  };
+  const task: TransferTask = { ...b, train: part(0, 700), test: part(700, b.train.count) };
+  const model = await pretrainedMnistCnn({ log });
+  const out: { lr: number; heldOutAccuracy: number; before: number }[] = [];
+  for (const lr of lrs) {
+    const r = await runFp32Arm(task, model.graph, { arm, lr, evalEvery: 700, inputReal: taskBInputReal });
+    out.push({ lr, heldOutAccuracy: r.finalAccuracy, before: r.accuracyBefore });
+    log(`task B arm ${arm} lr ${lr}: held-out training images ${(r.accuracyBefore * 100).toFixed(1)}% -> ${(r.finalAccuracy * 100).toFixed(1)}%`);
+  }
+  return out;
+}

@@ -18,6 +18,15 @@ function option(name: string): string | undefined {
   return i < 0 ? undefined : process.argv[i + 1];
 }
 
+if (option('grid')) {
+  // npx tsx bench/transfer/run-fp32.ts --grid v|vi [--lrs 1e-4,3e-4,1e-3]: task B's learning-rate grid (training data only).
+  const { taskBLrGrid } = await import('./fp32.js');
+  const a = option('grid') as Fp32Arm;
+  const lrs = (option('lrs') ?? (a === 'v' ? '1e-4,3e-4,1e-3,3e-3' : '1e-3,3e-3,1e-2,3e-2')).split(',').map(Number);
+  console.log(JSON.stringify(await taskBLrGrid(a, lrs, console.log)));
+  process.exit(0);
+}
+
 const task = (option('task') ?? 'A') as 'A' | 'B';
 const arm = (option('arm') ?? 'v') as Fp32Arm;
 if (!['A', 'B'].includes(task) || !['v', 'vi'].includes(arm)) throw new Error('usage: --task A|B --arm v|vi');
