@@ -56,6 +56,7 @@ function resized(set: ImageSet, indices: ArrayLike<number>, from: number, side: 
 
 export const TASK_A = { train: 2000, test: 2000, side: 96, seed: 20261123 } as const;
 export const TASK_B = { train: 1000, test: 797, side: 28, seed: 20261123 } as const;
+export const TRANSFER_HEAD_SEED = 1; // prepareHead's seed for task A's new 10-class head (every arm, int8 and fp32)
 
 export function loadTaskA(o: TaskOptions = {}): TransferTask {
   const seed = o.seed ?? TASK_A.seed;
