@@ -25,23 +25,22 @@
 // The arms run as jobs in a pool of child processes (--jobs, default 2: the
 // machine's two cores), each one task and arm; a child sends its ArmResult
 // back over the IPC channel.
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { repoRoot } from '../src/node/addon.js';
 import { TASK_A, TASK_B, type TaskOptions, type TransferTask, loadTaskA, loadTaskB } from './transfer/data.js';
 import {
-  ARM_SPECS, CALIBRATION, EVAL_EVERY, LR, LR_GRID, TUNE, XSTRAIN_ARMS, type XstrainArm, type XstrainModel,
+  ARM_SPECS, CALIBRATION, EVAL_EVERY, RATES, RATE_GRID, type Rate, TUNE, XSTRAIN_ARMS, rateText, type XstrainArm, type XstrainModel,
   boardArenaBytes, runXstrainArm, taskAModel, taskBModel, tuneArm,
 } from './transfer/int8.js';
-import { type Fp32Module, fp32Model, loadFp32, taskBFloatTflite } from './transfer/fp32-link.js';
+import { FP32_A_V_FILE, cachedTaskAv, runFp32, taskBFloatTflite } from './transfer/fp32-link.js';
 import { type TransferReport, writeReport } from './transfer/report.js';
 import type { ArmId, ArmResult } from './transfer/types.js';
 
 type TaskId = 'A' | 'B';
 const ARMS: readonly ArmId[] = ['i', 'ii', 'iii', 'iv', 'v', 'vi'];
-const FP32_CACHE = join(repoRoot, 'bench', 'results', 'transfer-fp32-A.json');
 
 interface Job {
   task: TaskId;
@@ -51,31 +50,13 @@ interface Job {
   floatModel: string; // task B's float32 .tflite, a file
 }
 
-type JobResult = { kind: 'arm'; result: ArmResult } | { kind: 'tune'; best: number; rows: { lr: number; accuracy: number }[] };
+type JobResult = { kind: 'arm'; result: ArmResult } | { kind: 'tune'; best: Rate; rows: { rate: Rate; accuracy: number }[] };
 
 const QUICK: TaskOptions = { train: 300, test: 300 };
 const taskOptions = (quick: boolean): TaskOptions => (quick ? QUICK : {});
 const loadTask = (id: TaskId, quick: boolean): TransferTask => (id === 'A' ? loadTaskA(taskOptions(quick)) : loadTaskB(taskOptions(quick)));
 
 // ---- the fp32 arms (bench/transfer/fp32-link.ts) ----------------------------------------
-
-async function runFp32(fp32: Fp32Module, job: Job): Promise<ArmResult> {
-  const task = loadTask(job.task, job.quick);
-  return fp32.runFp32Arm(task, fp32Model(job.task, new Uint8Array(readFileSync(job.floatModel))), {
-    arm: job.arm as 'v' | 'vi', every: job.quick ? 100 : EVAL_EVERY, log: (s) => console.log(`  ${s}`),
-  });
-}
-
-interface Fp32Cache { protocolHash: string; protocol: unknown; result: ArmResult }
-
-function readFp32Cache(hash: string): { result: ArmResult } | { missing: string } {
-  if (!existsSync(FP32_CACHE)) return { missing: `no cached run (${FP32_CACHE} does not exist): run with --rerun-fp32 (hours)` };
-  const c = JSON.parse(readFileSync(FP32_CACHE, 'utf8')) as Fp32Cache;
-  if (c.protocolHash !== hash) {
-    return { missing: `the cached run in bench/results/transfer-fp32-A.json is for protocol ${c.protocolHash}, this one is ${hash}: run with --rerun-fp32 (hours)` };
-  }
-  return { result: c.result };
-}
 
 // ---- a job, in a child process -----------------------------------------------------------
 
@@ -86,13 +67,11 @@ function xstrainModel(job: Job): XstrainModel {
 async function runJob(job: Job): Promise<JobResult> {
   const log = (s: string) => console.log(`  ${s}`);
   if (job.arm === 'v' || job.arm === 'vi') {
-    const fp32 = await loadFp32();
-    if (typeof fp32 === 'string') throw new Error(fp32);
-    return { kind: 'arm', result: await runFp32(fp32, job) };
+    return { kind: 'arm', result: await runFp32(job.task, job.arm, loadTask(job.task, job.quick), log) };
   }
   const task = loadTask(job.task, job.quick), model = xstrainModel(job);
   const arm = job.arm as XstrainArm;
-  if (job.tune) return { kind: 'tune', ...tuneArm(task, model, arm, LR_GRID[arm]) };
+  if (job.tune) return { kind: 'tune', ...tuneArm(task, model, arm, RATE_GRID[job.task][arm]) };
   return { kind: 'arm', result: await runXstrainArm(task, model, arm, { every: job.quick ? 100 : EVAL_EVERY, log }) };
 }
 
@@ -154,13 +133,13 @@ async function main(args: string[]): Promise<void> {
   }
   mkdirSync(join(repoRoot, 'out', 'transfer'), { recursive: true });
 
-  const floatB = await taskBFloatTflite();
+  const floatB = await taskBFloatTflite(log);
   const floatModel = join(repoRoot, 'out', 'transfer', 'mnist-cnn.tflite');
   writeFileSync(floatModel, floatB.bytes);
-  if (floatB.temporary) log(`task B: ${floatB.source}: its figures are not the benchmark's`);
+  log(`task B: ${floatB.source}`);
 
   // Learning rates: the protocol's constants, or tuned now (training data only).
-  const lr: Record<TaskId, Record<XstrainArm, number>> = { A: { ...LR.A }, B: { ...LR.B } };
+  const lr: Record<TaskId, Record<XstrainArm, Rate>> = { A: { ...RATES.A }, B: { ...RATES.B } };
   const tuning: Record<string, unknown> = {};
   if (tune) {
     const jobs = tasks.flatMap((task) => XSTRAIN_ARMS.filter((a) => arms.includes(a)).map((arm): Job => ({ task, arm, tune: true, quick, floatModel })));
@@ -169,10 +148,10 @@ async function main(args: string[]): Promise<void> {
       if (r instanceof Error) throw r;
       if (r.kind !== 'tune') throw new Error('tuning job returned an arm');
       lr[job.task][job.arm as XstrainArm] = r.best;
-      tuning[`${job.task}.${job.arm}`] = { best: r.best, bestLog2: Math.log2(r.best), rows: r.rows.map((x) => ({ lrLog2: Math.log2(x.lr), accuracy: x.accuracy })) };
-      log(`tuned task ${job.task} arm ${job.arm}: lr 2^${Math.log2(r.best)} (${r.rows.map((x) => `2^${Math.log2(x.lr)} ${(100 * x.accuracy).toFixed(1)}%`).join(', ')})`);
+      tuning[`${job.task}.${job.arm}`] = { best: rateText(r.best), rows: r.rows.map((x) => ({ lrLog2: Math.log2(x.rate.lr), backboneLog2: Math.log2(x.rate.backbone), accuracy: x.accuracy })) };
+      log(`tuned task ${job.task} arm ${job.arm}: ${rateText(r.best)} (${r.rows.map((x) => `${rateText(x.rate)}: ${(100 * x.accuracy).toFixed(1)}%`).join('; ')})`);
     });
-    if (tasks.some((t) => XSTRAIN_ARMS.some((a) => lr[t][a] !== LR[t][a]))) log('tuned learning rates differ from the constants in bench/transfer/int8.ts LR: update them to fix the protocol');
+    if (tasks.some((t) => XSTRAIN_ARMS.some((a) => rateText(lr[t][a]) !== rateText(RATES[t][a])))) log('tuned learning rates differ from the constants in bench/transfer/int8.ts RATES: update them to fix the protocol');
     if (tuneOnly) {
       writeFileSync(join(outDir, 'transfer-tuning.json'), `${JSON.stringify({ when: new Date().toISOString(), tasks, tune: TUNE, tuning }, null, 1)}\n`);
       log(`wrote ${join(outDir, 'transfer-tuning.json').slice(repoRoot.length + 1)}`);
@@ -181,24 +160,34 @@ async function main(args: string[]): Promise<void> {
   }
 
   // The arms: task A's (v) from the cache unless --rerun-fp32.
-  const fp32 = await loadFp32();
   const results: Record<TaskId, Partial<Record<ArmId, ArmResult>>> = { A: {}, B: {} };
   const missing: Record<TaskId, Partial<Record<ArmId, string>>> = { A: {}, B: {} };
   const jobs: Job[] = [];
   let cachedHash: string | null = null;
+  let fp32Rerun: Promise<number> | null = null;
   for (const task of tasks) {
     for (const arm of arms) {
-      const fp = arm === 'v' || arm === 'vi';
-      if (fp && typeof fp32 === 'string') {
-        missing[task][arm] = fp32;
+      if (task === 'A' && arm === 'v' && rerunFp32 && !quick) {
+        // run-fp32.ts writes the cache (protocol hash, progress after every
+        // evaluation); read back when it ends.
+        log('task A arm v: re-running it (bench/transfer/run-fp32.ts --force), beside the other arms');
+        fp32Rerun = new Promise((done) => {
+          const child = spawn(process.execPath, [...process.execArgv, join(repoRoot, 'bench', 'transfer', 'run-fp32.ts'), '--task', 'A', '--arm', 'v', '--force'],
+            { stdio: ['ignore', 'inherit', 'inherit'] });
+          child.on('exit', (code) => done(code ?? 1));
+        });
         continue;
       }
-      if (task === 'A' && arm === 'v' && !rerunFp32 && typeof fp32 !== 'string') {
-        cachedHash = fp32.fp32ProtocolHash(loadTask('A', quick), 'v');
-        const c = readFp32Cache(cachedHash);
+      if (task === 'A' && arm === 'v') {
+        if (quick) {
+          missing.A.v = 'not in --quick (the cached run is the full protocol; --rerun-fp32 runs it)';
+          continue;
+        }
+        const c = cachedTaskAv();
         if ('result' in c) {
           results.A.v = c.result;
-          log('task A arm v: from bench/results/transfer-fp32-A.json (protocol hash matches)');
+          cachedHash = c.cache.protocolHash;
+          log(`task A arm v: from bench/results/transfer-fp32-A.json (protocol hash matches${c.cache.complete ? '' : `; PARTIAL: ${String(c.result.settings.partial)}`})`);
         } else {
           missing.A.v = c.missing;
           log(`task A arm v: MISSING: ${c.missing}`);
@@ -226,24 +215,25 @@ async function main(args: string[]): Promise<void> {
     log(`${key} done: ${(100 * r.result.accuracyBefore).toFixed(1)}% -> ${(100 * r.result.finalAccuracy).toFixed(1)}%, ` +
       `${r.result.peakTrainingBytes} B, ${r.result.hostMsPerStep.toFixed(2)} ms/step` +
       `${r.result.stepInstructionsM4 !== null ? `, ${(r.result.stepInstructionsM4 / 1e6).toFixed(1)} M instructions/step on M4` : ''}`);
-    if (job.task === 'A' && job.arm === 'v' && !quick && typeof fp32 !== 'string') {
-      const hash = fp32.fp32ProtocolHash(loadTask('A', false), 'v');
-      writeFileSync(FP32_CACHE, `${JSON.stringify({ protocolHash: hash, protocol: { task: TASK_A, arm: 'v' }, result: r.result } satisfies Fp32Cache, null, 1)}\n`);
-      log(`task A arm v cached in bench/results/transfer-fp32-A.json (protocol ${hash})`);
-    }
   });
+  if (fp32Rerun) {
+    const code = await fp32Rerun;
+    const c = cachedTaskAv();
+    if (code === 0 && 'result' in c) [results.A.v, cachedHash] = [c.result, c.cache.protocolHash];
+    else missing.A.v = `the re-run of task A arm v failed (exit ${code})${'missing' in c ? `: ${c.missing}` : ''}`;
+  }
 
   const report: TransferReport = {
     protocol: {
       quick, taskA: quick ? { ...TASK_A, ...QUICK } : TASK_A, taskB: quick ? { ...TASK_B, ...QUICK } : TASK_B,
       evalEvery: quick ? 100 : EVAL_EVERY, board: 'moddable_two', boardArenaBytes: boardArenaBytes(), calibration: CALIBRATION,
-      taskBModel: floatB.source, lr: Object.fromEntries(Object.entries(lr).map(([t, m]) => [t, Object.fromEntries(Object.entries(m).map(([a, v]) => [a, `2^${Math.log2(v)}`]))])),
+      taskBModel: floatB.source, lr: Object.fromEntries(Object.entries(lr).map(([t, m]) => [t, Object.fromEntries(Object.entries(m).map(([a, v]) => [a, rateText(v)]))])),
       tunedNow: tune, ...(tune ? { tuning } : {}), armLabels: Object.fromEntries(XSTRAIN_ARMS.map((a) => [a, ARM_SPECS[a].label])),
       ...(cachedHash ? { fp32CacheHash: cachedHash } : {}),
     },
     tasks: {
       A: { title: 'person_detect, new 10-class head, Fashion-MNIST 96x96', arms: results.A, missing: missing.A },
-      B: { title: `MNIST CNN (fp32, quantised by xstrain) adapted to sklearn 8x8 digits at 28x28${floatB.temporary ? ' [TEMPORARY random CNN]' : ''}`, arms: results.B, missing: missing.B },
+      B: { title: `MNIST CNN (fp32, quantised by xstrain) adapted to sklearn 8x8 digits at 28x28`, arms: results.B, missing: missing.B },
     },
     seconds: { total: secs(), finishedAt: jobSeconds },
   };

@@ -1,48 +1,41 @@
-// Where the fp32 arms (tfjs, bench/transfer/fp32.ts and pretrain.ts on the
-// fp32 branch) plug into npm run bench:transfer and its test: the one place
-// that names their API. TODO(lead, when merging the fp32 branch): import
-// fp32.ts and pretrain.ts statically here, make fp32Model and
-// taskBFloatTflite return theirs, and drop the run-time import.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { writeTflite } from '../../src/compiler/tflite/write.js';
-import { repoRoot } from '../../src/node/addon.js';
+// Where the fp32 arms (tfjs: bench/transfer/fp32.ts, pretrain.ts) plug into
+// npm run bench:transfer and its test.
 import type { TransferTask } from './data.js';
-import { temporaryFloatDigitsCnn } from './int8.js';
+import { type CachedFp32Arm, readCachedFp32ArmAv, runFp32ArmFor } from './fp32.js';
+import { pretrainedMnistCnn } from './pretrain.js';
 import type { ArmResult } from './types.js';
 
-export interface Fp32RunOptions {
-  arm: 'v' | 'vi';
-  every?: number; // evaluation interval in samples
-  log?: (s: string) => void;
+export { FP32_A_V_FILE } from './fp32.js';
+
+// Task B's MNIST CNN pre-trained in fp32 with tfjs (cached under
+// out/transfer/ by its protocol hash), as the float32 .tflite the xstrain
+// arms take through the float path.
+export async function taskBFloatTflite(log?: (l: string) => void): Promise<{ bytes: Uint8Array; source: string }> {
+  const p = await pretrainedMnistCnn({ log });
+  return {
+    bytes: p.tflite,
+    source: `MNIST CNN pre-trained in fp32 with tfjs (bench/transfer/pretrain.ts: ${(100 * p.mnistTestAccuracy).toFixed(2)}% on MNIST test), ` +
+      `float .tflite sha256 ${p.modelSha256.slice(0, 16)}`,
+  };
 }
 
-// What bench/transfer/fp32.ts is expected to export.
-export interface Fp32Module {
-  runFp32Arm(task: TransferTask, floatModel: unknown, o: Fp32RunOptions): Promise<ArmResult>;
-  fp32ProtocolHash(task: TransferTask, arm: 'v' | 'vi'): string;
+// An fp32 arm on the task (its data, possibly shortened), at the protocol's
+// learning rate.
+export async function runFp32(taskId: 'A' | 'B', arm: 'v' | 'vi', task: TransferTask, log?: (l: string) => void): Promise<ArmResult> {
+  return (await runFp32ArmFor(taskId, arm, { task, log })).result;
 }
 
-// The module, or why it is not there. Imported at run time so that this
-// branch builds without it.
-export async function loadFp32(): Promise<Fp32Module | string> {
-  const path = join(repoRoot, 'bench', 'transfer', 'fp32.ts');
-  if (!existsSync(path)) return 'bench/transfer/fp32.ts (the tfjs arms) is not in this tree yet';
-  return (await import(pathToFileURL(path).href)) as Fp32Module;
-}
-
-// The float model an fp32 arm starts from: task A's person_detect (the
-// file; the fp32 branch dequantises it and puts the new head of seed
-// HEAD_SEED on it), task B's pretrained CNN (its float .tflite bytes).
-export function fp32Model(task: 'A' | 'B', taskBFloat: Uint8Array): unknown {
-  return task === 'A' ? join(repoRoot, 'models', 'person_detect.tflite') : taskBFloat;
-}
-
-// Task B's MNIST CNN pretrained in fp32 (pretrain.ts), as a float32
-// .tflite. Until the fp32 branch is merged: a seeded random float CNN
-// (int8.ts temporaryFloatDigitsCnn), so task B's figures are not the
-// benchmark's.
-export async function taskBFloatTflite(): Promise<{ bytes: Uint8Array; source: string; temporary: boolean }> {
-  return { bytes: writeTflite(temporaryFloatDigitsCnn()), source: 'TEMPORARY seeded random float CNN (not pretrained)', temporary: true };
+// Task A's arm (v) from bench/results/transfer-fp32-A.json: its result, or
+// why there is none. A run still going (or stopped) gives its curve so far,
+// marked partial in its settings.
+export function cachedTaskAv(): { result: ArmResult; cache: CachedFp32Arm } | { missing: string } {
+  const c = readCachedFp32ArmAv();
+  const rerun = 'run `npx tsx bench/transfer/run-fp32.ts --task A --arm v` (about 1-2 hours) or `npm run bench:transfer -- --rerun-fp32`';
+  if (!c) return { missing: `no cached run (bench/results/transfer-fp32-A.json): ${rerun}` };
+  if (!c.matches) return { missing: `bench/results/transfer-fp32-A.json is for protocol ${c.protocolHash.slice(0, 12)}, this one is ${c.expectedHash.slice(0, 12)}: ${rerun}` };
+  if (!c.complete) {
+    const last = c.result.curve.at(-1)?.samples ?? 0;
+    c.result.settings.partial = `the cached run stopped at ${last} of ${c.result.samples} samples: its final accuracy is the accuracy after ${last}`;
+  }
+  return { result: c.result, cache: c };
 }

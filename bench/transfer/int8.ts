@@ -27,7 +27,7 @@ import { type Plan, encodePlan } from '../../src/core/plan-format.js';
 import { PlanRuntime, seededSample } from '../../src/core/plan-runtime.js';
 import { crc32Hex } from '../../src/core/crc32.js';
 import { type HoldoutSample, holdoutAccuracy } from '../../src/core/rollback.js';
-import { Xorshift32, shuffledIndices } from '../../src/core/rng.js';
+import { shuffledIndices } from '../../src/core/rng.js';
 import { NodeDispatch, repoRoot } from '../../src/node/addon.js';
 import { loadMnist } from '../../src/node/mnist.js';
 import { measurePlanStep } from '../train-plan.js';
@@ -57,39 +57,55 @@ export const ARM_SPECS: Record<XstrainArm, ArmSpec> = {
   iv: { label: 'xstrain int8, classifier only, QAS + LQM', optimizer: 'lqm', qas: true, classifierOnly: true },
 };
 
-// Learning rates (weights and biases alike, as `xstrain compile --lr`),
-// chosen by `tsx bench/transfer.ts --tune-only` from power-of-two grids on
-// TRAINING data only (TUNE below; never the test set).
-// Without QAS the int8-domain steps are smaller by s_W^2 (weights) and
-// (s_in s_W)^2 (biases), so arm iii's grid is far larger.
-export const LR_GRID: Record<XstrainArm, number[]> = {
-  i: [-11, -10, -9, -8, -7, -6, -5, -4].map((e) => 2 ** e),
-  ii: [-9, -8, -7, -6, -5, -4].map((e) => 2 ** e),
-  iii: [10, 11, 12, 13, 14, 15].map((e) => 2 ** e),
-  iv: [-9, -8, -7, -6, -5, -4].map((e) => 2 ** e),
+// Learning rates, as `xstrain compile --lr X --backbone-lr F`: the
+// classifier's weights and biases step at lr, every earlier layer's at
+// lr x backbone (backboneLrFactor, src/compiler/train/lower.ts). Chosen by
+// `tsx bench/transfer.ts --tune-only` from power-of-two grids on TRAINING
+// data only (TUNE below; never the test set). Without QAS the int8-domain
+// steps are smaller by s_W^2 (weights) and (s_in s_W)^2 (biases), so arm
+// iii's grid is far larger.
+export interface Rate {
+  lr: number;
+  backbone: number; // factor of the layers before the classifier (1: one rate for all)
+}
+const grid = (lrs: number[], backbones: number[]): Rate[] => lrs.flatMap((lr) => backbones.map((backbone) => ({ lr: 2 ** lr, backbone: 2 ** backbone })));
+// Task A: one rate for all (backbone 1) at the best of an earlier one-rate
+// grid, and larger head rates with slower backbones. Task B (a small CNN
+// quantised from fp32, far from its data): much smaller steps, so a wider
+// grid (its tuning takes seconds).
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, k) => from + k);
+export const RATE_GRID: Record<'A' | 'B', Record<XstrainArm, Rate[]>> = {
+  A: {
+    i: [...grid([-9], [0]), ...grid([-7, -6, -5, -4], [-3, -5, -7])],
+    ii: [...grid([-8], [0]), ...grid([-7, -6, -5], [-3, -5, -7])],
+    iii: [...grid([12], [0]), ...grid([13, 14, 15], [-3, -5, -7])],
+    iv: grid([-7, -6, -5, -4], [0]),
+  },
+  B: {
+    i: grid(range(-16, -8), [0, -3]),
+    ii: grid(range(-16, -8), [0, -3]),
+    iii: grid(range(0, 12), [0, -3]),
+    iv: grid(range(-16, -7), [0]),
+  },
 };
 // The stream's first 3/4 trained, its last 1/4 scored (task A: 1,500 and
 // 500; task B: 750 and 250): a run almost as long as the arm's, since
 // short runs hide late instability (500 steps chose 2^-4 for arm i, which
 // collapses after 750 samples).
 export const TUNE = { trainShare: 0.75 } as const;
-// Measured with --tune-only (bench/results/transfer-tuning.json, task A,
-// 2026-11-23; accuracy on the stream's last 500 images after its first
-// 1,500; single runs, so a few points of noise):
-//   A (i)   2^-11 30.2, 2^-10 33.8, 2^-9 44.0, 2^-8 34.0, 2^-7 31.6, 2^-6 38.2, 2^-5 31.6, 2^-4 28.2 %
-//   A (ii)  2^-9 32.2, 2^-8 40.4, 2^-7 35.4, 2^-6 26.4, 2^-5 27.4, 2^-4 27.0 %
-//   A (iii) 2^10 37.6, 2^11 36.6, 2^12 40.8, 2^13 33.4, 2^14 30.0, 2^15 35.4 %
-//   A (iv)  2^-9 22.8, 2^-8 26.0, 2^-7 33.0, 2^-6 41.2, 2^-5 45.6, 2^-4 42.4 %
-// (A first tune, 500 trained / 500 scored, chose 2^-4 for arm i: it
-// collapsed after 750 samples of the full run, hence the longer tune.)
-// Task B's were tuned on the TEMPORARY random CNN (fp32-link.ts
-// taskBFloatTflite, 500 / 500): tune them again on the pretrained one
-// (tsx bench/transfer.ts --tune-only --tasks B).
-//   B (i) 2^-8, (ii) 2^-7, (iii) 2^14, (iv) 2^-8
-export const LR: Record<'A' | 'B', Record<XstrainArm, number>> = {
-  A: { i: 2 ** -9, ii: 2 ** -8, iii: 2 ** 12, iv: 2 ** -5 },
-  B: { i: 2 ** -8, ii: 2 ** -7, iii: 2 ** 14, iv: 2 ** -8 },
+// RATES: what --tune-only chose (bench/results/transfer-tuning.json; single
+// runs, 500 scored training images of task A, so a few points of noise):
+//   A (i)   2^-9 44.0; 2^-7 x2^-3/-5/-7 42.8/37.0/34.2; 2^-6 37.0/47.6/43.2;
+//           2^-5 39.6/44.2/46.0; 2^-4 37.2/38.6/46.6 %
+//   A (ii)  2^-8 40.4; 2^-7 31.2/28.6/24.4; 2^-6 41.2/35.2/33.8; 2^-5 36.2/42.2/41.8 %
+//   A (iii) 2^12 40.8; 2^13 39.4/48.4/48.0; 2^14 35.2/35.6/40.8; 2^15 38.4/32.2/32.0 %
+//   A (iv)  2^-9 22.8, 2^-8 26.0, 2^-7 33.0, 2^-6 41.2, 2^-5 45.6, 2^-4 42.4 % (earlier grid)
+// (x2^-k: the backbone factor; a plain 2^e: one rate for all layers.)
+export const RATES: Record<'A' | 'B', Record<XstrainArm, Rate>> = {
+  A: { i: { lr: 2 ** -6, backbone: 2 ** -5 }, ii: { lr: 2 ** -5, backbone: 2 ** -5 }, iii: { lr: 2 ** 13, backbone: 2 ** -5 }, iv: { lr: 2 ** -5, backbone: 1 } },
+  B: { i: { lr: 2 ** -8, backbone: 1 }, ii: { lr: 2 ** -7, backbone: 1 }, iii: { lr: 2 ** 14, backbone: 1 }, iv: { lr: 2 ** -8, backbone: 1 } },
 };
+export const rateText = (r: Rate): string => `2^${Math.log2(r.lr)}${r.backbone === 1 ? '' : `, backbone x2^${Math.log2(r.backbone)}`}`;
 
 export function boardArenaBytes(board = BOARD): number {
   const b = JSON.parse(readFileSync(join(repoRoot, 'boards', `${board}.json`), 'utf8')) as { arenaBytes?: unknown };
@@ -169,7 +185,7 @@ export interface ArmPlan {
   memoryLevel: string;
   plan: Plan;
   blob: Uint8Array;
-  lr: number;
+  rate: Rate;
 }
 
 // The board scheme: greedy by bytes within the arena, for the arm's
@@ -178,7 +194,7 @@ export function boardScheme(model: XstrainModel, optimizer: Optimizer = 'lqm'): 
   return new SchemeFitter(model.graph, { budget: boardArenaBytes(), budgetSource: `board ${BOARD}`, head: model.head, optimizer }).choose();
 }
 
-export function compileArm(model: XstrainModel, arm: XstrainArm, lr: number, scheme?: SparseUpdateScheme): ArmPlan {
+export function compileArm(model: XstrainModel, arm: XstrainArm, rate: Rate, scheme?: SparseUpdateScheme): ArmPlan {
   const spec = ARM_SPECS[arm];
   const fitter = new SchemeFitter(model.graph, { budget: boardArenaBytes(), budgetSource: `board ${BOARD}`, head: model.head, optimizer: spec.optimizer });
   let s: SparseUpdateScheme, origin: string;
@@ -187,9 +203,9 @@ export function compileArm(model: XstrainModel, arm: XstrainArm, lr: number, sch
   else if (arm === 'i') [s, origin] = [fitter.choose(), `chosen greedily by bytes for board ${BOARD} (${boardArenaBytes()} B arena)`];
   else [s, origin] = [boardScheme(model, ARM_SPECS.i.optimizer), `arm i's (chosen greedily by bytes for board ${BOARD} with LQM's state)`];
   const fitted = fitter.fit(s);
-  const plan = lowerTraining(model.graph, fitted.compiled, { lr, lrBias: lr, qas: spec.qas });
+  const plan = lowerTraining(model.graph, fitted.compiled, { lr: rate.lr, lrBias: rate.lr, backboneLrFactor: rate.backbone, qas: spec.qas });
   if (plan.arenaBytes > boardArenaBytes()) throw fitter.overBudget(s);
-  return { arm, scheme: s, schemeOrigin: origin, memoryLevel: fitted.level.name, plan, blob: encodePlan(plan), lr };
+  return { arm, scheme: s, schemeOrigin: origin, memoryLevel: fitted.level.name, plan, blob: encodePlan(plan), rate };
 }
 
 export function loadRuntime(p: ArmPlan): PlanRuntime {
@@ -238,7 +254,7 @@ export function xsSpotCheck(p: ArmPlan, steps = 3, seed = 5): { identical: boole
 // ---- one arm -----------------------------------------------------------------------
 
 export interface RunOptions {
-  lr?: number; // default LR[task][arm]
+  rate?: Rate; // default RATES[task][arm]
   scheme?: SparseUpdateScheme; // default: arm i's board scheme (arms i-iii), the classifier (iv)
   every?: number; // evaluation interval in samples (EVAL_EVERY)
   m4?: boolean; // count the instructions of a step on Cortex-M4F (default true)
@@ -247,9 +263,9 @@ export interface RunOptions {
 }
 
 export async function runXstrainArm(task: TransferTask, model: XstrainModel, arm: XstrainArm, o: RunOptions = {}): Promise<ArmResult> {
-  const lr = o.lr ?? LR[task.id][arm];
+  const rate = o.rate ?? RATES[task.id][arm];
   const every = o.every ?? EVAL_EVERY;
-  const p = compileArm(model, arm, lr, o.scheme);
+  const p = compileArm(model, arm, rate, o.scheme);
   const rt = loadRuntime(p);
   const train = quantizedSamples(model.graph, task.train), test = quantizedSamples(model.graph, task.test);
   const curve: CurvePoint[] = [{ samples: 0, accuracy: holdoutAccuracy(rt, test) }];
@@ -279,7 +295,8 @@ export async function runXstrainArm(task: TransferTask, model: XstrainModel, arm
     stepInstructionsM4: m4?.instructions ?? null,
     hostMsPerStep: Number(stepNs) / 1e6 / train.length,
     settings: {
-      optimizer: spec.optimizer, qas: spec.qas, lr, lrBias: lr, lrLog2: Math.log2(lr),
+      optimizer: spec.optimizer, qas: spec.qas, lr: rate.lr, lrBias: rate.lr, lrLog2: Math.log2(rate.lr),
+      backboneLrFactor: rate.backbone, backboneLrLog2: Math.log2(rate.backbone), rate: rateText(rate),
       scheme: JSON.stringify(p.scheme), schemeOrigin: p.schemeOrigin, memoryLevel: p.memoryLevel, board: BOARD,
       model: model.source, batch: 1, engine: 'plan runtime on the C kernels (Node addon)',
       hostLoadAverage1m: Math.round(loadavg()[0]! * 100) / 100, // host ms per step were measured under this load
@@ -291,52 +308,24 @@ export async function runXstrainArm(task: TransferTask, model: XstrainModel, arm
 
 // ---- learning-rate tuning (training data only) ----------------------------------------
 
-export interface TuneRow { lr: number; accuracy: number }
+export interface TuneRow { rate: Rate; accuracy: number }
 
 // Trains the first 3/4 of the stream and scores its last 1/4 (training
 // images, never the test set); each lr of the grid from the same start.
-export function tuneArm(task: TransferTask, model: XstrainModel, arm: XstrainArm, grid: readonly number[] = LR_GRID[arm],
-  o: { scheme?: SparseUpdateScheme } = {}): { best: number; rows: TuneRow[] } {
+export function tuneArm(task: TransferTask, model: XstrainModel, arm: XstrainArm, rates: readonly Rate[] = RATE_GRID[task.id][arm],
+  o: { scheme?: SparseUpdateScheme } = {}): { best: Rate; rows: TuneRow[] } {
   const steps = Math.round(task.train.count * TUNE.trainShare);
   const evalN = task.train.count - steps;
   if (evalN <= 0) throw new Error(`tuning task ${task.id}: ${task.train.count} training images leave none to score after ${steps} steps`);
   const train = quantizedSamples(model.graph, task.train, 0, steps);
   const score = quantizedSamples(model.graph, task.train, task.train.count - evalN);
   const scheme = o.scheme ?? (ARM_SPECS[arm].classifierOnly ? undefined : boardScheme(model, ARM_SPECS.i.optimizer));
-  const rows = grid.map((lr) => {
-    const rt = loadRuntime(compileArm(model, arm, lr, scheme));
+  const rows = rates.map((rate) => {
+    const rt = loadRuntime(compileArm(model, arm, rate, scheme));
     for (const x of train) rt.step(x.input, x.label);
-    return { lr, accuracy: holdoutAccuracy(rt, score) };
+    return { rate, accuracy: holdoutAccuracy(rt, score) };
   });
-  const best = rows.reduce((a, b) => (b.accuracy > a.accuracy ? b : a)).lr;
+  const best = rows.reduce((a, b) => (b.accuracy > a.accuracy ? b : a)).rate;
   return { best, rows };
 }
 
-// ---- TEMPORARY: a float CNN for task B until bench/transfer/pretrain.ts ------------------
-// (the fp32 branch) provides the MNIST-pretrained one. Seeded random
-// weights, not pretrained: only for developing the task B arms.
-// 28x28x1 -> conv3x3/2 8 relu -> conv3x3/2 16 relu -> FC 10 (on the 7x7x16 map) -> softmax
-export function temporaryFloatDigitsCnn(seed = 1): Graph {
-  const rng = new Xorshift32(seed);
-  const f32 = (values: ArrayLike<number>) => new Uint8Array(Float32Array.from(values).buffer);
-  const uniform = (n: number, r: number) => Array.from({ length: n }, () => (r * (rng.int(0, 65535) - 32768)) / 32768);
-  const t = (name: string, shape: number[], data: Uint8Array | null = null): GraphTensor => ({ name, dtype: 'float32', shape, quant: null, data });
-  const he = (fanIn: number) => Math.sqrt(6 / fanIn);
-  const tensors: GraphTensor[] = [
-    t('input', [1, 28, 28, 1]),
-    t('conv1/w', [8, 3, 3, 1], f32(uniform(8 * 9, he(9)))), t('conv1/b', [8], f32(new Array(8).fill(0))), t('conv1', [1, 14, 14, 8]),
-    t('conv2/w', [16, 3, 3, 8], f32(uniform(16 * 72, he(72)))), t('conv2/b', [16], f32(new Array(16).fill(0))), t('conv2', [1, 7, 7, 16]),
-    t('fc/w', [10, 784], f32(uniform(7840, he(784)))), t('fc/b', [10], f32(new Array(10).fill(0))), t('logits', [1, 10]),
-    t('probs', [1, 10]),
-  ];
-  const conv = { padding: 'same' as const, strideH: 2, strideW: 2, dilationH: 1, dilationW: 1, activation: 'relu' as const };
-  return {
-    name: 'temporary-digits-cnn', tensors, inputs: [0], outputs: [10],
-    ops: [
-      { kind: 'conv2d', index: 0, inputs: [0, 1, 2], outputs: [3], ...conv },
-      { kind: 'conv2d', index: 1, inputs: [3, 4, 5], outputs: [6], ...conv },
-      { kind: 'fully_connected', index: 2, inputs: [6, 7, 8], outputs: [9], activation: 'none', keepNumDims: false },
-      { kind: 'softmax', index: 3, inputs: [9], outputs: [10], beta: 1 },
-    ],
-  };
-}
