@@ -19,6 +19,7 @@ import { describe, expect, it } from 'vitest';
 import { buildMobileNetV2 } from '../src/compiler/arch/mobilenetv2.js';
 import { importTflite } from '../src/compiler/tflite/import.js';
 import type { SparseUpdateScheme } from '../src/compiler/train/scheme.js';
+import { SchemeFitter } from '../src/compiler/train/budget.js';
 import { type CompiledPlan, compilePlan, LoweringError } from '../src/compiler/train/lower.js';
 import type { Optimizer } from '../src/compiler/train/train-graph.js';
 import { ArenaLayout } from '../src/core/arena.js';
@@ -431,5 +432,25 @@ describe('backboneLrFactor: the layers before the classifier learn at lr x facto
     }
     expect(moved).toBeGreaterThan(0);
     expect(() => compilePlan(model, { ...o, backboneLrFactor: 0 })).toThrow(/backboneLrFactor 0 is not a positive number/);
+  });
+});
+
+describe('the greedy scheme (SchemeFitter.choose)', () => {
+  it('adds the whole weights of spatial and depthwise layers with what the budget leaves, and only when they fit', () => {
+    const model = tflite('micro_speech_quantized');
+    const choose = (budget: number) => new SchemeFitter(model, { budget, budgetSource: 'test', head: 'keep', optimizer: 'lqm' }).choose();
+    const roomy = choose(96 * 1024);
+    // micro_speech: a 10x8 conv (layer 0) and the classifier.
+    expect(roomy).toEqual({ biasLayers: 2, weights: [{ layer: 0 }] });
+    const fitter = new SchemeFitter(model, { budget: 96 * 1024, budgetSource: 'test', head: 'keep', optimizer: 'lqm' });
+    const withConv = fitter.fit(roomy).arenaBytes, without = fitter.fit({ biasLayers: 2, weights: [] }).arenaBytes;
+    expect(withConv).toBeGreaterThan(without);
+    // One byte short of the conv's weights: the rest of the scheme, without them.
+    expect(choose(withConv - 1)).toEqual({ biasLayers: 2, weights: [] });
+    expect(choose(withConv)).toEqual(roomy);
+    // person_detect on the Moddable Two's arena: the pointwise slices fill
+    // it; no depthwise layer is left room (the main job's scheme).
+    const pd = new SchemeFitter(tflite('person_detect'), { budget: 98304, budgetSource: 'test', head: { classes: 10, seed: 1 }, optimizer: 'lqm' }).choose();
+    expect(pd).toEqual({ biasLayers: 6, weights: [{ layer: 26, ratio: 0.5 }, { layer: 24, ratio: 0.25 }, { layer: 22, ratio: 0.25 }] });
   });
 });

@@ -315,6 +315,21 @@ export class SchemeFitter {
       }
       progress?.(`layer ${l}: ${JSON.stringify(s)}`);
     }
+    // Then, with what is left of the budget, the whole weights of the
+    // spatial (3x3) convs and depthwise layers whose biases train, last
+    // layer first, where their kernels exist: a small network can train
+    // every layer. (Pointwise layers come first: per byte of arena their
+    // updates do the most, the paper's observation.)
+    for (let l = L - 2; l >= L - s.biasLayers; l--) {
+      const layer = this.layers[l]!;
+      const pointwise = layer.kind === 'fully_connected' || (layer.kind === 'conv2d' && layer.kH === 1 && layer.kW === 1);
+      if (pointwise || s.weights.some((w) => w.layer === l)) continue;
+      const t: SparseUpdateScheme = { ...s, weights: [...s.weights, { layer: l }] };
+      if (this.lowerable(t) && this.fits(t)) {
+        s = t;
+        progress?.(`layer ${l} (all its weights): ${JSON.stringify(s)}`);
+      }
+    }
     return s;
   }
 }
