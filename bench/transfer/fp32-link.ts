@@ -1,6 +1,6 @@
 // Where the fp32 arms (tfjs: bench/transfer/fp32.ts, pretrain.ts) plug into
 // npm run bench:transfer and its test.
-import type { TransferTask } from './data.js';
+import { TASK_A, type TransferTask } from './data.js';
 import { type CachedFp32Arm, readCachedFp32ArmAv, runFp32ArmFor } from './fp32.js';
 import { pretrainedMnistCnn } from './pretrain.js';
 import type { ArmResult } from './types.js';
@@ -35,7 +35,7 @@ export function cachedTaskAv(): { result: ArmResult; cache: CachedFp32Arm } | { 
   if (!c.matches) return { missing: `bench/results/transfer-fp32-A.json is for protocol ${c.protocolHash.slice(0, 12)}, this one is ${c.expectedHash.slice(0, 12)}: ${rerun}` };
   if (!c.complete) {
     const last = c.result.curve.at(-1)?.samples ?? 0;
-    c.result.settings.partial = `the cached run stopped at ${last} of ${c.result.samples} samples: its final accuracy is the accuracy after ${last}`;
+    c.result.settings.partial = `the cached run has reached ${last} of ${TASK_A.train} samples: its final accuracy is the accuracy after ${last}`;
   }
   return { result: c.result, cache: c };
 }

@@ -77,10 +77,12 @@ function taskMarkdown(id: 'A' | 'B', t: TaskReport, svg: string): string {
     const s = r.settings;
     const lr = typeof s.lrLog2 === 'number' ? `2^${s.lrLog2}` : String(s.lr ?? '');
     const scheme = r.engine === 'xstrain' ? `${s.scheme}` : String(s.scheme ?? s.update ?? '');
-    return `| (${k}) | ${r.label} | ${pct(r.accuracyBefore)} | **${pct(r.finalAccuracy)}** | ${pct(lateMean(r))} | ${bytes(r.peakTrainingBytes)} | ` +
+    const partial = typeof s.partial === 'string' ? ` (PARTIAL: ${s.partial})` : '';
+    return `| (${k}) | ${r.label}${partial} | ${pct(r.accuracyBefore)} | **${pct(r.finalAccuracy)}** | ${pct(lateMean(r))} | ${bytes(r.peakTrainingBytes)} | ` +
       `${r.stepInstructionsM4 === null ? '–' : `${(r.stepInstructionsM4 / 1e6).toFixed(1)} M`} | ${r.hostMsPerStep.toFixed(2)} | ${lr}; ${scheme.replace(/\|/g, '\\|')} |`;
   });
-  const g = goals(t).map((x) => `- ${x.met === null ? '–' : x.met ? 'met' : '**not met**'}: ${x.goal}: ${x.detail}`);
+  const vPartial = typeof t.arms.v?.settings.partial === 'string' ? ' (arm (v) is a partial run: compared at the accuracy it had reached)' : '';
+  const g = goals(t).map((x) => `- ${x.met === null ? '–' : x.met ? 'met' : '**not met**'}: ${x.goal}: ${x.detail}${/arm \(v\)/.test(x.goal) ? vPartial : ''}`);
   const xs = ARMS.filter((k) => t.arms[k]?.engine === 'xstrain').map((k) => `(${k}) ${String(t.arms[k]!.settings.xsBitIdentical ?? 'not checked')}`);
   const load = ARMS.filter((k) => t.arms[k]?.engine === 'xstrain').map((k) => `(${k}) ${String(t.arms[k]!.settings.hostLoadAverage1m ?? '?')}`);
   const curves = ARMS.filter((k) => t.arms[k]).map((k) => `(${k}) ${t.arms[k]!.curve.map((p) => `${p.samples}: ${pct(p.accuracy)}`).join(', ')}`);
