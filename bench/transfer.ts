@@ -162,7 +162,10 @@ async function main(args: string[]): Promise<void> {
     });
     if (tasks.some((t) => XSTRAIN_ARMS.some((a) => rateText(lr[t][a]) !== rateText(RATES[t][a])))) log('tuned learning rates differ from the constants in bench/transfer/int8.ts RATES: update them to fix the protocol');
     if (tuneOnly) {
-      writeFileSync(join(outDir, 'transfer-tuning.json'), `${JSON.stringify({ when: new Date().toISOString(), tasks, tune: TUNE, tuning }, null, 1)}\n`);
+      // Merged into what earlier tunings wrote (one task at a time).
+      const file = join(outDir, 'transfer-tuning.json');
+      const before = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { tuning?: Record<string, unknown> }).tuning ?? {} : {};
+      writeFileSync(file, `${JSON.stringify({ when: new Date().toISOString(), tune: TUNE, tuning: { ...before, ...tuning } }, null, 1)}\n`);
       log(`wrote ${join(outDir, 'transfer-tuning.json').slice(repoRoot.length + 1)}`);
       return;
     }
