@@ -81,7 +81,8 @@ function taskMarkdown(id: 'A' | 'B', t: TaskReport, svg: string): string {
     return `| (${k}) | ${r.label}${partial} | ${pct(r.accuracyBefore)} | **${pct(r.finalAccuracy)}** | ${pct(lateMean(r))} | ${bytes(r.peakTrainingBytes)} | ` +
       `${r.stepInstructionsM4 === null ? '–' : `${(r.stepInstructionsM4 / 1e6).toFixed(1)} M`} | ${r.hostMsPerStep.toFixed(2)} | ${lr}; ${scheme.replace(/\|/g, '\\|')} |`;
   });
-  const vPartial = typeof t.arms.v?.settings.partial === 'string' ? ' (arm (v) is a partial run: compared at the accuracy it had reached)' : '';
+  const vLast = t.arms.v?.curve.at(-1)?.samples;
+  const vPartial = typeof t.arms.v?.settings.partial === 'string' ? ` (arm (v) is a partial run, ${vLast} samples so far: not yet the protocol's comparison)` : '';
   const g = goals(t).map((x) => `- ${x.met === null ? '–' : x.met ? 'met' : '**not met**'}: ${x.goal}: ${x.detail}${/arm \(v\)/.test(x.goal) ? vPartial : ''}`);
   const xs = ARMS.filter((k) => t.arms[k]?.engine === 'xstrain').map((k) => `(${k}) ${String(t.arms[k]!.settings.xsBitIdentical ?? 'not checked')}`);
   const load = ARMS.filter((k) => t.arms[k]?.engine === 'xstrain').map((k) => `(${k}) ${String(t.arms[k]!.settings.hostLoadAverage1m ?? '?')}`);
