@@ -35,7 +35,7 @@ import {
   ARM_SPECS, CALIBRATION, EVAL_EVERY, RATES, RATE_GRID, type Rate, TUNE, XSTRAIN_ARMS, rateText, type XstrainArm, type XstrainModel,
   boardArenaBytes, runXstrainArm, taskAModel, taskBModel, tuneArm,
 } from './transfer/int8.js';
-import { FP32_A_V_FILE, cachedTaskAv, runFp32, taskBFloatTflite } from './transfer/fp32-link.js';
+import { cachedTaskAv, runFp32, taskBFloatTflite, withIssuePeak } from './transfer/fp32-link.js';
 import { type TransferReport, writeReport } from './transfer/report.js';
 import type { ArmId, ArmResult } from './transfer/types.js';
 
@@ -134,8 +134,9 @@ async function main(args: string[]): Promise<void> {
     if ('result' in c && !report.protocol.quick) {
       report.tasks.A.arms.v = c.result;
       delete report.tasks.A.missing.v;
-      writeFileSync(join(outDir, 'transfer.json'), `${JSON.stringify(report, null, 1)}\n`);
     }
+    for (const t of Object.values(report.tasks)) for (const r of Object.values(t.arms)) if (r) withIssuePeak(r);
+    writeFileSync(join(outDir, 'transfer.json'), `${JSON.stringify(report, null, 1)}\n`);
     const written = await writeReport(report, outDir);
     log(`wrote ${written.map((f) => f.slice(repoRoot.length + 1)).join(', ')}`);
     return;

@@ -55,8 +55,14 @@ export function goals(t: TaskReport): { goal: string; met: boolean | null; detai
   out.push(i && v
     ? { goal: 'arm (i) within 1 point of arm (v)\'s final accuracy', met: i.finalAccuracy >= v.finalAccuracy - 0.01, detail: `${pct(i.finalAccuracy)} vs ${pct(v.finalAccuracy)}` }
     : { goal: 'arm (i) within 1 point of arm (v)\'s final accuracy', met: null, detail: need('(i), (v)', i, v)! });
+  const tensors = (r: ArmResult) => (typeof r.memory.tensorPeakBytes === 'number' ? r.memory.tensorPeakBytes : r.peakTrainingBytes);
   out.push(i && v
-    ? { goal: '≥1,000x less training memory than arm (v)', met: v.peakTrainingBytes / i.peakTrainingBytes >= 1000, detail: `${(v.peakTrainingBytes / i.peakTrainingBytes).toFixed(0)}x (${bytes(i.peakTrainingBytes)} vs ${bytes(v.peakTrainingBytes)})` }
+    ? {
+      goal: '≥1,000x less training memory than arm (v)', met: v.peakTrainingBytes / i.peakTrainingBytes >= 1000,
+      detail: `${(v.peakTrainingBytes / i.peakTrainingBytes).toFixed(0)}x (${bytes(i.peakTrainingBytes)} vs ${bytes(v.peakTrainingBytes)}: ` +
+        `tfjs's live tensors plus the process's RSS growth, the issue's measure); against tfjs's live tensors alone ` +
+        `${(tensors(v) / i.peakTrainingBytes).toFixed(0)}x (${bytes(tensors(v))})`,
+    }
     : { goal: '≥1,000x less training memory than arm (v)', met: null, detail: need('(i), (v)', i, v)! });
   for (const k of ['ii', 'iii', 'iv'] as const) {
     const o = a[k];
