@@ -56,8 +56,6 @@ const QUICK: TaskOptions = { train: 300, test: 300 };
 const taskOptions = (quick: boolean): TaskOptions => (quick ? QUICK : {});
 const loadTask = (id: TaskId, quick: boolean): TransferTask => (id === 'A' ? loadTaskA(taskOptions(quick)) : loadTaskB(taskOptions(quick)));
 
-// ---- the fp32 arms (bench/transfer/fp32-link.ts) ----------------------------------------
-
 // ---- a job, in a child process -----------------------------------------------------------
 
 function xstrainModel(job: Job): XstrainModel {

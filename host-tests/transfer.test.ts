@@ -8,9 +8,9 @@
 // Also: arms (i)-(iii) train the same board scheme within the board's
 // arena, arm (iv) the classifier only, and the curve is the one asked for;
 // task A's arm (i) plan trains bit-identically on the XS engine.
-// The fp32 arms (v), (vi) run through bench/transfer/fp32-link.ts when the
-// fp32 branch's module is there (task A's arm (v) is left to the benchmark:
-// full fine-tuning of person_detect in tfjs takes seconds per step).
+// The fp32 arms (v), (vi) run through bench/transfer/fp32-link.ts (task
+// A's arm (v) is left to the benchmark: full fine-tuning of person_detect
+// in tfjs takes seconds per step).
 import { describe, expect, it } from 'vitest';
 import { type TransferTask, loadTaskA, loadTaskB } from '../bench/transfer/data.js';
 import { runFp32, taskBFloatTflite } from '../bench/transfer/fp32-link.js';

@@ -31,15 +31,12 @@ import { shuffledIndices } from '../../src/core/rng.js';
 import { NodeDispatch, repoRoot } from '../../src/node/addon.js';
 import { loadMnist } from '../../src/node/mnist.js';
 import { measurePlanStep } from '../train-plan.js';
-import { type ImageSplit, type TransferTask, imageOf } from './data.js';
+import { type ImageSplit, TRANSFER_HEAD_SEED, type TransferTask, imageOf } from './data.js';
 import type { ArmId, ArmResult, CurvePoint } from './types.js';
 
 export type XstrainArm = Extract<ArmId, 'i' | 'ii' | 'iii' | 'iv'>;
 export const XSTRAIN_ARMS: readonly XstrainArm[] = ['i', 'ii', 'iii', 'iv'];
 
-// The seed of task A's new 10-class head (prepareHead), the same one the
-// fp32 arms start from (data.ts TRANSFER_HEAD_SEED on the fp32 branch).
-export const HEAD_SEED = 1;
 export const BOARD = 'moddable_two';
 export const EVAL_EVERY = 250;
 
@@ -131,7 +128,7 @@ export interface XstrainModel {
 export function taskAModel(): XstrainModel {
   const bytes = new Uint8Array(readFileSync(join(repoRoot, 'models', 'person_detect.tflite')));
   return {
-    task: 'A', graph: importModel(bytes, 'person_detect').graph, head: { classes: 10, seed: HEAD_SEED },
+    task: 'A', graph: importModel(bytes, 'person_detect').graph, head: { classes: 10, seed: TRANSFER_HEAD_SEED },
     source: 'models/person_detect.tflite (int8), new 10-class head (seed 1)',
   };
 }
